@@ -1,0 +1,1 @@
+"""Ground Truth formats, templates, manifests and the CreateLabelingJob tooling."""

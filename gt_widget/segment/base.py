@@ -1,0 +1,117 @@
+"""The segmenter interface shared by MobileSAM, the GrabCut fallback, the widget and batch pre-labeling.
+
+Conventions (as segment-anything's predictor):
+- ``set_image`` is the expensive step (once per image); ``predict`` is cheap and may be called many times.
+- Coordinates are (x, y) pixels of the *original* image, x right, y down; floats allowed.
+- Extreme points are 4 (x, y) points: top-, bottom-, left-, right-most of the object, in any order.
+- Clicks are (x, y, is_positive): positive = "this pixel belongs to the object".
+- Masks are bool (H, W) at full image resolution.
+- ``set_image`` must be safe to call from a background thread while the UI thread waits; a segmenter
+  is otherwise not thread-safe (one caller at a time).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from gt_widget.errors import PromptError
+from gt_widget.imageio import ImageSource
+
+Point = tuple[float, float]
+Click = tuple[float, float, bool]
+
+
+@dataclass
+class Candidate:
+    """An alternative mask the model considered (the UI lets the user cycle through them)."""
+
+    mask: np.ndarray
+    score: float
+
+
+@dataclass
+class Prediction:
+    """Result of ``Segmenter.predict``.
+
+    ``mask``: bool (H, W); ``score``: the model's confidence in 0..1 (predicted IoU for MobileSAM);
+    ``candidates``: alternatives, best first, ``mask`` among them; ``state``: opaque, model-specific data
+    (e.g. low-resolution logits) that a later ``predict(..., previous=this)`` reuses.
+    """
+
+    mask: np.ndarray
+    score: float
+    candidates: list[Candidate] = field(default_factory=list)
+    state: Any = None
+
+
+@runtime_checkable
+class Segmenter(Protocol):
+    """What the widget and batch tools need from a segmenter."""
+
+    name: str
+
+    def set_image(self, image: ImageSource) -> None:
+        """Load ``image`` and compute whatever per-image state ``predict`` needs (expensive)."""
+
+    def predict(
+        self,
+        extreme_points: Sequence[Sequence[float]] | None = None,
+        clicks: Sequence[Sequence[Any]] = (),
+        previous: Prediction | None = None,
+        box: Sequence[float] | None = None,
+    ) -> Prediction:
+        """Segment the object given by 4 extreme points (or a box), refined by clicks (cheap)."""
+
+    @property
+    def image_shape(self) -> tuple[int, int] | None:
+        """(H, W) of the current image, or None before ``set_image``."""
+
+
+def validate_points(points: Sequence[Sequence[float]] | None, shape: tuple[int, int], what: str) -> np.ndarray:
+    """(N, 2) float array of (x, y) points, checked to lie inside an image of ``shape`` = (H, W)."""
+    if points is None:
+        return np.zeros((0, 2), np.float64)
+    try:
+        arr = np.asarray([[float(p[0]), float(p[1])] for p in points], np.float64).reshape(-1, 2)
+    except (TypeError, ValueError, IndexError):
+        raise PromptError(f"{what} must be a list of (x, y) pixel pairs, got {points!r}") from None
+    h, w = shape
+    bad = ~np.isfinite(arr).all(axis=1) | (arr[:, 0] < -0.5) | (arr[:, 0] > w - 0.5)
+    bad |= (arr[:, 1] < -0.5) | (arr[:, 1] > h - 0.5)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise PromptError(
+            f"{what} point {i} = ({arr[i, 0]:g}, {arr[i, 1]:g}) is outside the {w}x{h} image; "
+            f"x must be in [0, {w - 1}] and y in [0, {h - 1}]"
+        )
+    return arr
+
+
+def validate_clicks(clicks: Sequence[Sequence[Any]], shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """((N, 2) float xy, (N,) bool positive) from (x, y, is_positive) triples, checked against ``shape``."""
+    triples = list(clicks)
+    for c in triples:
+        if len(c) != 3:
+            raise PromptError(f"a click must be (x, y, is_positive), got {c!r}")
+    xy = validate_points([(c[0], c[1]) for c in triples], shape, "click")
+    positive = np.asarray([bool(c[2]) for c in triples], bool)
+    return xy, positive
+
+
+def validate_extreme_points(points: Sequence[Sequence[float]], shape: tuple[int, int]) -> np.ndarray:
+    """(4, 2) float array of extreme points; exactly 4 are required."""
+    arr = validate_points(points, shape, "extreme")
+    if arr.shape[0] != 4:
+        raise PromptError(
+            f"auto-segment needs exactly 4 extreme points (top-, bottom-, left-, right-most), got {arr.shape[0]}"
+        )
+    return arr
+
+
+def box_from_points(points: np.ndarray) -> np.ndarray:
+    """XYXY box enclosing (N, 2) points (inclusive pixel coordinates)."""
+    return np.array([points[:, 0].min(), points[:, 1].min(), points[:, 0].max(), points[:, 1].max()], np.float64)

@@ -1,0 +1,1 @@
+"""The labeling widget (ipycanvas) and labeling sessions."""

@@ -1,0 +1,9 @@
+"""Command-line subcommands of gt_widget.widget."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add this area's subcommands to the top-level parser (placeholder until the area lands)."""
