@@ -7,7 +7,9 @@ green CI run always means the real model and data were exercised.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -49,3 +51,35 @@ def grabcut_dir(shared_dir: Path) -> Path:
 def rng() -> np.random.Generator:
     """A seeded generator, so failures reproduce."""
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a real moto S3 server on 127.0.0.1, with fake credentials in the environment.
+
+    Point boto3 at it with ``endpoint_url=s3_endpoint`` (or ``AWS_ENDPOINT_URL_S3``).
+    """
+    from tests.support.servers import FAKE_AWS_ENV, moto_s3_server
+
+    saved = {k: os.environ.get(k) for k in FAKE_AWS_ENV}
+    os.environ.update(FAKE_AWS_ENV)
+    try:
+        with moto_s3_server(tmp_path_factory.mktemp("moto")) as url:
+            yield url
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """A Playwright ``Browser`` (headless Debian Chromium), shared by the session's browser tests."""
+    from tests.support.servers import chromium_browser
+
+    if not Path("/usr/bin/chromium").exists() and not IN_CI:
+        pytest.skip("chromium not installed (make setup installs it)")
+    with chromium_browser() as b:
+        yield b
