@@ -1,15 +1,58 @@
 """Kernel-side segmentation: ``load_segmenter("mobilesam" | "grabcut")`` -> a ``Segmenter``.
 
-See ``gt_widget.segment.base`` for the conventions shared by every segmenter.
+See ``gt_widget.segment.base`` for the conventions shared by every segmenter::
+
+    seg = load_segmenter()                 # MobileSAM, or GrabCut with a warning when no weights
+    seg.set_image(image)                   # expensive, once per image (safe in a background thread)
+    pred = seg.predict(extreme_points=[(x, y)] * 4)
+    pred = seg.predict(extreme_points=pts, clicks=[(x, y, True)], previous=pred)   # refine
+
+A missed part: place 4 extreme points on the part alone and union its mask with the object's
+(``mask = pred.mask | part.mask``); the segmenters never merge predictions themselves.
 """
 
 from __future__ import annotations
 
+import warnings
+from pathlib import Path
+from typing import Any
+
+from gt_widget.errors import GtWidgetError, WeightsError
 from gt_widget.segment.base import Candidate, Click, Point, Prediction, Segmenter
 
 __all__ = ["Candidate", "Click", "Point", "Prediction", "Segmenter", "load_segmenter"]
 
+NAMES = ("mobilesam", "grabcut")
 
-def load_segmenter(name: str | None = None, **kwargs: object) -> Segmenter:
-    """Placeholder until the segmentation engine lands (issue 4)."""
-    raise NotImplementedError("segmentation engine under construction")
+
+def load_segmenter(name: str | None = None, **kwargs: Any) -> Segmenter:
+    """A ready segmenter by name.
+
+    ``"mobilesam"``: MobileSAM with the extreme-points recipe (``weights=`` path, else the cached or
+    downloaded checkpoint; raises ``WeightsError`` when none can be had). ``"grabcut"``: the OpenCV
+    fallback (no weights). ``None``: MobileSAM, else GrabCut with a ``RuntimeWarning`` saying why.
+    Other keyword arguments go to the segmenter's constructor (recipe flags, ``max_side``, ...).
+    """
+    if name is None:
+        try:
+            return load_segmenter("mobilesam", **kwargs)
+        except (WeightsError, ImportError) as exc:
+            warnings.warn(
+                f"MobileSAM is unavailable ({exc}); using the GrabCut fallback, which is slower to correct "
+                "and less accurate. Run `gt-widget weights fetch` (or pass weights=PATH) to use MobileSAM.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            grabcut_kwargs = {k: v for k, v in kwargs.items() if k != "weights"}
+            return load_segmenter("grabcut", **grabcut_kwargs)
+    key = str(name).strip().lower()
+    if key == "grabcut":
+        from gt_widget.segment.grabcut import GrabCutSegmenter
+
+        return GrabCutSegmenter(**kwargs)
+    if key in ("mobilesam", "mobile_sam", "sam"):
+        from gt_widget.segment.mobilesam_segmenter import MobileSamSegmenter  # type: ignore[import-not-found]
+
+        weights = kwargs.pop("weights", None)
+        return MobileSamSegmenter.from_weights(Path(weights) if weights is not None else None, **kwargs)
+    raise GtWidgetError(f"unknown segmenter {name!r}: choose one of {', '.join(NAMES)}")

@@ -115,3 +115,17 @@ def validate_extreme_points(points: Sequence[Sequence[float]], shape: tuple[int,
 def box_from_points(points: np.ndarray) -> np.ndarray:
     """XYXY box enclosing (N, 2) points (inclusive pixel coordinates)."""
     return np.array([points[:, 0].min(), points[:, 1].min(), points[:, 0].max(), points[:, 1].max()], np.float64)
+
+
+def validate_box(box: Sequence[float], shape: tuple[int, int]) -> np.ndarray:
+    """(4,) XYXY float box checked to lie inside an image of ``shape`` = (H, W); corners may come swapped."""
+    try:
+        b = np.asarray([float(v) for v in box], np.float64)
+    except (TypeError, ValueError):
+        raise PromptError(f"box must be 4 numbers (x0, y0, x1, y1), got {box!r}") from None
+    if b.shape != (4,):
+        raise PromptError(f"box must be 4 numbers (x0, y0, x1, y1), got {len(b)}")
+    corners = validate_points([(b[0], b[1]), (b[2], b[3])], shape, "box corner")
+    x0, x1 = sorted((corners[0, 0], corners[1, 0]))
+    y0, y1 = sorted((corners[0, 1], corners[1, 1]))
+    return np.array([x0, y0, x1, y1], np.float64)
