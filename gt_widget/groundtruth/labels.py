@@ -1,0 +1,128 @@
+"""The label category configuration file (``document-version`` 2018-11-28), written and read.
+
+Facts (../shared/reference/ground-truth.md §3.1, §4): ``{"document-version": "2018-11-28", "labels":
+[{"label": "cat"}, ...]}``, optionally with ``"instructions": {"shortInstruction", "fullInstruction"}``;
+labels are unique, at most 256 characters; semantic segmentation needs at least one label.
+
+Choices where the reference is silent:
+- a label may not be empty/blank, may not contain control characters (they cannot be typed in the worker UI),
+  and may not be ``BACKGROUND`` (the class name Ground Truth reserves for index 0 of ``internal-color-map``);
+- at most 255 labels, because the consolidated PNG is 8-bit with index 0 = BACKGROUND (palette.MAX_LABELS).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from gt_widget.errors import FormatError, ValidationError
+from gt_widget.groundtruth._files import atomic_write_text
+from gt_widget.palette import BACKGROUND_LABEL, MAX_LABELS
+
+DOCUMENT_VERSION = "2018-11-28"
+MAX_LABEL_CHARS = 256
+
+
+def label_problems(labels: Iterable[Any]) -> list[str]:
+    """One line per broken rule of a label list (empty when the list is usable)."""
+    items = list(labels)
+    problems: list[str] = []
+    if not items:
+        problems.append("labels: the list is empty; give at least one label, e.g. ['cat', 'dog']")
+    if len(items) > MAX_LABELS:
+        problems.append(f"labels: {len(items)} labels given; at most {MAX_LABELS} fit in Ground Truth's 8-bit PNG")
+    seen: set[str] = set()
+    for i, label in enumerate(items):
+        where = f"labels[{i}]"
+        if not isinstance(label, str):
+            problems.append(f"{where}: {label!r} is a {type(label).__name__}; every label must be a string")
+            continue
+        if not label.strip():
+            problems.append(f"{where}: {label!r} is blank; every label needs visible text")
+        elif len(label) > MAX_LABEL_CHARS:
+            problems.append(f"{where}: {label[:40]!r}... has {len(label)} characters; at most {MAX_LABEL_CHARS}")
+        if any(unicodedata.category(ch) == "Cc" for ch in label):
+            problems.append(f"{where}: {label!r} contains a control character (newline, tab...); remove it")
+        if label.strip().upper() == BACKGROUND_LABEL:
+            problems.append(f"{where}: {label!r} is reserved for unlabeled pixels (index 0); choose another name")
+        if label in seen:
+            problems.append(f"{where}: {label!r} appears twice; labels must be unique")
+        seen.add(label)
+    return problems
+
+
+def check_labels(labels: Iterable[Any]) -> list[str]:
+    """``labels`` as a list, or ``ValidationError`` listing every problem."""
+    items = list(labels)
+    problems = label_problems(items)
+    if problems:
+        raise ValidationError(problems)
+    return items
+
+
+def label_config(
+    labels: Sequence[str], *, short_instruction: str | None = None, full_instruction: str | None = None
+) -> dict[str, Any]:
+    """The label category configuration document for ``labels`` (optionally with instructions, §4)."""
+    config: dict[str, Any] = {
+        "document-version": DOCUMENT_VERSION,
+        "labels": [{"label": label} for label in check_labels(labels)],
+    }
+    if short_instruction or full_instruction:
+        config["instructions"] = {
+            "shortInstruction": short_instruction or "",
+            "fullInstruction": full_instruction or "",
+        }
+    return config
+
+
+def label_config_json(labels: Sequence[str], **kwargs: Any) -> str:
+    """``label_config`` serialised as Ground Truth reads it (UTF-8 JSON, non-ASCII kept)."""
+    return json.dumps(label_config(labels, **kwargs), indent=2, ensure_ascii=False) + "\n"
+
+
+def write_label_config(path: str | os.PathLike[str], labels: Sequence[str], **kwargs: Any) -> Path:
+    """Write the label category configuration file atomically; returns its path."""
+    return atomic_write_text(path, label_config_json(labels, **kwargs))
+
+
+def parse_label_config(document: Mapping[str, Any] | str | bytes) -> list[str]:
+    """The labels of a label category configuration (a dict or its JSON text), checked."""
+    if isinstance(document, (str, bytes)):
+        try:
+            document = json.loads(document)
+        except json.JSONDecodeError as exc:
+            raise FormatError(f"label category configuration is not valid JSON: {exc}") from None
+    if not isinstance(document, Mapping):
+        raise FormatError("label category configuration must be a JSON object with 'document-version' and 'labels'")
+    version = document.get("document-version")
+    if version != DOCUMENT_VERSION:
+        raise FormatError(
+            f"label category configuration has document-version {version!r}; image segmentation uses "
+            f"{DOCUMENT_VERSION!r} (the 2020-03-01 format is for video and 3D point clouds)"
+        )
+    entries = document.get("labels")
+    if not isinstance(entries, list):
+        raise FormatError("label category configuration needs a 'labels' list of {\"label\": name} objects")
+    names: list[Any] = []
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, Mapping) or "label" not in entry:
+            raise FormatError(f'labels[{i}] is {entry!r}; each entry must be an object like {{"label": "cat"}}')
+        names.append(entry["label"])
+    problems = label_problems(names)
+    if problems:
+        raise FormatError("label category configuration: " + "; ".join(problems))
+    return names
+
+
+def read_label_config(path: str | os.PathLike[str]) -> list[str]:
+    """Read a label category configuration file; returns its labels."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise FormatError(f"cannot read label category configuration {str(path)!r}: {exc}") from None
+    return parse_label_config(data)
