@@ -1,0 +1,198 @@
+"""SAM's mask decoder: a two-way transformer between prompt tokens and the image embedding.
+
+Tokens = [IoU token, 4 mask tokens, prompt tokens]. Two ``TwoWayAttentionBlock`` layers alternate
+token self-attention, token->image cross-attention, an MLP (ReLU) on tokens and image->token
+cross-attention; a final token->image attention follows. The image side is upscaled 4x by two
+transposed convolutions (to 256x256 for a 64x64 embedding) and each mask token's hypernetwork MLP gives
+the per-pixel weights of its mask. Mask token 0 is the single-mask output, tokens 1..3 the three
+multimask candidates; the IoU head predicts each mask's quality.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gt_widget.segment.mobilesam.tiny_vit import LayerNorm2d
+
+
+class MLP(nn.Module):
+    """``num_layers`` Linear layers with ReLU between them."""
+
+    def __init__(self, input_dim: int, hidden_dim: int, output_dim: int, num_layers: int) -> None:
+        super().__init__()
+        dims_in = [input_dim] + [hidden_dim] * (num_layers - 1)
+        dims_out = [hidden_dim] * (num_layers - 1) + [output_dim]
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims_in, dims_out, strict=True))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i < last:
+                x = F.relu(x)
+        return x
+
+
+class MLPBlock(nn.Module):
+    """Linear -> ReLU -> Linear (``lin1`` / ``lin2``)."""
+
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.lin1 = nn.Linear(dim, hidden)
+        self.lin2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lin2(F.relu(self.lin1(x)))
+
+
+class Attention(nn.Module):
+    """Multi-head attention whose q/k/v projections may shrink the width by ``downsample_rate``."""
+
+    def __init__(self, dim: int, num_heads: int, downsample_rate: int = 1) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.internal_dim = dim // downsample_rate
+        self.q_proj = nn.Linear(dim, self.internal_dim)
+        self.k_proj = nn.Linear(dim, self.internal_dim)
+        self.v_proj = nn.Linear(dim, self.internal_dim)
+        self.out_proj = nn.Linear(self.internal_dim, dim)
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, c = x.shape
+        return x.reshape(b, n, self.num_heads, c // self.num_heads).transpose(1, 2)
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        qh, kh, vh = self._heads(self.q_proj(q)), self._heads(self.k_proj(k)), self._heads(self.v_proj(v))
+        attn = (qh @ kh.transpose(-2, -1)) / math.sqrt(qh.shape[-1])
+        out = attn.softmax(dim=-1) @ vh
+        b, _, n, _ = out.shape
+        return self.out_proj(out.transpose(1, 2).reshape(b, n, self.internal_dim))
+
+
+class TwoWayAttentionBlock(nn.Module):
+    """Self-attn on tokens, tokens->image, MLP on tokens, image->tokens; post-norm residuals."""
+
+    def __init__(self, dim: int, num_heads: int, mlp_dim: int, downsample_rate: int, skip_first_layer_pe: bool) -> None:
+        super().__init__()
+        self.self_attn = Attention(dim, num_heads)
+        self.norm1 = nn.LayerNorm(dim)
+        self.cross_attn_token_to_image = Attention(dim, num_heads, downsample_rate)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = MLPBlock(dim, mlp_dim)
+        self.norm3 = nn.LayerNorm(dim)
+        self.norm4 = nn.LayerNorm(dim)
+        self.cross_attn_image_to_token = Attention(dim, num_heads, downsample_rate)
+        self.skip_first_layer_pe = skip_first_layer_pe
+
+    def forward(
+        self, queries: torch.Tensor, keys: torch.Tensor, query_pe: torch.Tensor, key_pe: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.skip_first_layer_pe:
+            queries = self.self_attn(queries, queries, queries)
+        else:
+            q = queries + query_pe
+            queries = queries + self.self_attn(q, q, queries)
+        queries = self.norm1(queries)
+
+        q = queries + query_pe
+        k = keys + key_pe
+        queries = self.norm2(queries + self.cross_attn_token_to_image(q, k, keys))
+
+        queries = self.norm3(queries + self.mlp(queries))
+
+        q = queries + query_pe
+        k = keys + key_pe
+        keys = self.norm4(keys + self.cross_attn_image_to_token(k, q, queries))
+        return queries, keys
+
+
+class TwoWayTransformer(nn.Module):
+    """``depth`` two-way blocks plus a final token->image attention."""
+
+    def __init__(
+        self, depth: int = 2, dim: int = 256, num_heads: int = 8, mlp_dim: int = 2048, downsample_rate: int = 2
+    ) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(
+            TwoWayAttentionBlock(dim, num_heads, mlp_dim, downsample_rate, skip_first_layer_pe=(i == 0))
+            for i in range(depth)
+        )
+        self.final_attn_token_to_image = Attention(dim, num_heads, downsample_rate)
+        self.norm_final_attn = nn.LayerNorm(dim)
+
+    def forward(
+        self, image_embedding: torch.Tensor, image_pe: torch.Tensor, point_embedding: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, C, h, w) image, (B, C, h, w) positional encoding, (B, N, C) tokens -> (tokens, image tokens)."""
+        keys = image_embedding.flatten(2).permute(0, 2, 1)
+        key_pe = image_pe.flatten(2).permute(0, 2, 1)
+        queries = point_embedding
+        for layer in self.layers:
+            queries, keys = layer(queries, keys, point_embedding, key_pe)
+        q = queries + point_embedding
+        k = keys + key_pe
+        queries = self.norm_final_attn(queries + self.final_attn_token_to_image(q, k, keys))
+        return queries, keys
+
+
+class MaskDecoder(nn.Module):
+    """Predicts 4 mask logits (B, 4, 4h, 4w) and their IoU scores (B, 4) from image + prompt embeddings."""
+
+    def __init__(
+        self, dim: int = 256, num_multimask_outputs: int = 3, iou_head_depth: int = 3, iou_head_hidden: int = 256
+    ) -> None:
+        super().__init__()
+        self.num_mask_tokens = num_multimask_outputs + 1
+        self.transformer = TwoWayTransformer(dim=dim)
+        self.iou_token = nn.Embedding(1, dim)
+        self.mask_tokens = nn.Embedding(self.num_mask_tokens, dim)
+        self.output_upscaling = nn.Sequential(
+            nn.ConvTranspose2d(dim, dim // 4, kernel_size=2, stride=2),
+            LayerNorm2d(dim // 4),
+            nn.GELU(),
+            nn.ConvTranspose2d(dim // 4, dim // 8, kernel_size=2, stride=2),
+            nn.GELU(),
+        )
+        self.output_hypernetworks_mlps = nn.ModuleList(MLP(dim, dim, dim // 8, 3) for _ in range(self.num_mask_tokens))
+        self.iou_prediction_head = MLP(dim, iou_head_hidden, self.num_mask_tokens, iou_head_depth)
+
+    def forward(
+        self,
+        image_embeddings: torch.Tensor,
+        image_pe: torch.Tensor,
+        sparse_prompt_embeddings: torch.Tensor,
+        dense_prompt_embeddings: torch.Tensor,
+        multimask_output: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Image embedding (1, C, h, w) shared by B prompt sets -> masks (B, 1|3, 4h, 4w), IoU (B, 1|3)."""
+        masks, iou = self.predict_all(image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings)
+        sel = slice(1, None) if multimask_output else slice(0, 1)
+        return masks[:, sel], iou[:, sel]
+
+    def predict_all(
+        self,
+        image_embeddings: torch.Tensor,
+        image_pe: torch.Tensor,
+        sparse_prompt_embeddings: torch.Tensor,
+        dense_prompt_embeddings: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """All 4 mask tokens: masks (B, 4, 4h, 4w) and IoU predictions (B, 4)."""
+        bs = sparse_prompt_embeddings.shape[0]
+        out_tokens = torch.cat([self.iou_token.weight, self.mask_tokens.weight], dim=0)
+        tokens = torch.cat([out_tokens.unsqueeze(0).expand(bs, -1, -1), sparse_prompt_embeddings], dim=1)
+        src = image_embeddings.expand(bs, -1, -1, -1) if image_embeddings.shape[0] == 1 else image_embeddings
+        src = src + dense_prompt_embeddings
+        pos = image_pe.expand(bs, -1, -1, -1)
+        b, c, h, w = src.shape
+        hs, src_tokens = self.transformer(src, pos, tokens)
+        iou_out = hs[:, 0, :]
+        mask_out = hs[:, 1 : 1 + self.num_mask_tokens, :]
+        up = self.output_upscaling(src_tokens.transpose(1, 2).reshape(b, c, h, w))
+        hyper = torch.stack([mlp(mask_out[:, i, :]) for i, mlp in enumerate(self.output_hypernetworks_mlps)], dim=1)
+        b, c2, h2, w2 = up.shape
+        masks = (hyper @ up.view(b, c2, h2 * w2)).view(b, -1, h2, w2)
+        return masks, self.iou_prediction_head(iou_out)

@@ -1,0 +1,98 @@
+"""``MobileSam``: TinyViT image encoder + SAM prompt encoder + SAM mask decoder, and its loader.
+
+The weights are the upstream ``mobile_sam.pt`` (a plain state_dict, 439 tensors, 10.14 M parameters);
+they load with ``torch.load(weights_only=True)`` and ``load_state_dict(strict=True)``. ``load_mobilesam``
+finds and checksum-verifies them through ``gt_widget.segment.weights.resolve_weights``.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from gt_widget.errors import WeightsError
+from gt_widget.segment.mobilesam.mask_decoder import MaskDecoder
+from gt_widget.segment.mobilesam.prompt_encoder import PromptEncoder
+from gt_widget.segment.mobilesam.tiny_vit import TinyViT
+from gt_widget.segment.mobilesam.transforms import PIXEL_MEAN, PIXEL_STD
+
+
+class MobileSam(nn.Module):
+    """MobileSAM ("vit_t"). Use it through ``SamPredictor``; parameter names match the checkpoint."""
+
+    image_format = "RGB"
+    mask_threshold = 0.0
+    img_size = 1024
+    """Input side the checkpoint was trained for (the predictor may run the encoder at another)."""
+
+    pixel_mean: torch.Tensor
+    pixel_std: torch.Tensor
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.image_encoder = TinyViT()
+        self.prompt_encoder = PromptEncoder(embed_dim=256, image_embedding_size=64, input_image_size=1024)
+        self.mask_decoder = MaskDecoder(dim=256)
+        self.register_buffer("pixel_mean", torch.tensor(PIXEL_MEAN).view(-1, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(PIXEL_STD).view(-1, 1, 1), persistent=False)
+        self.fused = False
+
+    @property
+    def device(self) -> torch.device:
+        return self.pixel_mean.device
+
+    def optimize_for_inference(self, *, fuse_conv_bn: bool = True, sdpa: bool = True) -> MobileSam:
+        """Inference-only speed-ups that keep the function (within float rounding): fold BatchNorm into
+        the convolutions and use the fused attention kernel. The model then no longer loads checkpoints."""
+        self.eval()
+        if fuse_conv_bn and not self.fused:
+            self.image_encoder.fuse_conv_bn()
+            self.fused = True
+        self.image_encoder.set_sdpa(sdpa)
+        return self
+
+
+def load_state_dict_file(path: str | Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    """``torch.load(path, weights_only=True)``; a damaged or foreign file raises ``WeightsError``."""
+    try:
+        state = torch.load(str(path), map_location=device, weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError) as exc:
+        raise WeightsError(
+            f"cannot read MobileSAM weights {str(path)!r}: {exc}. Delete the file and let gt_widget download "
+            "it again, or point GT_WIDGET_WEIGHTS at a good copy of mobile_sam.pt"
+        ) from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise WeightsError(f"{str(path)!r} is not a MobileSAM state_dict (expected a dict of tensors)")
+    return state
+
+
+def load_mobilesam(
+    weights: str | Path | None = None, *, device: str = "cpu", optimize: bool = True, verify: bool = True
+) -> MobileSam:
+    """Build MobileSAM, load its weights strictly and put it in eval mode on ``device``.
+
+    ``weights``: a path, or None to resolve ($GT_WIDGET_WEIGHTS, the cache, then a download; see
+    ``gt_widget.segment.weights``). The file is sha256-verified unless ``verify=False`` (tests of other
+    checkpoints only). ``optimize`` applies ``MobileSam.optimize_for_inference`` (conv+BN folding and
+    the fused attention kernel; agrees with the exact path within the golden tolerances).
+    """
+    from gt_widget.segment.weights import resolve_weights
+
+    path = resolve_weights(weights) if verify or weights is None else Path(weights)
+    state = load_state_dict_file(path, device)
+    model = MobileSam()
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise WeightsError(
+            f"{str(path)!r} does not fit the MobileSAM (vit_t) architecture: {str(exc)[:500]}. "
+            "Use the official mobile_sam.pt"
+        ) from None
+    model.to(device).eval()
+    if optimize:
+        model.optimize_for_inference()
+    return model

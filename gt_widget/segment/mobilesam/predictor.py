@@ -1,0 +1,248 @@
+"""``SamPredictor``: the low-level MobileSAM interface (upstream ``SamPredictor`` semantics).
+
+Kernel side only. ``set_image`` runs the image encoder once per image (expensive, ~1 s on 2 CPU
+cores); ``predict`` runs the prompt encoder and mask decoder for one prompt set (cheap, tens of ms).
+
+Conventions: images are RGB uint8 (H, W, 3); coordinates are (x, y) pixels of the *original* image
+(floats allowed); boxes are XYXY in the same pixels; masks come back as bool (C, H, W) at the original
+resolution; ``low_res_logits`` are (C, 256, 256) float32 and can be fed back as ``mask_input``.
+
+Thread safety: ``set_image`` may run in a background thread while another thread calls ``predict``:
+the per-image state is an immutable snapshot swapped in atomically when the embedding is ready, so a
+concurrent ``predict`` uses either the old image or the new one, never a mix. Calls are otherwise
+meant for one caller at a time.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from gt_widget.errors import ImageLoadError, PromptError
+from gt_widget.segment.mobilesam.model import MobileSam
+from gt_widget.segment.mobilesam.transforms import LOW_RES, preprocess, scale_boxes, scale_coords, upscale_logits
+
+
+@dataclass(frozen=True)
+class _ImageState:
+    embedding: torch.Tensor  # (1, 256, e, e)
+    original_size: tuple[int, int]  # (H, W)
+    input_size: tuple[int, int]  # (h, w) after resizing to the model's long side
+
+
+class SamPredictor:
+    """Embeds one image at a time and predicts masks for point / box / mask prompts on it.
+
+    ``image_size`` is the encoder input side S (multiple of 16; default 1024, what the model was trained
+    on). A smaller S (e.g. 768 or 512) makes ``set_image`` roughly (S/1024)^2 as expensive at some
+    quality cost; the decoder then works on an S/16 embedding grid and its logits are resampled to/from
+    the usual 256x256 so ``low_res_logits`` / ``mask_input`` keep one shape.
+    """
+
+    def __init__(self, model: MobileSam, image_size: int = 1024) -> None:
+        if image_size % 16 or not 256 <= image_size <= 2048:
+            raise ValueError(f"image_size must be a multiple of 16 in [256, 2048], got {image_size}")
+        self.model = model.eval()
+        self.image_size = int(image_size)
+        self._state: _ImageState | None = None
+        self._set_lock = threading.Lock()
+        self._dense_pe: torch.Tensor | None = None
+
+    # -- image ---------------------------------------------------------------------------------------
+
+    @property
+    def is_image_set(self) -> bool:
+        return self._state is not None
+
+    @property
+    def original_size(self) -> tuple[int, int]:
+        """(H, W) of the current image."""
+        return self._require().original_size
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(h, w) of the current image after resizing its long side to ``image_size``."""
+        return self._require().input_size
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    def _require(self) -> _ImageState:
+        state = self._state
+        if state is None:
+            raise PromptError("no image is set: call set_image(image) before predict()")
+        return state
+
+    def set_image(self, image: np.ndarray) -> None:
+        """Compute and keep the embedding of an RGB uint8 (H, W, 3) image (the expensive step)."""
+        if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            desc = (
+                f"{image.dtype} array of shape {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
+            )
+            raise ImageLoadError(
+                f"set_image needs an RGB uint8 array of shape (H, W, 3), got a {desc}; "
+                "convert it with gt_widget.imageio.load_image(...)"
+            )
+        if image.shape[0] < 1 or image.shape[1] < 1:
+            raise ImageLoadError(f"set_image got an empty image of shape {image.shape}")
+        x, input_size = preprocess(image, self.image_size)
+        with torch.inference_mode():
+            emb = self.model.image_encoder(x.to(self.device))
+        state = _ImageState(emb, (int(image.shape[0]), int(image.shape[1])), input_size)
+        with self._set_lock:
+            self._state = state
+
+    def get_image_embedding(self) -> torch.Tensor:
+        """(1, 256, e, e) embedding of the current image (e = image_size / 16, 64 by default)."""
+        return self._require().embedding
+
+    def set_embedding(
+        self, embedding: torch.Tensor, original_size: tuple[int, int], input_size: tuple[int, int]
+    ) -> None:
+        """Restore a cached embedding (from ``get_image_embedding`` of a predictor with the same
+        ``image_size``) together with the image's (H, W) and resized (h, w) sizes."""
+        e = self.image_size // 16
+        if tuple(embedding.shape) != (1, 256, e, e):
+            raise PromptError(
+                f"embedding must have shape (1, 256, {e}, {e}) for image_size={self.image_size}, "
+                f"got {tuple(embedding.shape)}; it was computed with another image_size"
+            )
+        oh, ow = int(original_size[0]), int(original_size[1])
+        h, w = int(input_size[0]), int(input_size[1])
+        if min(oh, ow, h, w) < 1 or max(h, w) != self.image_size:
+            raise PromptError(
+                f"sizes do not fit: original_size={original_size}, input_size={input_size} "
+                f"(input_size's long side must be {self.image_size})"
+            )
+        with self._set_lock:
+            self._state = _ImageState(embedding.detach().to(self.device, torch.float32), (oh, ow), (h, w))
+
+    def reset_image(self) -> None:
+        """Forget the current image."""
+        with self._set_lock:
+            self._state = None
+
+    # -- prompts -------------------------------------------------------------------------------------
+
+    def _dense(self) -> torch.Tensor:
+        pe = self._dense_pe
+        if pe is None or pe.device != self.device:
+            with torch.inference_mode():
+                pe = self.model.prompt_encoder.get_dense_pe(self.image_size // 16).to(self.device)
+            self._dense_pe = pe
+        return pe
+
+    def predict(
+        self,
+        point_coords: np.ndarray | None = None,
+        point_labels: np.ndarray | None = None,
+        box: np.ndarray | None = None,
+        mask_input: np.ndarray | None = None,
+        multimask_output: bool = True,
+        return_logits: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Masks for one prompt set on the current image.
+
+        ``point_coords`` (N, 2) (x, y) original pixels with ``point_labels`` (N,) (1 positive, 0 negative);
+        ``box`` (4,) XYXY original pixels; ``mask_input`` (1, 256, 256) low-res logits of a previous call.
+        Returns masks (C, H, W) bool (float32 logits if ``return_logits``), iou_predictions (C,) float32
+        and low_res_logits (C, 256, 256) float32; C = 3 if ``multimask_output`` else 1.
+        """
+        state = self._require()
+        coords_t = labels_t = box_t = mask_t = None
+        if point_coords is not None or point_labels is not None:
+            coords, labels = _check_points(point_coords, point_labels)
+            scaled = scale_coords(coords, state.original_size, state.input_size)
+            coords_t = torch.as_tensor(scaled, dtype=torch.float32, device=self.device)[None]
+            labels_t = torch.as_tensor(labels, dtype=torch.int64, device=self.device)[None]
+        if box is not None:
+            b = _check_box(box)
+            box_t = torch.as_tensor(scale_boxes(b, state.original_size, state.input_size), dtype=torch.float32)
+            box_t = box_t.to(self.device)
+        if mask_input is not None:
+            mask_t = torch.as_tensor(_check_mask_input(mask_input), dtype=torch.float32, device=self.device)[None]
+        masks, iou, low = self.predict_torch(
+            coords_t, labels_t, box_t, mask_t, multimask_output, return_logits=return_logits, _state=state
+        )
+        return masks[0], iou[0], low[0]
+
+    def predict_torch(
+        self,
+        point_coords: torch.Tensor | None,
+        point_labels: torch.Tensor | None,
+        boxes: torch.Tensor | None = None,
+        mask_input: torch.Tensor | None = None,
+        multimask_output: bool = True,
+        return_logits: bool = False,
+        _state: _ImageState | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Batched variant: B prompt sets already in the *input frame* (see ``transforms.scale_coords``).
+
+        ``point_coords`` (B, N, 2), ``point_labels`` (B, N), ``boxes`` (B, 4), ``mask_input`` (B, 1, 256, 256).
+        Returns numpy masks (B, C, H, W), iou (B, C), low-res logits (B, C, 256, 256).
+        """
+        state = _state or self._require()
+        e = self.image_size // 16
+        points = None if point_coords is None or point_labels is None else (point_coords, point_labels)
+        with torch.inference_mode():
+            if mask_input is not None and mask_input.shape[-1] != 4 * e:
+                mask_input = F.interpolate(mask_input, (4 * e, 4 * e), mode="bilinear", align_corners=False)
+            sparse, dense = self.model.prompt_encoder(points, boxes, mask_input, input_size=self.image_size)
+            low, iou = self.model.mask_decoder(state.embedding, self._dense(), sparse, dense, multimask_output)
+            if low.shape[-1] != LOW_RES:
+                low = F.interpolate(low, (LOW_RES, LOW_RES), mode="bilinear", align_corners=False)
+            masks = np.stack(
+                [
+                    upscale_logits(
+                        low_b,
+                        state.input_size,
+                        state.original_size,
+                        model_size=self.image_size,
+                        return_logits=return_logits,
+                        threshold=self.model.mask_threshold,
+                    )
+                    for low_b in low.cpu()
+                ]
+            )
+            return masks, iou.cpu().numpy().astype(np.float32), low.cpu().numpy().astype(np.float32)
+
+
+def _check_points(coords: np.ndarray | None, labels: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    if coords is None or labels is None:
+        raise PromptError("point_coords and point_labels must be given together")
+    c = np.asarray(coords, dtype=np.float64)
+    lab = np.asarray(labels)
+    if c.ndim != 2 or c.shape[1] != 2:
+        raise PromptError(f"point_coords must have shape (N, 2) of (x, y) pixels, got {c.shape}")
+    if lab.shape != (c.shape[0],):
+        raise PromptError(f"point_labels must have shape ({c.shape[0]},) to match point_coords, got {lab.shape}")
+    if not np.isfinite(c).all():
+        raise PromptError("point_coords contains NaN or infinity")
+    if not np.isin(lab, (0, 1)).all():
+        raise PromptError(f"point_labels must be 1 (positive) or 0 (negative), got {sorted(set(lab.tolist()))}")
+    return c, lab.astype(np.int64)
+
+
+def _check_box(box: np.ndarray) -> np.ndarray:
+    b = np.asarray(box, dtype=np.float64)
+    if b.size != 4:
+        raise PromptError(f"box must be 4 numbers (x0, y0, x1, y1) in pixels, got shape {b.shape}")
+    b = b.reshape(4)
+    if not np.isfinite(b).all():
+        raise PromptError("box contains NaN or infinity")
+    return b
+
+
+def _check_mask_input(mask_input: np.ndarray) -> np.ndarray:
+    m = np.asarray(mask_input, dtype=np.float32)
+    if m.shape != (1, LOW_RES, LOW_RES):
+        raise PromptError(
+            f"mask_input must be (1, {LOW_RES}, {LOW_RES}) low-res logits (one row of a previous "
+            f"predict()'s low_res_logits, e.g. low[best][None]), got shape {m.shape}"
+        )
+    return m

@@ -1,0 +1,329 @@
+"""TinyViT-5M image encoder of MobileSAM ("vit_t"), written from the published architecture.
+
+Layout (parameter names match the upstream checkpoint so ``load_state_dict(strict=True)`` works):
+
+- ``patch_embed``: two stride-2 3x3 ``Conv2d_BN`` with GELU between -> 64 channels at 1/4 resolution.
+- ``layers[0]``: 2 MBConv blocks (inverted residual, expand 4), then ``PatchMerging`` to 128 ch at 1/8.
+- ``layers[1..3]``: windowed-attention TinyViT blocks (dims 128/160/320, heads 4/5/10, windows 7/14/7);
+  ``PatchMerging`` after stages 1 and 2 (the last one keeps the 1/16 resolution: stride 1).
+- ``neck``: 1x1 conv -> LayerNorm2d -> 3x3 conv -> LayerNorm2d, 256 channels: the (B, 256, S/16, S/16)
+  image embedding (64x64 for the standard 1024 input).
+- ``norm_head`` / ``head``: ImageNet classifier left over from pre-training; unused, kept so the
+  checkpoint loads strictly.
+
+Details that matter numerically: ``nn.LayerNorm`` (eps 1e-5) inside attention and MLP, a channel-wise
+``LayerNorm2d`` (eps 1e-6) in the neck, exact (erf) GELU, zero padding of the token map to a multiple
+of the window *before* the attention's LayerNorm (so padded tokens take part in edge windows), and a
+learned bias per head for every (|dy|, |dx|) offset inside a window.
+
+Tensors between attention stages are kept channels-last, (B, H, W, C); the input size only has to be
+a multiple of 16 (64 * 16 = 1024 is what the checkpoint was trained for).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class LayerNorm2d(nn.Module):
+    """LayerNorm over the channel axis of an NCHW tensor (as in SAM's neck)."""
+
+    def __init__(self, num_channels: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(num_channels))
+        self.bias = nn.Parameter(torch.zeros(num_channels))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = x.mean(1, keepdim=True)
+        var = (x - mean).pow(2).mean(1, keepdim=True)
+        x = (x - mean) / torch.sqrt(var + self.eps)
+        return self.weight[:, None, None] * x + self.bias[:, None, None]
+
+
+class Conv2d_BN(nn.Sequential):  # noqa: N801 - name mirrors the checkpoint's module structure
+    """Bias-free convolution ``c`` followed by ``bn`` (BatchNorm2d in eval mode).
+
+    ``fused()`` folds the BatchNorm into a single biased convolution (same function, one pass).
+    """
+
+    def __init__(
+        self, in_ch: int, out_ch: int, kernel: int = 1, stride: int = 1, pad: int = 0, groups: int = 1
+    ) -> None:
+        super().__init__()
+        self.add_module("c", nn.Conv2d(in_ch, out_ch, kernel, stride, pad, groups=groups, bias=False))
+        self.add_module("bn", nn.BatchNorm2d(out_ch))
+
+    @torch.no_grad()
+    def fused(self) -> nn.Conv2d:
+        """An ``nn.Conv2d`` computing conv+BN in one step (inference only)."""
+        conv: nn.Conv2d = self.c  # type: ignore[assignment]
+        bn: nn.BatchNorm2d = self.bn  # type: ignore[assignment]
+        assert bn.running_var is not None and bn.running_mean is not None
+        inv_std = torch.rsqrt(bn.running_var.double() + bn.eps)
+        scale = bn.weight.double() * inv_std
+        fused = nn.Conv2d(
+            conv.in_channels,
+            conv.out_channels,
+            conv.kernel_size,  # type: ignore[arg-type]
+            conv.stride,  # type: ignore[arg-type]
+            conv.padding,  # type: ignore[arg-type]
+            groups=conv.groups,
+            bias=True,
+        )
+        fused.weight.copy_((conv.weight.double() * scale[:, None, None, None]).float())
+        assert fused.bias is not None
+        fused.bias.copy_((bn.bias.double() - bn.running_mean.double() * scale).float())
+        return fused.to(conv.weight.device)
+
+
+class PatchEmbed(nn.Module):
+    """Stem: (B, 3, S, S) -> (B, dim, S/4, S/4)."""
+
+    def __init__(self, in_ch: int, dim: int) -> None:
+        super().__init__()
+        self.seq = nn.Sequential(Conv2d_BN(in_ch, dim // 2, 3, 2, 1), nn.GELU(), Conv2d_BN(dim // 2, dim, 3, 2, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.seq(x)
+
+
+class MBConv(nn.Module):
+    """Inverted residual block (1x1 expand, 3x3 depthwise, 1x1 project, residual, GELU); NCHW."""
+
+    def __init__(self, dim: int, expand: float) -> None:
+        super().__init__()
+        hidden = int(dim * expand)
+        self.conv1 = Conv2d_BN(dim, hidden)
+        self.conv2 = Conv2d_BN(hidden, hidden, 3, 1, 1, groups=hidden)
+        self.conv3 = Conv2d_BN(hidden, dim)
+        self.act = nn.GELU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.act(self.conv1(x))
+        y = self.act(self.conv2(y))
+        y = self.conv3(y)
+        return self.act(y + x)
+
+
+class PatchMerging(nn.Module):
+    """Downsample between stages: 1x1 conv, GELU, 3x3 depthwise (stride 2, or 1), GELU, 1x1 conv.
+
+    Takes NCHW (after the MBConv stage) or channels-last (B, H, W, C); returns channels-last.
+    """
+
+    def __init__(self, dim: int, out_dim: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = Conv2d_BN(dim, out_dim)
+        self.conv2 = Conv2d_BN(out_dim, out_dim, 3, stride, 1, groups=out_dim)
+        self.conv3 = Conv2d_BN(out_dim, out_dim)
+        self.act = nn.GELU()
+
+    def forward(self, x: torch.Tensor, channels_last: bool) -> torch.Tensor:
+        if channels_last:
+            x = x.permute(0, 3, 1, 2)
+        x = self.act(self.conv1(x))
+        x = self.act(self.conv2(x))
+        x = self.conv3(x)
+        return x.permute(0, 2, 3, 1)
+
+
+class ConvStage(nn.Module):
+    """Stage 0: MBConv blocks on NCHW, then ``downsample`` to channels-last."""
+
+    def __init__(self, dim: int, depth: int, out_dim: int, expand: float) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList([MBConv(dim, expand) for _ in range(depth)])
+        self.downsample = PatchMerging(dim, out_dim, stride=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for blk in self.blocks:
+            x = blk(x)
+        return self.downsample(x, channels_last=False)
+
+
+def window_offset_index(window: int) -> torch.Tensor:
+    """(w*w, w*w) index into the learned bias table: offset (|dy|, |dx|) -> |dy| * w + |dx|.
+
+    This is the order in which TinyViT enumerates offsets (first seen while scanning from (0, 0)).
+    """
+    ys, xs = torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")
+    ys, xs = ys.reshape(-1), xs.reshape(-1)
+    return (ys[:, None] - ys[None, :]).abs() * window + (xs[:, None] - xs[None, :]).abs()
+
+
+class WindowAttention(nn.Module):
+    """Multi-head self-attention inside one window, with LayerNorm first and a learned relative bias.
+
+    ``qkv`` packs, per head, [q | k | v] (head_dim each). Input/output (B*, N, C) with N = window**2.
+    """
+
+    def __init__(self, dim: int, num_heads: int, window: int) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.scale = self.head_dim**-0.5
+        self.norm = nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.attention_biases = nn.Parameter(torch.zeros(num_heads, window * window))
+        self.register_buffer("bias_index", window_offset_index(window), persistent=False)
+        self.use_sdpa = False
+        self._bias_cache: torch.Tensor | None = None
+
+    def bias(self) -> torch.Tensor:
+        """(heads, N, N) additive attention bias (cached in eval mode)."""
+        if self.training or self._bias_cache is None:
+            b = self.attention_biases[:, self.bias_index]  # type: ignore[index]
+            if self.training:
+                return b
+            self._bias_cache = b.detach()
+        return self._bias_cache
+
+    def train(self, mode: bool = True) -> WindowAttention:
+        self._bias_cache = None
+        return super().train(mode)
+
+    def _apply(self, fn, recurse=True):  # type: ignore[no-untyped-def]
+        self._bias_cache = None
+        return super()._apply(fn, recurse)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, c = x.shape
+        x = self.norm(x)
+        qkv = self.qkv(x).view(b, n, self.num_heads, 3, self.head_dim).permute(3, 0, 2, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]  # (B*, heads, N, head_dim)
+        bias = self.bias()
+        if self.use_sdpa:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype), scale=self.scale)
+        else:
+            attn = (q @ k.transpose(-2, -1)) * self.scale + bias
+            out = attn.softmax(dim=-1) @ v
+        return self.proj(out.transpose(1, 2).reshape(b, n, c))
+
+
+class Mlp(nn.Module):
+    """LayerNorm -> Linear -> GELU -> Linear (on the last axis)."""
+
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, dim)
+        self.act = nn.GELU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(self.norm(x))))
+
+
+class TinyViTBlock(nn.Module):
+    """Window attention (+residual) -> 3x3 depthwise ``local_conv`` -> MLP (+residual); (B, H, W, C)."""
+
+    def __init__(self, dim: int, num_heads: int, window: int, mlp_ratio: float) -> None:
+        super().__init__()
+        self.window = window
+        self.attn = WindowAttention(dim, num_heads, window)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+        self.local_conv = Conv2d_BN(dim, dim, 3, 1, 1, groups=dim)
+
+    def _windowed_attention(self, x: torch.Tensor) -> torch.Tensor:
+        b, h, w, c = x.shape
+        ws = self.window
+        pad_b, pad_r = (ws - h % ws) % ws, (ws - w % ws) % ws
+        if pad_b or pad_r:
+            x = F.pad(x, (0, 0, 0, pad_r, 0, pad_b))
+        ph, pw = h + pad_b, w + pad_r
+        nh, nw = ph // ws, pw // ws
+        win = x.view(b, nh, ws, nw, ws, c).transpose(2, 3).reshape(b * nh * nw, ws * ws, c)
+        win = self.attn(win)
+        x = win.view(b, nh, nw, ws, ws, c).transpose(2, 3).reshape(b, ph, pw, c)
+        if pad_b or pad_r:
+            x = x[:, :h, :w]
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self._windowed_attention(x)
+        x = self.local_conv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        return x + self.mlp(x)
+
+
+class AttentionStage(nn.Module):
+    """Stages 1-3: TinyViT blocks, then an optional ``downsample``; channels-last in and out."""
+
+    def __init__(
+        self, dim: int, depth: int, num_heads: int, window: int, mlp_ratio: float, out_dim: int | None, stride: int
+    ) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList([TinyViTBlock(dim, num_heads, window, mlp_ratio) for _ in range(depth)])
+        self.downsample = PatchMerging(dim, out_dim, stride) if out_dim is not None else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for blk in self.blocks:
+            x = blk(x)
+        if self.downsample is not None:
+            x = self.downsample(x, channels_last=True)
+        return x
+
+
+class TinyViT(nn.Module):
+    """MobileSAM's image encoder: normalised, padded (B, 3, S, S) -> (B, 256, S/16, S/16) embedding."""
+
+    def __init__(
+        self,
+        embed_dims: tuple[int, ...] = (64, 128, 160, 320),
+        depths: tuple[int, ...] = (2, 2, 6, 2),
+        num_heads: tuple[int, ...] = (2, 4, 5, 10),
+        window_sizes: tuple[int, ...] = (7, 7, 14, 7),
+        mlp_ratio: float = 4.0,
+        mbconv_expand: float = 4.0,
+        out_chans: int = 256,
+        num_classes: int = 1000,
+    ) -> None:
+        super().__init__()
+        self.patch_embed = PatchEmbed(3, embed_dims[0])
+        stages: list[nn.Module] = [ConvStage(embed_dims[0], depths[0], embed_dims[1], mbconv_expand)]
+        last = len(embed_dims) - 1
+        for i in range(1, len(embed_dims)):
+            out_dim = embed_dims[i + 1] if i < last else None
+            # The merge into the last stage keeps the resolution (1/16 overall), as MobileSAM does.
+            stride = 1 if i + 1 == last else 2
+            stages.append(
+                AttentionStage(embed_dims[i], depths[i], num_heads[i], window_sizes[i], mlp_ratio, out_dim, stride)
+            )
+        self.layers = nn.ModuleList(stages)
+        self.norm_head = nn.LayerNorm(embed_dims[-1])
+        self.head = nn.Linear(embed_dims[-1], num_classes)
+        self.neck = nn.Sequential(
+            nn.Conv2d(embed_dims[-1], out_chans, kernel_size=1, bias=False),
+            LayerNorm2d(out_chans),
+            nn.Conv2d(out_chans, out_chans, kernel_size=3, padding=1, bias=False),
+            LayerNorm2d(out_chans),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.patch_embed(x)
+        for stage in self.layers:
+            x = stage(x)
+        return self.neck(x.permute(0, 3, 1, 2))
+
+    def fuse_conv_bn(self) -> int:
+        """Fold every ``Conv2d_BN`` into one biased conv (inference speed-up); returns how many.
+
+        After this the module no longer loads the upstream checkpoint (names change); do it after loading.
+        """
+        count = 0
+        for name, module in list(self.named_modules()):
+            for child_name, child in list(module.named_children()):
+                if isinstance(child, Conv2d_BN):
+                    setattr(module, child_name, child.fused())
+                    count += 1
+            del name
+        return count
+
+    def set_sdpa(self, enabled: bool) -> None:
+        """Use ``F.scaled_dot_product_attention`` in the window attention (same maths, fused kernel)."""
+        for m in self.modules():
+            if isinstance(m, WindowAttention):
+                m.use_sdpa = enabled
