@@ -1,0 +1,330 @@
+"""``preview_template``: see a Ground Truth task template work before any labeling job exists, offline.
+
+Renders the template with our Ground Truth Liquid environment (``gt_widget.groundtruth.templates``), with
+``grant_read_access`` pointing at images served from 127.0.0.1 (local files, or real S3 objects read once
+with boto3), serves it with stand-ins for the crowd elements (js/src), answers auto-segment requests with
+the kernel-side segmenter, and receives what the crowd-form submits: the exact answer object Ground Truth's
+elements submit (reference §1.3). Show it in a notebook (the returned object displays as an IFrame), or
+from the command line with ``gt-widget template preview``.
+
+Side that owns what: the browser owns the annotation until it is submitted; the kernel then owns the
+answers (``submissions``, ``answer()``, ``worker_response()``, the ``save_to`` file).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from gt_widget.groundtruth.formats import InstanceResult, SemanticResult, read_answer, worker_response
+from gt_widget.preview.images import ImageStore, PreviewError
+from gt_widget.preview.server import PreviewServer, SegmentService, wrap_page
+from gt_widget.segment.base import Segmenter
+
+SubmitCallback = Callable[[dict[str, Any]], None]
+"""Called (in a server thread) with each submitted answer object ``{element name: answer, ...}``."""
+
+
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PreviewError(f"{what} file not found: {str(path)!r}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PreviewError(f"cannot read {what} {str(path)!r}: {exc}; it must be a JSON object") from None
+
+
+def load_task_input(task_input: Mapping[str, Any] | str | os.PathLike[str]) -> dict[str, Any]:
+    """A task input (``task.input``) from a mapping or a JSON file; a JSON-lines manifest's first line works too."""
+    if isinstance(task_input, Mapping):
+        return dict(task_input)
+    path = Path(task_input)
+    if path.suffix in (".jsonl", ".manifest"):
+        lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+        if not lines:
+            raise PreviewError(f"manifest {str(path)!r} is empty")
+        value = json.loads(lines[0])
+    else:
+        value = _read_json(path, "task input")
+    if not isinstance(value, dict):
+        raise PreviewError(
+            f"task input {str(path)!r} must hold a JSON object, e.g. "
+            '{"taskObject": "s3://bucket/key.jpg", "labels": ["cat", "dog"]}'
+        )
+    return value
+
+
+def render_preview_html(
+    template: str | os.PathLike[str],
+    task_input: Mapping[str, Any],
+    images: ImageStore,
+    expires_in: int = 3600,
+) -> str:
+    """Render ``template`` like Ground Truth does, with ``grant_read_access`` serving from ``images``.
+
+    Choice: besides S3 locations (E's filter with our presigner), ``grant_read_access`` here also accepts
+    local paths and ``file://`` URLs, so a template can be previewed on local images; in a real job only
+    S3 locations work.
+    """
+    from liquid.exceptions import LiquidError
+
+    from gt_widget.groundtruth.templates import TemplateError, make_environment
+
+    source = _template_text(template)
+    env = make_environment(presign=images.presign, expires_in=expires_in)
+    s3_filter = env.filters["grant_read_access"]
+
+    def grant_read_access(value: Any) -> str:
+        text = "" if value is None else str(value)
+        if text and images.is_local(text):
+            return images.url_for(text)
+        return str(s3_filter(value))
+
+    env.add_filter("grant_read_access", grant_read_access)
+    try:
+        return str(env.from_string(source).render(task={"input": dict(task_input)}))
+    except LiquidError as exc:
+        raise TemplateError(f"template error: {exc}. Fix the Liquid syntax near the line shown") from None
+
+
+def _template_text(template: str | os.PathLike[str]) -> str:
+    """Liquid source: a path to a file, ``builtin:semantic`` / ``builtin:instance``, or the source itself."""
+    from gt_widget.groundtruth.templates import builtin_template
+
+    if isinstance(template, str):
+        if template in ("builtin:semantic", "builtin:instance"):
+            return builtin_template(template.split(":", 1)[1])  # type: ignore[arg-type]
+        if "\n" in template or "<" in template or "{" in template:
+            return template
+    path = Path(template)
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PreviewError(
+            f"template file not found: {str(path)!r}; pass a path, Liquid source text, or builtin:semantic"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PreviewError(f"cannot read template {str(path)!r}: {exc}") from None
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class TemplatePreview:
+    """A running preview: ``url``, the answers received, and ways to wait for and read them.
+
+    In a notebook the object displays as an IFrame of the page (the browser must run on the machine that
+    runs the kernel, since the page is served from 127.0.0.1). ``stop()`` (or ``with``) frees the port.
+    """
+
+    def __init__(
+        self,
+        template: str | os.PathLike[str],
+        task_input: Mapping[str, Any] | str | os.PathLike[str],
+        *,
+        segmenter: Segmenter | str | None = None,
+        port: int = 0,
+        on_submit: SubmitCallback | None = None,
+        save_to: str | os.PathLike[str] | None = None,
+        expires_in: int = 3600,
+        base_dirs: Sequence[str | os.PathLike[str]] = (),
+        s3_client: Any = None,
+    ) -> None:
+        dirs = [Path(d) for d in base_dirs]
+        if not isinstance(task_input, Mapping):
+            dirs.append(Path(task_input).resolve().parent)
+        if not isinstance(template, str) or not any(c in template for c in "\n<{"):
+            try:
+                if Path(template).is_file():
+                    dirs.append(Path(template).resolve().parent)
+            except OSError:
+                pass
+        self.task_input = load_task_input(task_input)
+        self.images = ImageStore([*dirs, Path.cwd()], s3_client=s3_client)
+        self._on_submit = on_submit
+        self.save_to = Path(save_to) if save_to is not None else None
+        self._submissions: list[dict[str, Any]] = []
+        self._received: list[datetime] = []
+        self._cond = threading.Condition()
+        self._server = PreviewServer(
+            self.images, SegmentService(self.images, segmenter), self._receive, self._list, port=port
+        )
+        try:
+            self.html = render_preview_html(template, self.task_input, self.images, expires_in=expires_in)
+            self._server.page = wrap_page(self.html)
+        except BaseException:
+            self._server.stop()
+            raise
+        self._server.start()
+
+    # ------------------------------------------------------------------------------------------ basics
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT/``: open it in a browser on this machine."""
+        return self._server.url
+
+    @property
+    def port(self) -> int:
+        return self._server.port
+
+    @property
+    def segmenter(self) -> Segmenter:
+        """The kernel-side segmenter behind auto-segment (loaded on first use)."""
+        return self._server.segment_service.segmenter
+
+    def stop(self) -> None:
+        """Stop serving (the answers stay readable)."""
+        self._server.stop()
+
+    def __enter__(self) -> TemplatePreview:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"<TemplatePreview {self.url} submissions={len(self._submissions)}>"
+
+    def show(self, width: int | str = "100%", height: int = 800) -> Any:
+        """An ``IPython.display.IFrame`` of the page (what the notebook shows)."""
+        from IPython.display import IFrame
+
+        return IFrame(self.url, width=width, height=height)
+
+    def _repr_html_(self) -> str:
+        return (
+            f'<iframe src="{self.url}" width="100%" height="800" style="border: 1px solid #ccc"></iframe>'
+            f'<div style="font-size: 12px">Ground Truth template preview at <a href="{self.url}" '
+            f'target="_blank">{self.url}</a></div>'
+        )
+
+    # ----------------------------------------------------------------------------------------- answers
+
+    def _list(self) -> list[dict[str, Any]]:
+        with self._cond:
+            return list(self._submissions)
+
+    def _receive(self, content: dict[str, Any]) -> dict[str, Any]:
+        # check each segmentation answer decodes as Ground Truth's would, so a broken answer fails loudly
+        for name, value in content.items():
+            if isinstance(value, dict) and "labeledImage" in value:
+                try:
+                    read_answer(value)
+                except Exception as exc:
+                    raise PreviewError(f"the answer of {name!r} is not a valid Ground Truth answer: {exc}") from None
+        received = datetime.now(timezone.utc)
+        with self._cond:
+            self._submissions.append(content)
+            self._received.append(received)
+            count = len(self._submissions)
+        if self.save_to is not None:
+            _write_atomic(self.save_to, json.dumps(self.worker_response(), indent=2) + "\n")
+        if self._on_submit is not None:
+            self._on_submit(content)
+        with self._cond:
+            self._cond.notify_all()
+        return {"ok": True, "submissions": count}
+
+    @property
+    def submissions(self) -> list[dict[str, Any]]:
+        """Every answer object received, oldest first (``{element name: answer, ...}``)."""
+        return self._list()
+
+    def wait_for_submission(self, timeout: float | None = None, count: int = 1) -> dict[str, Any]:
+        """Block until ``count`` answers have arrived; returns the latest. Raises TimeoutError after ``timeout`` s."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while len(self._submissions) < count:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise TimeoutError(f"no submission within {timeout} s: press Submit on {self.url}")
+                self._cond.wait(timeout=left)
+            return self._submissions[-1]
+
+    def answer(self, name: str | None = None, labels: Sequence[str] | None = None) -> SemanticResult | InstanceResult:
+        """The latest answer of element ``name`` (default: the first segmentation answer), decoded."""
+        if not self._submissions:
+            raise PreviewError(f"nothing submitted yet: press Submit on {self.url}")
+        content = self._submissions[-1]
+        if name is not None:
+            if name not in content:
+                raise PreviewError(f"the answer has no field {name!r}; it has {sorted(content)}")
+            content = content[name]
+        if labels is None:
+            labels = self.task_input.get("labels") if isinstance(self.task_input.get("labels"), list) else None
+        return read_answer(content, labels=labels)
+
+    def worker_response(self, index: int = -1) -> dict[str, Any]:
+        """The submission as the worker-response file Ground Truth writes (reference §1.3)."""
+        if not self._submissions:
+            raise PreviewError(f"nothing submitted yet: press Submit on {self.url}")
+        content = self._submissions[index]
+        submitted = self._received[index]
+        accepted = self._server.served_at or submitted
+        first = next(iter(content), "crowd-semantic-segmentation")
+        out = worker_response(
+            content.get(first, {}),
+            element_name=first,
+            worker_id="local-preview",
+            acceptance_time=min(accepted, submitted),
+            submission_time=submitted,
+        )
+        out["answers"][0]["answerContent"] = dict(content)
+        return out
+
+
+def preview_template(
+    template: str | os.PathLike[str],
+    task_input: Mapping[str, Any] | str | os.PathLike[str],
+    *,
+    segmenter: Segmenter | str | None = None,
+    port: int = 0,
+    on_submit: SubmitCallback | None = None,
+    save_to: str | os.PathLike[str] | None = None,
+    expires_in: int = 3600,
+    base_dirs: Sequence[str | os.PathLike[str]] = (),
+    s3_client: Any = None,
+    open_browser: bool = False,
+) -> TemplatePreview:
+    """Serve ``template`` rendered with ``task_input`` on 127.0.0.1 and return the running preview.
+
+    ``template``: a path, Liquid source text, or ``"builtin:semantic"`` / ``"builtin:instance"``.
+    ``task_input``: the ``task.input`` dict, or a JSON file (a manifest's first line also works).
+    ``segmenter``: a ``Segmenter``, a name for ``load_segmenter`` or None (MobileSAM, else GrabCut), loaded
+    on the first auto-segment. ``on_submit(answer)`` is called for each submission; ``save_to`` receives
+    the latest as a worker-response JSON file (written atomically). ``base_dirs``: folders that relative
+    image paths are looked up in (besides the task file's and template's folders, and the current one).
+    """
+    preview = TemplatePreview(
+        template,
+        task_input,
+        segmenter=segmenter,
+        port=port,
+        on_submit=on_submit,
+        save_to=save_to,
+        expires_in=expires_in,
+        base_dirs=base_dirs,
+        s3_client=s3_client,
+    )
+    if open_browser:
+        import webbrowser
+
+        webbrowser.open(preview.url)
+    return preview
