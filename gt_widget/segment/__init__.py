@@ -51,7 +51,7 @@ def load_segmenter(name: str | None = None, **kwargs: Any) -> Segmenter:
 
         return GrabCutSegmenter(**kwargs)
     if key in ("mobilesam", "mobile_sam", "sam"):
-        from gt_widget.segment.mobilesam_segmenter import MobileSamSegmenter  # type: ignore[import-not-found]
+        from gt_widget.segment.mobilesam_segmenter import MobileSamSegmenter
 
         weights = kwargs.pop("weights", None)
         return MobileSamSegmenter.from_weights(Path(weights) if weights is not None else None, **kwargs)

@@ -1,9 +1,80 @@
-"""Command-line subcommands of gt_widget.segment."""
+"""Command-line subcommands of gt_widget.segment: ``segment`` (batch pre-labeling) and ``weights``."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add this area's subcommands to the top-level parser (placeholder until the area lands)."""
+    """Add ``segment`` and ``weights`` to the top-level parser."""
+    seg = sub.add_parser(
+        "segment",
+        help="pre-label a folder or input manifest of images from boxes / extreme points",
+        description="Segment every image of SOURCE (a folder, or a JSON Lines input manifest with local "
+        "source-ref paths) from the objects in PROMPTS, a JSON file such as "
+        '{"cat.jpg": [{"label": "cat", "extreme_points": [[x, y], [x, y], [x, y], [x, y]]}, '
+        '{"label": "dog", "box": [x0, y0, x1, y1]}]} (x, y pixels of the original image). Writes label-map '
+        "PNGs, Ground Truth consolidated PNGs and an output.manifest under OUT/JOB_NAME/. A bad image is "
+        "reported and skipped; the exit code is 1 if any image failed.",
+    )
+    seg.add_argument("source", help="folder of images, or an input manifest (.jsonl / .manifest)")
+    seg.add_argument("--prompts", required=True, help="JSON file: image -> list of {label, extreme_points|box}")
+    seg.add_argument("--out", required=True, help="output folder (the job folder is OUT/JOB_NAME)")
+    seg.add_argument(
+        "--segmenter",
+        choices=["auto", "mobilesam", "grabcut"],
+        default="auto",
+        help="auto (default): MobileSAM, else GrabCut with a warning",
+    )
+    seg.add_argument("--weights", default=None, help="MobileSAM checkpoint path (default: the verified cache)")
+    seg.add_argument("--labels", nargs="+", default=None, help="label order (default: order of appearance)")
+    seg.add_argument("--job-name", default="gt-widget-prelabel", help="job name (default: gt-widget-prelabel)")
+    seg.add_argument("--label-attribute", default="label-ref", help="label attribute name, ends in -ref")
+    seg.add_argument("--quiet", action="store_true", help="no progress bar")
+    seg.set_defaults(func=_segment)
+
+    weights = sub.add_parser(
+        "weights",
+        help="download / locate the MobileSAM weights",
+        description="fetch: download the MobileSAM checkpoint into the cache (sha256-verified) unless it is "
+        "already there, and print its path. path: print the path of the verified checkpoint without downloading.",
+    )
+    weights.add_argument("action", choices=["fetch", "path"])
+    weights.add_argument("--path", default=None, help="use this checkpoint file (verified) instead of the cache")
+    weights.add_argument("--quiet", action="store_true", help="no download progress bar")
+    weights.set_defaults(func=_weights)
+
+
+def _segment(args: argparse.Namespace) -> int:
+    from gt_widget.segment import load_segmenter
+    from gt_widget.segment.batch import prelabel
+
+    kwargs = {"weights": args.weights} if args.weights else {}
+    name = None if args.segmenter == "auto" else args.segmenter
+    if name == "grabcut":
+        kwargs = {}
+    segmenter = load_segmenter(name, **kwargs)
+    report = prelabel(
+        args.source,
+        args.prompts,
+        args.out,
+        segmenter=segmenter,
+        labels=args.labels,
+        job_name=args.job_name,
+        label_attribute=args.label_attribute,
+        progress=not args.quiet,
+    )
+    print(report.summary())
+    return 1 if report.failed else 0
+
+
+def _weights(args: argparse.Namespace) -> int:
+    from gt_widget.segment.weights import resolve_weights
+
+    if args.action == "fetch":
+        path = resolve_weights(args.path, download=True, progress=not args.quiet and sys.stderr.isatty())
+    else:
+        path = resolve_weights(args.path, download=False, progress=False)
+    print(path)
+    return 0

@@ -1,0 +1,281 @@
+"""Quality benchmark: extreme points -> mask on GrabCut-50 and DAVIS-345 (protocol: benchmarks/protocol.py).
+
+Reports per set: mIoU from exact and from jittered extreme points, NoC@85 / NoC@90, % of objects never
+reaching 90, the oracle (best candidate) mIoU, the mIoU of the lowest-area quartile, and the GrabCut
+fallback's mIoU; prints a table and writes benchmarks/results/quality.json.
+
+Image embeddings (and zoom-crop embeddings) are cached on disk under $GTW_EMB_CACHE (default
+/tmp/gtw_emb/<set>/) so recipe experiments do not re-run the encoder; the cache is keyed by the image's
+content hash, so a stale entry is never used for another image.
+
+    python -m benchmarks.bench_quality                       # both sets, the default recipe
+    python -m benchmarks.bench_quality --sets grabcut --limit 20 --recipe zoom=small --no-grabcut
+    python -m benchmarks.bench_quality --precompute          # only fill the embedding cache
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks import protocol as P
+
+RESULTS = Path(__file__).resolve().parent / "results"
+CACHE = Path(os.environ.get("GTW_EMB_CACHE", "/tmp/gtw_emb"))
+# Upstream (segment-anything's recipe with MobileSAM, OpenCV GrabCut from the box) on the same sets.
+UPSTREAM = {
+    "grabcut": {"miou": 97.1, "miou_jitter": 95.7, "noc85": 4.06, "noc90": 4.08, "oracle": 97.4, "grabcut": 86.9},
+    "davis345": {
+        "miou": 85.9,
+        "miou_jitter": 85.5,
+        "noc85": 6.50,
+        "noc90": 7.38,
+        "never90_pct": 18.0,
+        "oracle": 87.2,
+        "grabcut": 67.8,
+    },
+}
+
+
+class DiskCachedSegmenter:
+    """Wraps a ``MobileSamSegmenter`` so that every encoder run (full image or crop) is cached on disk."""
+
+    def __init__(self, seg: Any, folder: Path) -> None:
+        import torch
+
+        self.seg = seg
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self.encoder_runs = 0
+        original = seg._encode
+
+        def encode(rgb: np.ndarray, key: str) -> Any:
+            from gt_widget.segment.mobilesam_segmenter import SamImageState, _image_key
+
+            path = folder / f"{_image_key(rgb)}.pt"
+            if path.exists():
+                d = torch.load(path, weights_only=True)
+                return SamImageState(rgb, d["embedding"], tuple(d["original_size"]), tuple(d["input_size"]), key)
+            state = original(rgb, key)
+            self.encoder_runs += 1
+            tmp = path.with_suffix(".tmp")
+            torch.save(
+                {
+                    "embedding": state.embedding,
+                    "original_size": list(state.original_size),
+                    "input_size": list(state.input_size),
+                },
+                tmp,
+            )
+            tmp.replace(path)
+            return state
+
+        seg._encode = encode
+
+
+def load_mobilesam_segmenter(weights: Path | None, **flags: Any) -> Any:
+    """The segmenter under test (through the public API)."""
+    from gt_widget.segment import load_segmenter
+
+    kwargs: dict[str, Any] = dict(flags)
+    if weights is not None:
+        kwargs["weights"] = weights
+    return load_segmenter("mobilesam", **kwargs)
+
+
+def parse_recipe(items: Sequence[str]) -> dict[str, Any]:
+    """``key=value`` flags for the segmenter (``variants=box+points,box`` becomes a tuple)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, _, raw = item.partition("=")
+        value: Any = raw
+        if key == "variants":
+            value = tuple(v for v in raw.split(",") if v)
+        elif raw.lower() in ("true", "false"):
+            value = raw.lower() == "true"
+        else:
+            try:
+                value = float(raw) if "." in raw else int(raw)
+            except ValueError:
+                value = raw
+        out[key] = value
+    return out
+
+
+def evaluate_set(
+    seg: Any,
+    samples: list[P.Sample],
+    *,
+    clicks: bool = True,
+    jitter: bool = True,
+    grabcut: Any = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run the protocol on ``samples``; per-object rows and the summary."""
+    rows: list[dict[str, Any]] = []
+    t0 = time.time()
+    for i, (s, image, gt, void) in enumerate(P.iter_loaded(samples)):
+        row: dict[str, Any] = {"id": s.id, "area": float(gt.mean())}
+        seg.set_image(image)
+        pts = P.extreme_points(gt)
+        t = time.perf_counter()
+        pred = seg.predict(extreme_points=pts)
+        row["predict_s"] = time.perf_counter() - t
+        row["iou"] = P.iou(pred.mask, gt, void)
+        row["oracle"] = max(P.iou(c.mask, gt, void) for c in pred.candidates)
+        if jitter:
+            pj = P.jitter(pts, gt.shape, P.sample_seed(s.set_name, s.id))
+            row["iou_jitter"] = P.iou(seg.predict(extreme_points=pj).mask, gt, void)
+        if clicks:
+
+            def step(cl: list[tuple[float, float, bool]], prev: Any, pts: np.ndarray = pts) -> tuple[np.ndarray, Any]:
+                p = seg.predict(extreme_points=pts, clicks=cl, previous=prev)
+                return p.mask, p
+
+            trace = P.click_trace(step, pred.mask, pred, gt, void)
+            row["trace"] = [round(v, 4) for v in trace.ious]
+            row["noc85"] = trace.noc(0.85)
+            row["noc90"] = trace.noc(0.90)
+            row["worse_clicks"] = sum(1 for a, b in zip(trace.ious, trace.ious[1:], strict=False) if b < a - 0.05)
+            row["clicks_made"] = len(trace.ious) - 1
+        if grabcut is not None:
+            grabcut.set_image(image)
+            row["grabcut"] = P.iou(grabcut.predict(extreme_points=pts).mask, gt, void)
+        rows.append(row)
+        if progress:
+            el = time.time() - t0
+            print(
+                f"\r  {s.set_name} {i + 1}/{len(samples)} iou={row['iou']:.3f} ({el:.0f}s)",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
+    if progress:
+        print(file=sys.stderr)
+    return {"summary": summarize(rows), "rows": rows}
+
+
+def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The headline figures (percentages, clicks) of per-object ``rows``."""
+
+    def mean(key: str, subset: list[dict[str, Any]] | None = None) -> float | None:
+        vals = [r[key] for r in (subset if subset is not None else rows) if key in r]
+        return float(np.mean(vals)) if vals else None
+
+    out: dict[str, Any] = {"n": len(rows)}
+    for key in ("iou", "iou_jitter", "oracle", "grabcut"):
+        m = mean(key)
+        if m is not None:
+            out[{"iou": "miou", "iou_jitter": "miou_jitter"}.get(key, key)] = round(100 * m, 2)
+    if any("noc90" in r for r in rows):
+        out["noc85"] = round(mean("noc85") or 0.0, 2)
+        out["noc90"] = round(mean("noc90") or 0.0, 2)
+        out["never90_pct"] = round(100 * sum(r["noc90"] >= P.MAX_CLICKS for r in rows) / len(rows), 1)
+        made = sum(r["clicks_made"] for r in rows)
+        out["worse_click_pct"] = round(100 * sum(r["worse_clicks"] for r in rows) / max(made, 1), 1)
+    areas = np.array([r["area"] for r in rows])
+    q = areas <= np.quantile(areas, 0.25)
+    low = [r for r, keep in zip(rows, q, strict=True) if keep]
+    m = mean("iou", low)
+    if m is not None:
+        out["miou_small_quartile"] = round(100 * m, 2)
+    small = [r for r in rows if r["area"] < 0.01]
+    if small:
+        out["miou_under_1pct"] = round(100 * (mean("iou", small) or 0.0), 2)
+        out["n_under_1pct"] = len(small)
+    out["predict_ms_p50"] = round(1000 * float(np.median([r["predict_s"] for r in rows])), 1)
+    return out
+
+
+def print_table(results: dict[str, dict[str, Any]]) -> None:
+    """One row per set and figure: ours vs upstream."""
+    keys = [
+        ("miou", "mIoU exact"),
+        ("miou_jitter", "mIoU jittered ±5px"),
+        ("noc85", "NoC@85"),
+        ("noc90", "NoC@90"),
+        ("never90_pct", "% never reaching 90"),
+        ("oracle", "oracle best candidate"),
+        ("miou_small_quartile", "mIoU lowest-area quartile"),
+        ("miou_under_1pct", "mIoU objects < 1% of image"),
+        ("worse_click_pct", "% clicks worsening IoU > 5 pts"),
+        ("grabcut", "GrabCut fallback mIoU"),
+        ("predict_ms_p50", "first predict p50 (ms)"),
+    ]
+    print(f"{'set':<10} {'figure':<32} {'ours':>8} {'upstream':>9}")
+    for name, res in results.items():
+        s = res["summary"]
+        for key, label in keys:
+            if key in s:
+                up = UPSTREAM.get(name, {}).get(key)
+                print(f"{name:<10} {label:<32} {s[key]:>8} {up if up is not None else '':>9}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line; returns an exit code."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sets", default="grabcut,davis345")
+    ap.add_argument("--limit", type=int, default=None, help="first N objects of each set (quick runs)")
+    ap.add_argument("--every", type=int, default=1, help="every k-th object (quick, spread-out subsets)")
+    ap.add_argument("--recipe", nargs="*", default=[], help="segmenter flags, e.g. zoom=small select=iou")
+    ap.add_argument("--no-clicks", action="store_true")
+    ap.add_argument("--no-jitter", action="store_true")
+    ap.add_argument("--no-grabcut", action="store_true")
+    ap.add_argument("--precompute", action="store_true", help="only fill the embedding cache")
+    ap.add_argument("--weights", type=Path, default=os.environ.get("GT_WIDGET_WEIGHTS"))
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=RESULTS / "quality.json")
+    args = ap.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    flags = parse_recipe(args.recipe)
+    seg = load_mobilesam_segmenter(args.weights, **flags)
+    results: dict[str, dict[str, Any]] = {}
+    for name in [s for s in args.sets.split(",") if s]:
+        samples = P.load_set(name, args.limit)[:: args.every]
+        cached = DiskCachedSegmenter(seg, CACHE / name)
+        if args.precompute:
+            for i, (_s, image, _gt, _void) in enumerate(P.iter_loaded(samples)):
+                seg.set_image(image)
+                print(f"\r  {name} {i + 1}/{len(samples)}", end="", file=sys.stderr, flush=True)
+            print(f"\n{name}: {cached.encoder_runs} new embeddings", file=sys.stderr)
+            continue
+        grabcut = None
+        if not args.no_grabcut:
+            from gt_widget.segment import load_segmenter
+
+            grabcut = load_segmenter("grabcut")
+        t = time.time()
+        res = evaluate_set(seg, samples, clicks=not args.no_clicks, jitter=not args.no_jitter, grabcut=grabcut)
+        res["summary"]["seconds"] = round(time.time() - t, 1)
+        res["summary"]["new_encoder_runs"] = cached.encoder_runs
+        results[name] = res
+    if args.precompute:
+        return 0
+    print_table(results)
+    payload = {
+        "recipe": flags,
+        "protocol": "benchmarks/protocol.py (../shared/data/README.md)",
+        "upstream": UPSTREAM,
+        "sets": {k: {"summary": v["summary"], "rows": v["rows"]} for k, v in results.items()},
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload, indent=1))
+    tmp.replace(args.out)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

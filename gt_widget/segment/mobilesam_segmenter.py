@@ -1,0 +1,419 @@
+"""MobileSAM behind the ``Segmenter`` API, with the extreme-points recipe measured in benchmarks/.
+
+Kernel side only. Coordinates are (x, y) pixels of the original image; masks bool (H, W).
+
+Recipe for 4 extreme points (every step is a constructor flag so benchmarks can switch it off):
+1. two prompt variants, each asking for 3 masks: the points' box + the 4 points as positive clicks
+   (upstream's protocol), and the box alone (better when the clicks are a few pixels off the object);
+2. every candidate is scored by the model's predicted IoU times its consistency with the extreme points
+   (its bounding box should be the points' box; each point should lie on it), which rejects the
+   "background inside the box" answers that predicted IoU alone sometimes picks;
+3. optionally a second, zoomed pass (DEXTR-style): the image is re-encoded on a crop around the object, so
+   a small object is seen at up to 1024 px instead of a few dozen; costs a second encoder run, cached per
+   crop (``zoom="small"`` does it only for objects under ``zoom_below`` of the image area);
+4. blobs that touch no extreme point are removed and small holes filled.
+Corrective clicks reuse the previous prediction's low-resolution logits as ``mask_input`` and are guarded:
+if the new mask ignores a click (a positive click outside it or a negative one inside), the prompt is
+retried without ``mask_input`` and with 3 candidates, and the answer satisfying the most clicks wins.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from gt_widget.errors import PromptError
+from gt_widget.imageio import ImageSource, load_image
+from gt_widget.segment.base import (
+    Candidate,
+    Prediction,
+    box_from_points,
+    validate_box,
+    validate_clicks,
+    validate_extreme_points,
+)
+from gt_widget.segment.recipes import extreme_consistency, fill_small_holes, keep_components_near
+
+ZoomMode = Literal["off", "small", "always"]
+SelectMode = Literal["iou", "consistency", "combined"]
+
+
+@dataclass
+class SamImageState:
+    """Per-image state: the RGB image, its encoder embedding and sizes, and cached crop embeddings."""
+
+    image: np.ndarray
+    embedding: Any
+    original_size: tuple[int, int]
+    input_size: tuple[int, int]
+    key: str
+    crops: OrderedDict[tuple[int, int, int, int], SamImageState] = field(default_factory=OrderedDict)
+
+
+@dataclass
+class _Frame:
+    """Where a prediction was made: the full image (offset 0) or a crop ``box`` = (x0, y0, x1, y1)."""
+
+    state: SamImageState
+    offset: tuple[int, int] = (0, 0)
+
+
+@dataclass
+class SamPredState:
+    """What ``predict(previous=...)`` reuses: the frame (full image or crop) and the chosen low-res logits."""
+
+    crop: tuple[int, int, int, int] | None
+    low_res: np.ndarray  # (1, 256, 256) float32 logits of the chosen mask
+    extreme_points: np.ndarray | None
+    box: np.ndarray | None
+
+
+@dataclass
+class _Cand:
+    mask: np.ndarray  # full image resolution
+    iou: float
+    low_res: np.ndarray
+    variant: str
+    score: float = 0.0
+
+
+class MobileSamSegmenter:
+    """MobileSAM with the extreme-points recipe (see the module doc for the flags)."""
+
+    name = "mobilesam"
+
+    def __init__(
+        self,
+        model: Any,
+        *,
+        variants: Sequence[str] = ("box+points", "box"),
+        select: SelectMode = "combined",
+        zoom: ZoomMode = "off",
+        zoom_below: float = 0.01,
+        zoom_context: float = 0.4,
+        remove_blobs: bool = True,
+        fill_holes: bool = True,
+        guard_clicks: bool = True,
+        consistency_tolerance: float = 5.0,
+        cache_size: int = 8,
+    ) -> None:
+        from gt_widget.segment.mobilesam import SamPredictor
+
+        self._predictor_cls = SamPredictor
+        self.model = model
+        self._predictor = SamPredictor(model)
+        self.variants = tuple(variants)
+        for v in self.variants:
+            if v not in ("box+points", "box", "points"):
+                raise PromptError(f"unknown prompt variant {v!r}: use 'box+points', 'box' or 'points'")
+        self.select = select
+        self.zoom = zoom
+        self.zoom_below = float(zoom_below)
+        self.zoom_context = float(zoom_context)
+        self.remove_blobs = bool(remove_blobs)
+        self.fill_holes = bool(fill_holes)
+        self.guard_clicks = bool(guard_clicks)
+        self.consistency_tolerance = float(consistency_tolerance)
+        self.cache_size = int(cache_size)
+        self._cache: OrderedDict[str, SamImageState] = OrderedDict()
+        self._state: SamImageState | None = None
+        self._frame_key: tuple[str, tuple[int, int, int, int] | None] | None = None
+        self._lock = threading.RLock()
+
+    @classmethod
+    def from_weights(cls, weights: Path | str | None = None, **kwargs: Any) -> MobileSamSegmenter:
+        """Load the checkpoint (``weights`` path, else the verified cache / download) and build a segmenter."""
+        import torch
+
+        from gt_widget.segment.mobilesam import load_mobilesam
+        from gt_widget.segment.weights import resolve_weights
+
+        if torch.get_num_threads() > 2:
+            torch.set_num_threads(2)
+        path = resolve_weights(Path(weights) if weights is not None else None)
+        return cls(load_mobilesam(path), **kwargs)
+
+    # ------------------------------------------------------------------ per-image state
+    def _encode(self, rgb: np.ndarray, key: str) -> SamImageState:
+        predictor = self._predictor_cls(self.model)  # a private predictor: safe beside a running predict
+        predictor.set_image(rgb)
+        return SamImageState(
+            image=rgb,
+            embedding=predictor.get_image_embedding(),
+            original_size=(int(rgb.shape[0]), int(rgb.shape[1])),
+            input_size=tuple(int(v) for v in predictor.input_size),  # type: ignore[arg-type]
+            key=key,
+        )
+
+    def prepare(self, image: ImageSource) -> SamImageState:
+        """Encode ``image`` without changing the current image (expensive; thread-safe, for prefetching)."""
+        rgb = load_image(image)
+        key = _image_key(rgb)
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+                return hit
+        state = self._encode(rgb, key)
+        with self._lock:
+            self._cache[key] = state
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return state
+
+    def set_image(self, image: ImageSource) -> None:
+        """Load and encode ``image`` (expensive, ~1.5 s on 2 CPU cores; instant for a cached image)."""
+        self.set_state(self.prepare(image))
+
+    def get_state(self) -> SamImageState | None:
+        """The current image's state (embedding included), to restore later with ``set_state``."""
+        return self._state
+
+    def set_state(self, state: SamImageState) -> None:
+        """Make ``state`` (from ``prepare`` / ``get_state``) the current image; cheap."""
+        if not isinstance(state, SamImageState):
+            raise PromptError(f"set_state needs a state from a MobileSAM segmenter, got {type(state).__name__}")
+        with self._lock:
+            self._state = state
+            self._frame_key = None
+
+    @property
+    def image_shape(self) -> tuple[int, int] | None:
+        """(H, W) of the current image, or None before ``set_image``."""
+        st = self._state
+        return None if st is None else st.original_size
+
+    def _use_frame(self, crop: tuple[int, int, int, int] | None) -> _Frame:
+        """Point the predictor at the full image or at a (cached) crop of it."""
+        st = self._state
+        assert st is not None
+        frame_state = st
+        offset = (0, 0)
+        if crop is not None:
+            cached = st.crops.get(crop)
+            if cached is None:
+                x0, y0, x1, y1 = crop
+                cached = self._encode(np.ascontiguousarray(st.image[y0:y1, x0:x1]), f"{st.key}/{crop}")
+                st.crops[crop] = cached
+                while len(st.crops) > 4:
+                    st.crops.popitem(last=False)
+            frame_state = cached
+            offset = (crop[0], crop[1])
+        key = (st.key, crop)
+        if self._frame_key != key:
+            self._predictor.set_embedding(frame_state.embedding, frame_state.original_size, frame_state.input_size)
+            self._frame_key = key
+        return _Frame(frame_state, offset)
+
+    # ------------------------------------------------------------------ predict
+    def predict(
+        self,
+        extreme_points: Sequence[Sequence[float]] | None = None,
+        clicks: Sequence[Sequence[Any]] = (),
+        previous: Prediction | None = None,
+        box: Sequence[float] | None = None,
+    ) -> Prediction:
+        """Segment from 4 extreme points, a box, or clicks; refine with clicks and ``previous``."""
+        with self._lock:
+            st = self._state
+            if st is None:
+                raise PromptError("call set_image(image) before predict(): the segmenter has no image yet")
+            shape = st.original_size
+            pts = validate_extreme_points(extreme_points, shape) if extreme_points is not None else None
+            click_xy, click_pos = validate_clicks(clicks, shape)
+            prompt_box = validate_box(box, shape) if box is not None else None
+            if pts is not None:
+                prompt_box = box_from_points(pts)
+            if prompt_box is None and len(click_xy) == 0:
+                raise PromptError("nothing to segment: give 4 extreme points, a box, or at least one click")
+            prev_state = previous.state if previous is not None and isinstance(previous.state, SamPredState) else None
+            if previous is not None and np.asarray(previous.mask).shape != shape:
+                raise PromptError(
+                    "previous prediction is for another image (its mask has a different size); "
+                    "pass previous=None after changing images"
+                )
+
+            crop = self._choose_crop(prompt_box, shape, click_xy, prev_state)
+            frame = self._use_frame(crop)
+            if len(click_xy) == 0:
+                cands = self._first_pass(frame, pts, prompt_box)
+            else:
+                cands = self._refine(frame, pts, prompt_box, click_xy, click_pos, prev_state)
+            return self._finish(cands, pts, prompt_box, click_xy, click_pos, crop)
+
+    def _choose_crop(
+        self,
+        prompt_box: np.ndarray | None,
+        shape: tuple[int, int],
+        click_xy: np.ndarray,
+        prev_state: SamPredState | None,
+    ) -> tuple[int, int, int, int] | None:
+        if prev_state is not None:
+            crop = prev_state.crop
+            if crop is None or len(click_xy) == 0:
+                return crop
+            x0, y0, x1, y1 = crop
+            inside = (click_xy[:, 0] >= x0) & (click_xy[:, 0] < x1) & (click_xy[:, 1] >= y0) & (click_xy[:, 1] < y1)
+            return crop if bool(inside.all()) else None
+        if self.zoom == "off" or prompt_box is None:
+            return None
+        h, w = shape
+        bw, bh = prompt_box[2] - prompt_box[0] + 1, prompt_box[3] - prompt_box[1] + 1
+        if self.zoom == "small" and bw * bh >= self.zoom_below * h * w:
+            return None
+        return zoom_crop(prompt_box, shape, self.zoom_context)
+
+    def _run(
+        self,
+        frame: _Frame,
+        variant: str,
+        coords: np.ndarray | None,
+        labels: np.ndarray | None,
+        box: np.ndarray | None,
+        mask_input: np.ndarray | None,
+        multimask: bool,
+    ) -> list[_Cand]:
+        ox, oy = frame.offset
+        shift = np.array([ox, oy], np.float64)
+        local_coords = None if coords is None or len(coords) == 0 else (coords - shift).astype(np.float32)
+        local_labels = None if local_coords is None or labels is None else labels.astype(np.int64)
+        local_box = None if box is None else (box - np.concatenate([shift, shift])).astype(np.float32)
+        masks, ious, low_res = self._predictor.predict(
+            point_coords=local_coords,
+            point_labels=local_labels,
+            box=local_box,
+            mask_input=mask_input,
+            multimask_output=multimask,
+            return_logits=False,
+        )
+        masks = np.asarray(masks, bool)
+        full_shape = self._state.original_size if self._state is not None else masks.shape[1:]
+        out = []
+        for i in range(masks.shape[0]):
+            m = masks[i]
+            if (ox, oy) != (0, 0) or m.shape != full_shape:
+                full = np.zeros(full_shape, bool)
+                full[oy : oy + m.shape[0], ox : ox + m.shape[1]] = m
+                m = full
+            out.append(_Cand(m, float(np.asarray(ious)[i]), np.asarray(low_res)[i : i + 1], variant))
+        return out
+
+    def _first_pass(self, frame: _Frame, pts: np.ndarray | None, box: np.ndarray | None) -> list[_Cand]:
+        cands: list[_Cand] = []
+        for variant in self.variants:
+            if pts is None and variant != "box":
+                continue
+            if variant == "box+points":
+                assert pts is not None
+                cands += self._run(frame, variant, pts, np.ones(len(pts)), box, None, True)
+            elif variant == "box":
+                cands += self._run(frame, variant, None, None, box, None, True)
+            else:
+                assert pts is not None
+                cands += self._run(frame, variant, pts, np.ones(len(pts)), None, None, True)
+        if not cands:  # a box with a points-only recipe: the box alone is all we have
+            cands = self._run(frame, "box", None, None, box, None, True)
+        return cands
+
+    def _refine(
+        self,
+        frame: _Frame,
+        pts: np.ndarray | None,
+        box: np.ndarray | None,
+        click_xy: np.ndarray,
+        click_pos: np.ndarray,
+        prev: SamPredState | None,
+    ) -> list[_Cand]:
+        coords = click_xy if pts is None else np.concatenate([pts, click_xy])
+        labels = click_pos.astype(np.int64) if pts is None else np.concatenate([np.ones(len(pts)), click_pos])
+        prev_logits = prev.low_res if prev is not None else None
+        cands = self._run(frame, "refine", coords, labels, box, prev_logits, False)
+        if not self.guard_clicks:
+            return cands
+        if _clicks_satisfied(cands[0].mask, click_xy, click_pos) == len(click_xy):
+            return cands
+        # the model ignored a click: retry without the previous logits and with 3 candidates
+        retry = self._run(frame, "refine-retry", coords, labels, box, None, True)
+        retry += self._run(frame, "refine-nobox", coords, labels, None, prev_logits, False) if box is not None else []
+        return cands + retry
+
+    def _finish(
+        self,
+        cands: list[_Cand],
+        pts: np.ndarray | None,
+        box: np.ndarray | None,
+        click_xy: np.ndarray,
+        click_pos: np.ndarray,
+        crop: tuple[int, int, int, int] | None,
+    ) -> Prediction:
+        seeds = [p for p in (pts, click_xy[click_pos] if len(click_xy) else None) if p is not None and len(p)]
+        for c in cands:
+            if self.remove_blobs and seeds:
+                c.mask = keep_components_near(c.mask, np.concatenate(seeds), radius=self.consistency_tolerance + 3)
+            if self.fill_holes:
+                c.mask = fill_small_holes(c.mask)
+            c.score = self._score(c, pts, box)
+        if len(click_xy):
+            sat = [_clicks_satisfied(c.mask, click_xy, click_pos) for c in cands]
+            order = sorted(range(len(cands)), key=lambda i: (-sat[i], -cands[i].score))
+        else:
+            order = sorted(range(len(cands)), key=lambda i: -cands[i].score)
+        ranked = [cands[i] for i in order]
+        best = ranked[0]
+        unique: list[Candidate] = []
+        for c in ranked:
+            if all(not np.array_equal(c.mask, u.mask) for u in unique):
+                unique.append(Candidate(mask=c.mask, score=c.score))
+        return Prediction(
+            mask=best.mask,
+            score=best.score,
+            candidates=unique,
+            state=SamPredState(crop=crop, low_res=best.low_res, extreme_points=pts, box=box),
+        )
+
+    def _score(self, c: _Cand, pts: np.ndarray | None, box: np.ndarray | None) -> float:
+        if self.select == "iou":
+            return c.iou
+        if pts is not None:
+            cons = extreme_consistency(c.mask, pts, self.consistency_tolerance)
+        elif box is not None:
+            corners = np.array([[box[0], box[1]], [box[2], box[3]]])
+            cons = extreme_consistency(c.mask, corners, 1e9)  # box IoU only: corners need not be on the mask
+        else:
+            return c.iou
+        return cons if self.select == "consistency" else c.iou * cons
+
+
+def zoom_crop(box: np.ndarray, shape: tuple[int, int], context: float) -> tuple[int, int, int, int]:
+    """Crop (x0, y0, x1, y1), end-exclusive, around ``box`` with ``context`` x its size on each side.
+
+    At least 32 px of context and a 64 px square minimum, so the model sees the object's surroundings.
+    """
+    h, w = shape
+    bw, bh = box[2] - box[0] + 1, box[3] - box[1] + 1
+    side = max(bw, bh)
+    mx = max(context * side, 32.0, (64 - bw) / 2)
+    my = max(context * side, 32.0, (64 - bh) / 2)
+    x0, y0 = max(int(np.floor(box[0] - mx)), 0), max(int(np.floor(box[1] - my)), 0)
+    x1, y1 = min(int(np.ceil(box[2] + mx)) + 1, w), min(int(np.ceil(box[3] + my)) + 1, h)
+    return x0, y0, x1, y1
+
+
+def _clicks_satisfied(mask: np.ndarray, xy: np.ndarray, positive: np.ndarray) -> int:
+    h, w = mask.shape
+    xi = np.clip(np.rint(xy[:, 0]).astype(np.intp), 0, w - 1)
+    yi = np.clip(np.rint(xy[:, 1]).astype(np.intp), 0, h - 1)
+    return int(np.count_nonzero(mask[yi, xi] == positive))
+
+
+def _image_key(rgb: np.ndarray) -> str:
+    digest = hashlib.blake2b(rgb.tobytes(), digest_size=16)
+    digest.update(str(rgb.shape).encode())
+    return digest.hexdigest()
