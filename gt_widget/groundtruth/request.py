@@ -171,7 +171,7 @@ def build_request(settings: JobSettings) -> dict[str, Any]:
         "PreHumanTaskLambdaArn": s.pre_lambda_arn or pre,
         "TaskKeywords": list(s.keywords),
         "TaskTitle": s.title or f"Image {what}: {', '.join(s.labels)}"[:128],
-        "TaskDescription": s.description or f"Paint each {', '.join(s.labels)} in the image"[:255],
+        "TaskDescription": s.description or f"Paint every object of these labels: {', '.join(s.labels)}"[:255],
         "NumberOfHumanWorkersPerDataObject": s.workers_per_object or (3 if s.mode == "semantic" else 1),
         "TaskTimeLimitInSeconds": s.task_time_limit,
         "AnnotationConsolidationConfig": {"AnnotationConsolidationLambdaArn": s.acs_lambda_arn or acs},
@@ -243,7 +243,7 @@ def _botocore_problems(request: Mapping[str, Any]) -> list[str]:
                 else f"{extra['unknown_param']}: unknown member; valid members are {', '.join(extra['valid_names'])}"
             )
         elif kind == "invalid type":
-            types = "/".join(t.__name__ for t in extra["valid_types"])
+            types = "/".join(getattr(t, "__name__", str(t)) for t in extra["valid_types"])
             problems.append(f"{path}: value {_show(extra['param'])} has the wrong type; expected {types}")
         elif kind == "invalid range":
             problems.append(f"{path}: value {_show(extra['param'])} is below the minimum {extra['min_allowed']}")
@@ -382,8 +382,8 @@ def _ground_truth_problems(request: Mapping[str, Any], mode: Mode | None) -> lis
     workteam = _get(human, "WorkteamArn")
     wm = _WORKTEAM.match(workteam or "") if isinstance(workteam, str) else None
     if wm and wm.group(1):
-        regions["HumanTaskConfig.WorkteamArn"] = wm.group(1)
-    for field_name, arn in (("HumanTaskConfig.PreHumanTaskLambdaArn", pre), ("AnnotationConsolidationLambdaArn", acs)):
+        regions["WorkteamArn"] = wm.group(1)
+    for field_name, arn in (("PreHumanTaskLambdaArn", pre), ("AnnotationConsolidationLambdaArn", acs)):
         lm = _LAMBDA_REGION.match(arn or "") if isinstance(arn, str) else None
         if lm and lm.group(1):
             regions[field_name] = lm.group(1)

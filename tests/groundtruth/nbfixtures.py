@@ -35,7 +35,9 @@ def labeling_notebook(folder: Path, *, labels_code: str | None = None, hostile: 
     (folder / "good.png").write_bytes(tiny_png(30))
     text = "<script>alert('x')</script> & \"q\" {{ task.input }}" if hostile else "Paint **every** pet."
     short = nbformat.v4.new_markdown_cell(f"## Short instructions\n\n{text}")
-    full = nbformat.v4.new_markdown_cell("1. Look at the image.\n2. Paint each pet.", metadata={"tags": ["gt-full-instructions"]})
+    full = nbformat.v4.new_markdown_cell(
+        "1. Look at the image.\n2. Paint each pet.", metadata={"tags": ["gt-full-instructions"]}
+    )
     good = nbformat.v4.new_markdown_cell("### Good example\n\nTight edges.\n\n![tight edges](good.png)")
     bad = nbformat.v4.new_markdown_cell(
         "Sloppy: ![sloppy](attachment:bad.png)",
