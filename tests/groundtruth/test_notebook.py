@@ -71,7 +71,11 @@ def test_labels_by_literal_positional_and_widget(tmp_path: Path) -> None:
     (tmp_path / "x.png").write_bytes(tiny_png(1))
     nb = write_notebook(
         tmp_path / "w.ipynb",
-        [nbformat.v4.new_code_cell("from gt_widget.widget import SegmentationWidget\nw = SegmentationWidget('x.png', ['road', 'car'], 'instance')")],
+        [
+            nbformat.v4.new_code_cell(
+                "from gt_widget.widget import SegmentationWidget\nw = SegmentationWidget('x.png', ['road', 'car'], 'instance')"
+            )
+        ],
     )
     spec = read_notebook(nb)
     assert (spec.labels, spec.mode, spec.sources) == (["road", "car"], "instance", ["x.png"])
@@ -80,7 +84,9 @@ def test_labels_by_literal_positional_and_widget(tmp_path: Path) -> None:
     assert bundle.problems == []
     # instance jobs are custom PassThrough jobs: the template gets the manifest line and baked labels
     assert bundle.sample_input == {"source-ref": "s3://my-bucket/gt/w/images/0-x.png"}
-    assert json.loads(bundle.render().split('labels="', 1)[1].split('"', 1)[0].replace("&#34;", '"').replace("&quot;", '"')) == ["road", "car"]
+    assert json.loads(
+        bundle.render().split('labels="', 1)[1].split('"', 1)[0].replace("&#34;", '"').replace("&quot;", '"')
+    ) == ["road", "car"]
 
 
 def test_notebook_without_widget_is_a_clear_error(tmp_path: Path) -> None:
@@ -106,10 +112,14 @@ def test_conflicting_label_lists_are_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_non_literal_labels_and_images(tmp_path: Path) -> None:
-    nb = write_notebook(tmp_path / "dyn.ipynb", [nbformat.v4.new_code_cell("w = SegmentationWidget(img, labels=load_labels())")])
+    nb = write_notebook(
+        tmp_path / "dyn.ipynb", [nbformat.v4.new_code_cell("w = SegmentationWidget(img, labels=load_labels())")]
+    )
     with pytest.raises(NotebookError, match="not a literal list"):
         job_from_notebook(nb, **AWS)
-    nb = write_notebook(tmp_path / "dyn2.ipynb", [nbformat.v4.new_code_cell("w = SegmentationWidget(img, labels=['a'])")])
+    nb = write_notebook(
+        tmp_path / "dyn2.ipynb", [nbformat.v4.new_code_cell("w = SegmentationWidget(img, labels=['a'])")]
+    )
     with pytest.raises(NotebookError, match="pass sources="):
         job_from_notebook(nb, **AWS)
     bundle = job_from_notebook(nb, sources=["s3://my-bucket/data/1.jpg"], **AWS)
@@ -117,7 +127,9 @@ def test_non_literal_labels_and_images(tmp_path: Path) -> None:
 
 
 def test_missing_image_file_is_a_clear_error(tmp_path: Path) -> None:
-    nb = write_notebook(tmp_path / "m.ipynb", [nbformat.v4.new_code_cell("w = SegmentationWidget('gone.png', labels=['a'])")])
+    nb = write_notebook(
+        tmp_path / "m.ipynb", [nbformat.v4.new_code_cell("w = SegmentationWidget('gone.png', labels=['a'])")]
+    )
     with pytest.raises(Exception, match=r"gone\.png") as info:
         job_from_notebook(nb, **AWS)
     assert "Traceback" not in str(info.value)
@@ -144,7 +156,9 @@ def test_job_from_session(tmp_path: Path) -> None:
         label_attribute="scan-ref",
         job_name="scans-1",
     )
-    bundle = job_from_session(session, short_instructions="Paint the tumour.", good_examples=["s3://my-bucket/ex/g.png"], **AWS)
+    bundle = job_from_session(
+        session, short_instructions="Paint the tumour.", good_examples=["s3://my-bucket/ex/g.png"], **AWS
+    )
     assert bundle.problems == []
     assert bundle.settings.job_name == "scans-1" and bundle.request["LabelAttributeName"] == "scan-ref"
     assert bundle.manifest == [
@@ -157,7 +171,9 @@ def test_job_from_session(tmp_path: Path) -> None:
 
 
 def test_invalid_settings_surface_as_problems(tmp_path: Path) -> None:
-    bundle = job_from_notebook(labeling_notebook(tmp_path), workers_per_object=12, keywords=["semantic-seg"], label_attribute="pets", **AWS)
+    bundle = job_from_notebook(
+        labeling_notebook(tmp_path), workers_per_object=12, keywords=["semantic-seg"], label_attribute="pets", **AWS
+    )
     problems = bundle.problems
     assert any(p.startswith("HumanTaskConfig.NumberOfHumanWorkersPerDataObject") for p in problems)
     assert any(p.startswith("HumanTaskConfig.TaskKeywords[0]") for p in problems)
