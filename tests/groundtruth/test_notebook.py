@@ -166,7 +166,7 @@ def test_job_from_session(tmp_path: Path) -> None:
         {"source-ref": "s3://my-bucket/scans/b.png"},
     ]
     assert "Paint the tumour." in bundle.template
-    with pytest.raises(NotebookError, match="no .labels"):
+    with pytest.raises(NotebookError, match=r"no \.labels"):
         job_from_session(object(), **AWS)
 
 
