@@ -234,6 +234,7 @@ export class SegmentationElement extends HTMLElement {
     ui.addEventListener("dblclick", () => this._closePolygon());
     root.querySelectorAll("slot").forEach((s) => s.addEventListener("slotchange", () => this._updateInstructionsVisibility()));
     document.addEventListener("keydown", (e) => this._onKey(e));
+    this.addEventListener("pointerdown", () => (SegmentationElement.active = this));
     this.selectTool("brush");
     this._renderLabels();
   }
@@ -698,7 +699,9 @@ export class SegmentationElement extends HTMLElement {
 
   /** @param {KeyboardEvent} e */
   _onKey(e) {
-    if (SegmentationElement.active !== this || !this._map) return;
+    // keys go to the element last clicked, or to the only one on the page
+    const only = document.querySelectorAll("crowd-semantic-segmentation, crowd-instance-segmentation").length === 1;
+    if ((SegmentationElement.active ?? (only ? this : null)) !== this || !this._map) return;
     const t = /** @type {HTMLElement} */ (e.composedPath()[0] ?? e.target);
     if (t && /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName) && /** @type {HTMLInputElement} */ (t).type !== "range") return;
     const key = e.key.toLowerCase();
