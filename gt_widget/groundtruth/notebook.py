@@ -8,7 +8,8 @@ Conventions shared with notebooks/quickstart.ipynb (fixed):
   / "Short instructions", ``gt-full-instructions`` / "Full instructions", ``gt-good-example`` / "Good
   example(s)", ``gt-bad-example`` / "Bad example(s)"; example images are ``![caption](path-or-s3-uri)``.
 
-Choices: a tagged cell belongs to its section entirely (minus a marking heading); a heading's section runs
+Choices: when the notebook creates a ``LabelingSession``, its sessions define the job and stand-alone
+widgets are taken as demos; otherwise every widget counts (and they must agree). A tagged cell belongs to its section entirely (minus a marking heading); a heading's section runs
 to the next heading of the same or higher level in that cell. Several cells of one section are joined. The
 notebook's code is never executed: only literals are read (``ast.literal_eval``). Positional arguments
 count too (labels is the 2nd argument of both calls; mode the 3rd of ``SegmentationWidget`` and the 4th of
@@ -229,6 +230,10 @@ def read_notebook(path: str | os.PathLike[str], *, labels: Sequence[str] | None 
             f"{nb_path.name} creates no SegmentationWidget(...) or LabelingSession(...): add a code cell like "
             "SegmentationWidget('image.jpg', labels=['cat', 'dog'], mode='semantic') so the job knows its labels"
         )
+    # A LabelingSession is the notebook's labeling UI; stand-alone widgets beside it are demos (the quickstart
+    # shows instance mode on one image, say). Without a session, every widget counts.
+    sessions = [c for c in calls if c.kind == "LabelingSession"]
+    calls = sessions or calls
     first = calls[0]
     for other in calls[1:]:
         if labels is None and other.labels != first.labels:

@@ -178,3 +178,28 @@ def test_invalid_settings_surface_as_problems(tmp_path: Path) -> None:
     assert any(p.startswith("HumanTaskConfig.NumberOfHumanWorkersPerDataObject") for p in problems)
     assert any(p.startswith("HumanTaskConfig.TaskKeywords[0]") for p in problems)
     assert any(p.startswith("LabelAttributeName") for p in problems)
+
+
+def test_session_defines_the_job_and_demo_widgets_are_ignored(tmp_path: Path) -> None:
+    (tmp_path / "imgs").mkdir()
+    (tmp_path / "imgs" / "a.png").write_bytes(tiny_png(1))
+    nb = write_notebook(
+        tmp_path / "q.ipynb",
+        [
+            nbformat.v4.new_code_cell(
+                "LABELS = ['cat', 'dog']\ns = LabelingSession('imgs', LABELS, 'out', 'semantic')"
+            ),
+            nbformat.v4.new_code_cell("demo = SegmentationWidget(img, labels=['person'], mode='instance')"),
+        ],
+    )
+    spec = read_notebook(nb)
+    assert (spec.labels, spec.mode, spec.sources) == (["cat", "dog"], "semantic", ["imgs"])
+    nb2 = write_notebook(
+        tmp_path / "q2.ipynb",
+        [
+            nbformat.v4.new_code_cell("s = LabelingSession('imgs', ['cat'], 'out')"),
+            nbformat.v4.new_code_cell("t = LabelingSession('imgs', ['cat'], 'out', mode='instance')"),
+        ],
+    )
+    with pytest.raises(NotebookError, match="mixes modes"):
+        read_notebook(nb2)
