@@ -225,13 +225,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--sets", default="grabcut,davis345")
     ap.add_argument("--limit", type=int, default=None, help="first N objects of each set (quick runs)")
     ap.add_argument("--every", type=int, default=1, help="every k-th object (quick, spread-out subsets)")
+    ap.add_argument("--start", type=int, default=0, help="first object index (with --every)")
     ap.add_argument("--recipe", nargs="*", default=[], help="segmenter flags, e.g. zoom=small select=iou")
     ap.add_argument("--no-clicks", action="store_true")
     ap.add_argument("--no-jitter", action="store_true")
     ap.add_argument("--no-grabcut", action="store_true")
     ap.add_argument("--precompute", action="store_true", help="only fill the embedding cache")
     ap.add_argument("--weights", type=Path, default=os.environ.get("GT_WIDGET_WEIGHTS"))
-    ap.add_argument("--threads", type=int, default=2)
+    # 1 thread: on a shared 2-core machine, 2 torch threads made the decoder 7x slower (oversubscription)
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, default=RESULTS / "quality.json")
     args = ap.parse_args(argv)
 
@@ -242,7 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     seg = load_mobilesam_segmenter(args.weights, **flags)
     results: dict[str, dict[str, Any]] = {}
     for name in [s for s in args.sets.split(",") if s]:
-        samples = P.load_set(name, args.limit)[:: args.every]
+        samples = P.load_set(name, args.limit)[args.start :: args.every]
         cached = DiskCachedSegmenter(seg, CACHE / name)
         if args.precompute:
             for i, (_s, image, _gt, _void) in enumerate(P.iter_loaded(samples)):

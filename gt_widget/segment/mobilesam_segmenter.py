@@ -39,7 +39,13 @@ from gt_widget.segment.base import (
     validate_clicks,
     validate_extreme_points,
 )
-from gt_widget.segment.recipes import extreme_consistency, fill_small_holes, keep_components_near
+from gt_widget.segment.recipes import (
+    box_iou,
+    extreme_consistency,
+    fill_small_holes,
+    keep_components_near,
+    mask_bbox,
+)
 
 ZoomMode = Literal["off", "small", "always"]
 SelectMode = Literal["iou", "consistency", "combined"]
@@ -302,7 +308,8 @@ class MobileSamSegmenter:
                 full = np.zeros(full_shape, bool)
                 full[oy : oy + m.shape[0], ox : ox + m.shape[1]] = m
                 m = full
-            out.append(_Cand(m, float(np.asarray(ious)[i]), np.asarray(low_res)[i : i + 1], variant))
+            iou = min(max(float(np.asarray(ious)[i]), 0.0), 1.0)  # the IoU head can overshoot 1 slightly
+            out.append(_Cand(m, iou, np.asarray(low_res)[i : i + 1], variant))
         return out
 
     def _first_pass(self, frame: _Frame, pts: np.ndarray | None, box: np.ndarray | None) -> list[_Cand]:
@@ -361,10 +368,12 @@ class MobileSamSegmenter:
                 c.mask = fill_small_holes(c.mask)
             c.score = self._score(c, pts, box)
         if len(click_xy):
-            sat = [_clicks_satisfied(c.mask, click_xy, click_pos) for c in cands]
-            order = sorted(range(len(cands)), key=lambda i: (-sat[i], -cands[i].score))
-        else:
-            order = sorted(range(len(cands)), key=lambda i: -cands[i].score)
+            # each ignored click costs a share of the score; a mask that honours every click but is
+            # inconsistent with the extreme points (a tiny blob around one click) still loses
+            n = len(click_xy)
+            for c in cands:
+                c.score *= (1.0 + _clicks_satisfied(c.mask, click_xy, click_pos)) / (1.0 + n)
+        order = sorted(range(len(cands)), key=lambda i: -cands[i].score)
         ranked = [cands[i] for i in order]
         best = ranked[0]
         unique: list[Candidate] = []
@@ -384,8 +393,8 @@ class MobileSamSegmenter:
         if pts is not None:
             cons = extreme_consistency(c.mask, pts, self.consistency_tolerance)
         elif box is not None:
-            corners = np.array([[box[0], box[1]], [box[2], box[3]]])
-            cons = extreme_consistency(c.mask, corners, 1e9)  # box IoU only: corners need not be on the mask
+            mb = mask_bbox(c.mask)  # a box prompt: the mask should fill the box edge to edge
+            cons = 0.0 if mb is None else box_iou(mb, box)
         else:
             return c.iou
         return cons if self.select == "consistency" else c.iou * cons

@@ -52,18 +52,36 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> float:
 def extreme_consistency(mask: np.ndarray, points: np.ndarray, tolerance: float = 4.0) -> float:
     """How well ``mask`` agrees with 4 extreme points, in 0..1 (1 = perfectly).
 
-    Two cues: the mask's bounding box should equal the points' box (box IoU), and each point should lie
-    on the mask (distance to the nearest mask pixel, soft-thresholded at ``tolerance`` px, so clicks a
-    few pixels off the boundary are not punished).
+    Three cues: the mask's bounding box should equal the points' box (box IoU); each point should lie on
+    the mask (distance to the nearest mask pixel, soft-thresholded at ``tolerance`` px, so clicks a few
+    pixels off are not punished); and the mask should extend *inwards* from each point (fraction of a
+    short ray from the point towards the box's inside that is on the mask), which is what tells the
+    object from "the background inside the box" -- both touch the points, only the object lies inward.
     """
     box = mask_bbox(mask)
     if box is None:
         return 0.0
-    pts = np.asarray(points, np.float64).reshape(-1, 2)
+    pts = order_extreme_points(np.asarray(points, np.float64).reshape(4, 2))
     target = np.array([pts[:, 0].min(), pts[:, 1].min(), pts[:, 0].max(), pts[:, 1].max()])
     dist = distance_to_mask(mask, pts)
-    on = np.exp(-np.maximum(dist - tolerance, 0.0) / max(tolerance, 1.0))
-    return box_iou(box, target) * float(on.mean())
+    near = np.exp(-np.maximum(dist - tolerance, 0.0) / max(tolerance, 1.0))
+    side = max(target[2] - target[0], target[3] - target[1], 1.0)
+    length = max(2.5 * tolerance, 0.05 * side)
+    inward = inward_cover(mask, pts, length)
+    return box_iou(box, target) * float(np.mean(0.5 * near + 0.5 * inward))
+
+
+def inward_cover(mask: np.ndarray, ordered: np.ndarray, length: float) -> np.ndarray:
+    """For (top, bottom, left, right) points: fraction of the ``length``-px ray going inwards (down, up,
+    right, left) from each point that lies on ``mask``."""
+    h, w = mask.shape
+    steps = np.arange(0.0, max(length, 1.0) + 1e-9, 1.0)
+    out = np.empty(4)
+    for i, (d, (x, y)) in enumerate(zip(((0, 1), (0, -1), (1, 0), (-1, 0)), ordered, strict=True)):
+        xs = np.clip(np.rint(x + d[0] * steps).astype(np.intp), 0, w - 1)
+        ys = np.clip(np.rint(y + d[1] * steps).astype(np.intp), 0, h - 1)
+        out[i] = float(mask[ys, xs].mean())
+    return out
 
 
 def distance_to_mask(mask: np.ndarray, points: np.ndarray) -> np.ndarray:
