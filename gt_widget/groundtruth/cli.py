@@ -356,7 +356,14 @@ def _template_render(args: argparse.Namespace) -> int:
         raise FormatError(f"task input {str(args.input)!r} is not a JSON file: {exc}") from None
     if not args.template.is_file():
         raise FormatError(f"template {str(args.template)!r} not found")
-    _emit(render_template(args.template, task_input, expires_in=args.expires_in), args.out)
+    html = render_template(args.template, task_input, expires_in=args.expires_in)
+    _emit(html, args.out)
+    if "X-Amz-Security-Token=" in html:
+        print(
+            "note: the presigned URLs in this HTML embed your temporary credentials' session token (that is how "
+            "presigned URLs work); do not share the HTML beyond the URLs' lifetime",
+            file=sys.stderr,
+        )
     return 0
 
 
