@@ -175,3 +175,40 @@ def test_help_is_there_for_newcomers(capsys: pytest.CaptureFixture[str]) -> None
     text = capsys.readouterr().out
     for action in ("init", "render", "validate", "submit", "status", "fetch"):
         assert f"gt-widget job {action}" in text
+
+
+def test_status_and_fetch_commands(
+    s3: Any, bucket: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+    import numpy as np
+    from botocore.stub import Stubber
+
+    from gt_widget.groundtruth import aws
+    from gt_widget.groundtruth.formats import consolidated_png, output_manifest_line
+    from tests.groundtruth.test_aws import describe
+
+    label_map = np.zeros((4, 5), np.uint8)
+    label_map[1:3, 1:4] = 1
+    png_uri = f"s3://{bucket}/out/pets/annotations/consolidated-annotation/output/0_x.png"
+    s3.put_object(Bucket=bucket, Key=png_uri.split("/", 3)[3], Body=consolidated_png(label_map, ["#2ca02c"]))
+    line = output_manifest_line(f"s3://{bucket}/img/0.jpg", "label-ref", png_uri, ["cat"], job_name="pets")
+    manifest = f"s3://{bucket}/out/pets/manifests/output/output.manifest"
+    s3.put_object(Bucket=bucket, Key=manifest.split("/", 3)[3], Body=(json.dumps(line) + "\n").encode())
+    client = boto3.client("sagemaker", region_name="us-east-1")
+    monkeypatch.setattr(aws, "sagemaker_client", lambda region=None: client)
+    with Stubber(client) as stub:
+        stub.add_response("describe_labeling_job", describe("pets", "InProgress"), {"LabelingJobName": "pets"})
+        stub.add_response(
+            "describe_labeling_job",
+            describe("pets", "Completed", manifest, TotalLabeled=1),
+            {"LabelingJobName": "pets"},
+        )
+        stub.add_response("describe_labeling_job", describe("pets", "Completed", manifest), {"LabelingJobName": "pets"})
+        code, out, _ = run(capsys, "job", "status", "pets", "--wait", "--poll", "0")
+        assert code == 0
+        assert out.splitlines()[0].startswith("pets: InProgress (") and "TotalLabeled 1" in out.splitlines()[1]
+        code, out, err = run(capsys, "job", "fetch", "pets", "--out", str(tmp_path / "res"))
+        stub.assert_no_pending_responses()
+    assert code == 0 and out == f"0\ts3://{bucket}/img/0.jpg\tcat 6 px\n" and "1 results" in err
+    assert (tmp_path / "res" / "output.manifest").exists()
