@@ -53,7 +53,7 @@ class ImageStore:
 
     def __init__(self, base_dirs: Sequence[str | Path] = (), s3_client: Any = None) -> None:
         self.base_url = ""  # set by the server once it has a port: "http://127.0.0.1:PORT"
-        self._base_dirs = [Path(d) for d in base_dirs] or [Path.cwd()]
+        self.base_dirs = [Path(d) for d in base_dirs] or [Path.cwd()]
         self._s3 = s3_client
         self._entries: dict[str, _Entry] = {}
         self._decoded: dict[str, np.ndarray] = {}
@@ -78,7 +78,7 @@ class ImageStore:
         p = Path(text).expanduser()
         if p.is_absolute():
             return p if p.is_file() else None
-        for d in self._base_dirs:
+        for d in self.base_dirs:
             if (d / p).is_file():
                 return (d / p).resolve()
         return None

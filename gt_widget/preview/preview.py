@@ -82,16 +82,29 @@ def render_preview_html(
     s3_filter = env.filters["grant_read_access"]
 
     def grant_read_access(value: Any) -> str:
-        text = "" if value is None else str(value)
+        text = "" if value is None else str(value).strip()
         if text and images.is_local(text):
             return images.url_for(text)
+        if text and not _looks_like_url(text):
+            # a path that is not there: fail now with the places we looked, not as a broken image later
+            raise PreviewError(
+                f"grant_read_access: image {text!r} not found (looked in {', '.join(map(str, images.base_dirs))}); "
+                "fix the path in the task input, or use an s3:// URI"
+            )
         return str(s3_filter(value))
 
     env.add_filter("grant_read_access", grant_read_access)
     try:
         return str(env.from_string(source).render(task={"input": dict(task_input)}))
     except LiquidError as exc:
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, PreviewError):
+            raise PreviewError(str(cause)) from None
         raise TemplateError(f"template error: {exc}. Fix the Liquid syntax near the line shown") from None
+
+
+def _looks_like_url(text: str) -> bool:
+    return "://" in text or text.startswith(("data:", "blob:", "//"))
 
 
 def _template_text(template: str | os.PathLike[str]) -> str:
@@ -156,7 +169,8 @@ class TemplatePreview:
             except OSError:
                 pass
         self.task_input = load_task_input(task_input)
-        self.images = ImageStore([*dirs, Path.cwd()], s3_client=s3_client)
+        unique = list(dict.fromkeys(d.resolve() for d in [*dirs, Path.cwd()]))
+        self.images = ImageStore(unique, s3_client=s3_client)
         self._on_submit = on_submit
         self.save_to = Path(save_to) if save_to is not None else None
         self._submissions: list[dict[str, Any]] = []

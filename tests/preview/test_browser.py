@@ -196,6 +196,10 @@ CUSTOM = """<script src="https://assets.crowd.aws/crowd-html-elements.js"></scri
   <input type="hidden" name="seen" value="yes">
 </crowd-form>
 <script>
+  window.allowSubmit = false;
+  document.querySelector("crowd-form").addEventListener("submit", (e) => {
+    if (!window.allowSubmit) e.preventDefault();  // a template's own validation
+  });
   document.addEventListener("all-crowd-elements-ready", () => {
     const seg = document.querySelector("#seg");
     seg.labels = [...seg.labels, "Bird's nest"];
@@ -243,6 +247,14 @@ def test_custom_template_labels_property_instructions_undo(
         page.keyboard.press("Control+Shift+z")
         assert seg.evaluate("e => e.getIndexMap().data.filter(v => v === 3).length") == painted
 
+        # opacity acts on the overlay only
+        page.locator(f"{SEM} input.opacity").fill("25")
+        assert page.locator(f"{SEM} canvas.overlay").evaluate("c => c.style.opacity") == "0.25"
+
+        page.locator("crowd-form crowd-button").last.click()  # the template's submit listener refuses
+        page.wait_for_timeout(300)
+        assert preview.submissions == []
+        page.evaluate("window.allowSubmit = true")
         content = _submit(page, preview)
         assert outside == []
         assert page.errors == []  # type: ignore[attr-defined]
@@ -252,3 +264,38 @@ def test_custom_template_labels_property_instructions_undo(
     assert "initialValueModified" not in content["annotatedResult"]
     result = read_answer(content, labels=["Cat", "Dog", "Bird's nest"])
     assert int(result.mask("Bird's nest").sum()) == painted
+
+
+def test_instance_initial_value_keeps_prior_instances(
+    open_page: Any, llama: tuple[Path, np.ndarray, np.ndarray], tmp_path: Path
+) -> None:
+    image, gt, _ = llama
+    h, w = gt.shape
+    prior = np.zeros((h, w), np.uint8)
+    prior[gt] = 1
+    prior[10:40, 10:50] = 2
+    (tmp_path / "prior.png").write_bytes(consolidated_png(prior, ["#2ca02c", "#d62728"]))
+    instances = [{"color": "#2ca02c", "label": "llama"}, {"color": "#d62728", "label": "rock"}]
+    task = {
+        "taskObject": str(image),
+        "labels": ["llama", "rock"],
+        "initialValue": {"instances": instances, "src": str(tmp_path / "prior.png")},
+    }
+    with preview_template("builtin:instance", task, segmenter="grabcut") as preview:
+        page, outside = open_page(preview.url)
+        _ready(page, INST)
+        assert page.locator(f"{INST} .instance").count() == 2
+        page.locator(f"{INST} li[data-label='rock'] button.add-instance").click()
+        ptr = ImagePointer(page, INST)
+        ptr.tool("fill")
+        ptr.click(300, 5)  # flood-fill the background region that holds (300, 5) with the new instance
+        content = _submit(page, preview)
+        assert outside == []
+    answer = content[INST]
+    # the new instance takes the first palette colour no prior instance uses
+    assert answer["instances"] == [*instances, {"color": "#1f77b4", "label": "rock"}]
+    result = read_answer(content)
+    assert isinstance(result, InstanceResult)
+    assert np.array_equal(result.instance_map == 1, prior == 1)
+    assert np.array_equal(result.instance_map == 2, prior == 2)
+    assert np.array_equal(result.instance_map == 3, prior == 0), "fill takes the connected unpainted region"

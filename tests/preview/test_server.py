@@ -199,6 +199,8 @@ def test_bad_inputs_get_clear_errors(tmp_path: Path, llama_task: dict[str, Any])
         preview_template("{% if %}<p>", llama_task)
     with preview_template("builtin:semantic", llama_task) as p, pytest.raises(PreviewError, match="cannot serve"):
         p.images.url_for("no/such/file.png")
+    with pytest.raises(PreviewError, match=r"image 'no/such\.png' not found \(looked in .*\); fix the path"):
+        preview_template("builtin:semantic", {"taskObject": "no/such.png", "labels": ["a"]})
 
 
 def test_s3_images_through_a_real_s3_server(
