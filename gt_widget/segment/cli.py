@@ -48,8 +48,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _segment(args: argparse.Namespace) -> int:
     from gt_widget.segment import load_segmenter
-    from gt_widget.segment.batch import prelabel
+    from gt_widget.segment.batch import list_images, load_prompts, prelabel
 
+    list_images(args.source)  # bad arguments fail fast, before any model is loaded (or downloaded)
+    load_prompts(args.prompts)
     kwargs = {"weights": args.weights} if args.weights else {}
     name = None if args.segmenter == "auto" else args.segmenter
     if name == "grabcut":
