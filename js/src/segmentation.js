@@ -91,6 +91,8 @@ export class SegmentationElement extends HTMLElement {
     /** @type {Record<string, string> | null} label colours named by initial-value's labelMappings */
     this._initialColors = null;
     this._strokeValue = 0;
+    /** @type {[number, number] | null} where the pointer hovers (for the brush outline) */
+    this._hover = null;
     /** @type {InstanceInfo[]} */
     this._instances = [];
     this._selected = 0; // semantic: label index; instance: selected label index
@@ -231,6 +233,10 @@ export class SegmentationElement extends HTMLElement {
     ui.addEventListener("pointermove", (e) => this._onPointerMove(e));
     ui.addEventListener("pointerup", (e) => this._onPointerUp(e));
     ui.addEventListener("pointercancel", (e) => this._onPointerUp(e));
+    ui.addEventListener("pointerleave", () => {
+      this._hover = null;
+      if (this._map) this._drawUi();
+    });
     ui.addEventListener("dblclick", () => this._closePolygon());
     root.querySelectorAll("slot").forEach((s) => s.addEventListener("slotchange", () => this._updateInstructionsVisibility()));
     document.addEventListener("keydown", (e) => this._onKey(e));
@@ -413,7 +419,14 @@ export class SegmentationElement extends HTMLElement {
       this._overlayPixels = new ImageData(W, H);
       this._undo.clear();
       this._initialData = null;
-      await this._loadInitialValue(token);
+      try {
+        await this._loadInitialValue(token);
+      } catch (err) {
+        // keep the task usable: start from an empty map and say why the prior labels are missing
+        this._initialData = this.getAttribute("initial-value") ? new Uint8Array(W * H) : null;
+        this._map = createIndexMap(W, H);
+        this._showError(err);
+      }
       if (token !== this._loadToken) return;
       const fit = Math.min(1, (this._q(".workarea").clientWidth || W) / W);
       this._setZoom(fit);
@@ -502,6 +515,14 @@ export class SegmentationElement extends HTMLElement {
       ctx.stroke();
       for (const [x, y] of this._polygon) ctx.strokeRect(x + 0.5 - 3 * scale, y + 0.5 - 3 * scale, 6 * scale, 6 * scale);
     }
+    if (this._hover && (this._tool === "brush" || this._tool === "eraser")) {
+      // the brush outline: what a press here would paint
+      ctx.strokeStyle = this._tool === "eraser" ? "#ffffff" : "#000000";
+      ctx.lineWidth = scale;
+      ctx.beginPath();
+      ctx.arc(this._hover[0] + 0.5, this._hover[1] + 0.5, this._brushSize / 2, 0, Math.PI * 2);
+      ctx.stroke();
+    }
     for (const [x, y] of this._extreme) {
       ctx.fillStyle = "#ff00ff";
       ctx.beginPath();
@@ -581,6 +602,10 @@ export class SegmentationElement extends HTMLElement {
 
   /** @param {PointerEvent} e */
   _onPointerMove(e) {
+    if (this._tool === "brush" || this._tool === "eraser") {
+      this._hover = this._toImage(e);
+      this._drawUi();
+    }
     if (!this._stroke) return;
     const events = typeof e.getCoalescedEvents === "function" ? e.getCoalescedEvents() : [];
     for (const ev of events.length ? events : [e]) {
