@@ -80,15 +80,31 @@ class JobBundle:
     request: dict[str, Any]
     sample_input: dict[str, Any]
     uploads: list[Upload] = field(default_factory=list)
+    prior_label_attribute: str | None = None
+    """Adjustment jobs: the attribute of the results being adjusted (in every manifest line)."""
 
     @property
     def problems(self) -> list[str]:
         """Every problem of the labels, manifest and request, one line each naming the field."""
-        return (
+        problems = (
             label_problems(self.settings.labels)
             + manifest_problems(self.manifest, mode=self.settings.mode)
             + request_problems(self.request, mode=self.settings.mode)
         )
+        prior = self.prior_label_attribute
+        if prior:
+            if self.request.get("LabelAttributeName") == prior:
+                problems.append(
+                    f"LabelAttributeName: value {prior!r} is the attribute of the results being adjusted; an "
+                    "adjustment job must write a different one (§3.2), e.g. "
+                    + repr(prior.removesuffix("-ref") + "-adjusted-ref")
+                )
+            missing = [i + 1 for i, line in enumerate(self.manifest) if prior not in line]
+            if missing:
+                problems.append(
+                    f"manifest lines {missing[:10]}: no {prior!r} result to adjust; label those images first"
+                )
+        return problems
 
     def validate(self) -> JobBundle:
         """``self`` when valid, else ``ValidationError`` with every problem."""
@@ -125,7 +141,12 @@ class JobBundle:
             else:
                 entry["path"] = up.path
             uploads.append(entry)
-        settings = {"settings": asdict(self.settings), "sample_input": self.sample_input, "uploads": uploads}
+        settings = {
+            "settings": asdict(self.settings),
+            "sample_input": self.sample_input,
+            "uploads": uploads,
+            "prior_label_attribute": self.prior_label_attribute,
+        }
         atomic_write_text(out / BUNDLE_FILES["settings"], _json(settings))
         atomic_write_text(out / BUNDLE_FILES["request"], _json(self.request))
         atomic_write_text(out / BUNDLE_FILES["label_config"], self.label_config_text)
@@ -164,7 +185,16 @@ class JobBundle:
             if path and not Path(path).is_absolute():
                 path = str(root / path)
             uploads.append(Upload(uri=entry["uri"], path=path))
-        return cls(settings, config, template, manifest, request, meta.get("sample_input", {}), uploads)
+        return cls(
+            settings,
+            config,
+            template,
+            manifest,
+            request,
+            meta.get("sample_input", {}),
+            uploads,
+            meta.get("prior_label_attribute"),
+        )
 
 
 def _json(value: Any) -> str:
@@ -292,6 +322,7 @@ def build_bundle(
     extras = _Uploader(job_base, "instructions")
     if not sources:
         raise BundleError("no images to label: give the images (paths or s3:// URIs) the job should show workers")
+    prior_pngs = _Uploader(job_base, "prior")
     manifest: list[dict[str, Any]] = []
     for i, item in enumerate(sources):
         line = {"source-ref": item} if isinstance(item, str) else dict(item)
@@ -299,6 +330,10 @@ def build_bundle(
         if ref and not ref.startswith("s3://"):
             path = Path(ref).expanduser()
             line["source-ref"] = images.add(path if path.is_absolute() else base / path, numbered=i)
+        prior = line.get(prior_label_attribute) if prior_label_attribute else None
+        if isinstance(prior, str) and prior and not prior.startswith("s3://"):  # a local result PNG to adjust
+            path = Path(prior).expanduser()
+            line[str(prior_label_attribute)] = prior_pngs.add(path if path.is_absolute() else base / path)
         manifest.append(line)
     good = [ExampleImage(_image_uri(e.src, extras, base, attach), e.caption) for e in good_examples]
     bad = [ExampleImage(_image_uri(e.src, extras, base, attach), e.caption) for e in bad_examples]
@@ -353,7 +388,8 @@ def build_bundle(
         manifest=manifest,
         request=build_request(job),
         sample_input=sample,
-        uploads=images.uploads + extras.uploads,
+        uploads=images.uploads + prior_pngs.uploads + extras.uploads,
+        prior_label_attribute=prior_label_attribute,
     )
 
 

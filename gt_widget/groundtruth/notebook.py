@@ -360,19 +360,41 @@ def job_from_session(
     full_instructions: str | None = None,
     good_examples: Sequence[ExampleImage | str] = (),
     bad_examples: Sequence[ExampleImage | str] = (),
+    adjust_results: bool = False,
     **settings: Any,
 ) -> JobBundle:
-    """The same job from a live ``LabelingSession``: its labels, mode, images, label attribute and job name."""
+    """The same job from a live ``LabelingSession``: its labels, mode, images, label attribute and job name.
+
+    ``adjust_results=True`` builds an *adjustment* job instead: the session's saved results (its output
+    manifest, local ``-ref`` PNGs uploaded with the images) become the workers' ``initial-value``, so a
+    team corrects what was pre-labeled in the notebook. Only images with a saved result are included.
+    """
     for attr in ("labels", "mode", "sources"):
         if not hasattr(session, attr):
             raise NotebookError(
                 f"{type(session).__name__} has no .{attr}: pass a gt_widget LabelingSession (labels, mode, sources)"
             )
-    settings.setdefault("label_attribute", getattr(session, "label_attribute", None))
+    sources: list[Any] = list(session.sources)
+    prior: str | None = None
+    if adjust_results:
+        from gt_widget.groundtruth.manifest import read_manifest
+
+        prior = str(getattr(session, "label_attribute", "label-ref"))
+        path = getattr(session, "output_manifest_path", None)
+        if path is None:
+            path = Path(session.output_dir) / str(session.job_name) / "manifests" / "output" / "output.manifest"
+        if hasattr(session, "flush"):
+            session.flush()  # results still being written by the autosave thread
+        sources = read_manifest(path, check=False) if Path(path).exists() else []
+        if not sources:
+            raise NotebookError("the session has no saved results to adjust yet: label some images first")
+    else:
+        settings.setdefault("label_attribute", getattr(session, "label_attribute", None))
     return build_bundle(
         labels=list(session.labels),
         mode=session.mode,
-        sources=list(session.sources),
+        sources=sources,
+        prior_label_attribute=prior,
         s3_prefix=s3_prefix,
         role_arn=role_arn,
         workteam_arn=workteam_arn,

@@ -297,25 +297,32 @@ def _initial_value(kind: TemplateKind, prior_label_attribute: str | None) -> str
             f"prior label attribute {prior_label_attribute!r} is not a label attribute name "
             "(letters, digits and single hyphens, 1-127 characters)"
         )
-    line = f"task.input.manifestLine.{prior_label_attribute}"
-    meta = f"{line}-metadata"
-    if kind == "semantic":
-        # DG's recipe (§1.4), written as strict JSON: BACKGROUND skipped, commas placed by a flag.
-        body = (
-            "{% assign sep = '' %}"
-            f"{{% for box in {meta}.internal-color-map %}}{{% if box[1]['class-name'] != 'BACKGROUND' %}}"
-            f"{{{{ sep }}}}{{{{ box[1]['class-name'] | to_json }}}}: {lb}\"color\": "
-            f"{{{{ box[1]['hex-color'] | to_json }}}}{rb}"
-            "{% assign sep = ',' %}{% endif %}{% endfor %}"
-        )
-        mappings = f'"labelMappings": {lb}{body}{rb}'
-    else:
-        # Our instance output metadata carries an ``instances`` list (see formats.output_manifest_line).
-        mappings = f'"instances": {{{{ {meta}.instances | to_json }}}}'
-    from_manifest = (
-        f'{{% if {line} %}}initial-value=\'{lb}"src": "{{{{ {line} | grant_read_access }}}}", {mappings}{rb}\''
+    # The prior output sits in ``task.input.manifestLine`` (DG's audit recipe, §1.4) or, for custom
+    # PassThrough jobs whose task input is the manifest line itself (§2), directly in ``task.input``.
+    branches = []
+    for root in ("task.input.manifestLine", "task.input"):
+        line = f"{root}.{prior_label_attribute}"
+        meta = f"{line}-metadata"
+        if kind == "semantic":
+            # DG's recipe (§1.4), written as strict JSON: BACKGROUND skipped, commas placed by a flag.
+            body = (
+                "{% assign sep = '' %}"
+                f"{{% for box in {meta}.internal-color-map %}}{{% if box[1]['class-name'] != 'BACKGROUND' %}}"
+                f"{{{{ sep }}}}{{{{ box[1]['class-name'] | to_json }}}}: {lb}\"color\": "
+                f"{{{{ box[1]['hex-color'] | to_json }}}}{rb}"
+                "{% assign sep = ',' %}{% endif %}{% endfor %}"
+            )
+            mappings = f'"labelMappings": {lb}{body}{rb}'
+        else:
+            # Our instance output metadata carries an ``instances`` list (see formats.output_manifest_line).
+            mappings = f'"instances": {{{{ {meta}.instances | to_json }}}}'
+        value = f'initial-value=\'{lb}"src": "{{{{ {line} | grant_read_access }}}}", {mappings}{rb}\''
+        branches.append((line, value))
+    (first_line, first_value), (second_line, second_value) = branches
+    return (
+        f"{{% if {first_line} %}}{first_value}{{% elsif {second_line} %}}{second_value}"
+        f"{{% elsif task.input.initialValue %}}{from_input}{{% endif %}}"
     )
-    return from_manifest + "{% elsif task.input.initialValue %}" + from_input + "{% endif %}"
 
 
 def builtin_template(

@@ -203,3 +203,56 @@ def test_session_defines_the_job_and_demo_widgets_are_ignored(tmp_path: Path) ->
     )
     with pytest.raises(NotebookError, match="mixes modes"):
         read_notebook(nb2)
+
+
+@pytest.mark.parametrize("mode", ["semantic", "instance"])
+def test_adjustment_job_from_session_results(tmp_path: Path, mode: str) -> None:
+    """Pre-label in the notebook, then send the results to Ground Truth workers to adjust (§1.4)."""
+    import html as html_lib
+    import re
+
+    import numpy as np
+
+    from gt_widget.groundtruth.formats import Instance, consolidated_png, output_manifest_line
+    from gt_widget.groundtruth.manifest import write_manifest
+
+    (tmp_path / "a.png").write_bytes(tiny_png(5))
+    (tmp_path / "b.png").write_bytes(tiny_png(6))
+    png = tmp_path / "job" / "annotations" / "consolidated-annotation" / "output" / "0_2024.png"
+    png.parent.mkdir(parents=True)
+    png.write_bytes(consolidated_png(np.ones((6, 8), np.uint8), ["#2ca02c"]))
+    instances = [Instance("cat", "#2ca02c")] if mode == "instance" else None
+    line = output_manifest_line(
+        str(tmp_path / "a.png"), "pets-ref", str(png), ["cat", "dog"], job_name="job", mode=mode, instances=instances
+    )  # type: ignore[arg-type]
+    manifest = write_manifest(tmp_path / "job" / "manifests" / "output" / "output.manifest", [line], require_s3=False)
+    session = SimpleNamespace(
+        labels=["cat", "dog"],
+        mode=mode,
+        sources=[str(tmp_path / "a.png"), str(tmp_path / "b.png")],  # b is not labeled: not in the job
+        output_dir=tmp_path,
+        label_attribute="pets-ref",
+        job_name="job",
+        output_manifest_path=manifest,
+    )
+    bundle = job_from_session(session, adjust_results=True, job_name="pets-adjust", **AWS)
+    assert bundle.problems == []
+    assert bundle.request["LabelAttributeName"] == "pets-adjusted-ref"
+    kind = "AdjustmentSemanticSegmentation" if mode == "semantic" else "PassThrough"
+    assert bundle.request["HumanTaskConfig"]["PreHumanTaskLambdaArn"].endswith(f":PRE-{kind}")
+    (only,) = bundle.manifest
+    assert only["source-ref"] == "s3://my-bucket/gt/pets-adjust/images/0-a.png"
+    assert only["pets-ref"] == "s3://my-bucket/gt/pets-adjust/prior/0_2024.png"
+    assert {u.uri: u.read() for u in bundle.uploads}[only["pets-ref"]] == png.read_bytes()
+    rendered = bundle.render()
+    value = json.loads(html_lib.unescape(re.search(r"initial-value='([^']*)'", rendered).group(1)))  # type: ignore[union-attr]
+    assert value["src"] == "https://my-bucket.s3.us-east-1.amazonaws.com/gt/pets-adjust/prior/0_2024.png"
+    if mode == "semantic":
+        assert value["labelMappings"] == {"cat": {"color": "#2ca02c"}, "dog": {"color": "#1f77b4"}}
+    else:
+        assert value["instances"] == [{"color": "#2ca02c", "label": "cat"}]
+    bad = job_from_session(session, adjust_results=True, label_attribute="pets-ref", **AWS)
+    assert any("adjustment job must write a different one" in p for p in bad.problems)
+    session.output_manifest_path = tmp_path / "none.manifest"
+    with pytest.raises(NotebookError, match="no saved results"):
+        job_from_session(session, adjust_results=True, **AWS)

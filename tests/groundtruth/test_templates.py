@@ -286,3 +286,14 @@ def test_builtin_templates_golden() -> None:
 def test_rendered_html_is_well_formed_enough() -> None:
     out = render_template(builtin_template("semantic"), SAMPLE, presign=fake_presign)
     assert not re.search(r"\{\{|\{%", out)  # no unrendered Liquid left
+
+
+def test_instance_adjustment_from_passthrough_task_input() -> None:
+    """PassThrough hands over the manifest line itself: the prior result is at task.input.<attr> (§2)."""
+    instances = [{"color": "#2ca02c", "label": "cat"}, {"color": "#1f77b4", "label": "cat"}]
+    line = {"source-ref": "s3://b/i.jpg", "pets-ref": "s3://b/o.png", "pets-ref-metadata": {"instances": instances}}
+    out = render_template(
+        builtin_template("instance", labels=["cat"], prior_label_attribute="pets-ref"), line, presign=fake_presign
+    )
+    value = json.loads(element(out, "crowd-instance-segmentation")["initial-value"] or "")
+    assert value == {"src": fake_presign("s3://b/o.png", 3600), "instances": instances}
