@@ -407,6 +407,13 @@ def _ground_truth_problems(request: Mapping[str, Any], mode: Mode | None) -> lis
         if kind == "VerificationSemanticSegmentation" and attr.endswith("-ref"):
             problems.append(f"LabelAttributeName: value {attr!r} must not end in '-ref' for a verification job")
 
+    # Label categories (§4): the built-in semantic segmentation Lambdas read the labels from this file.
+    if semantic and not _get(request, "LabelCategoryConfigS3Uri"):
+        problems.append(
+            "LabelCategoryConfigS3Uri: missing; semantic segmentation reads its labels from a label category "
+            "configuration file on S3 (gt_widget.groundtruth.labels.write_label_config writes one)"
+        )
+
     # UI (§5.4): no built-in HumanTaskUiArn exists for image segmentation.
     ui = _get(human, "UiConfig")
     if isinstance(ui, Mapping):

@@ -189,9 +189,12 @@ def _template_source(template: str | os.PathLike[str]) -> str:
             return template
         path = Path(template)
         try:
-            if not path.is_file():
-                return template
+            exists = path.is_file()
         except OSError:
+            return template
+        if not exists:
+            if re.fullmatch(r"[^\s]+\.(html?|liquid)", template, re.IGNORECASE):
+                raise TemplateError(f"template file {template!r} not found; check the path")
             return template
     try:
         return path.read_text(encoding="utf-8")
@@ -207,7 +210,8 @@ def render_template(
 ) -> str:
     """Render a worker task template to HTML, with ``task_input`` as ``task.input``.
 
-    ``template``: Liquid source text, or a path to a file (a ``str`` naming an existing file is read).
+    ``template``: Liquid source text, or a path to a file (a ``str`` naming an existing file is read; a
+    ``str`` that looks like a file name, ``*.html`` / ``*.htm`` / ``*.liquid``, but does not exist is an error).
     """
     if not isinstance(task_input, Mapping):
         raise TemplateError(

@@ -238,6 +238,7 @@ CASES = [
         "private",
     ),
     ("Tags", [{"Key": "aws:owner", "Value": "x"}], "Tags[0].Key", "reserves"),
+    ("LabelCategoryConfigS3Uri", _DELETE, "LabelCategoryConfigS3Uri", "label category configuration"),
     ("Tags", [{"Key": "k", "Value": "1"}, {"Key": "k", "Value": "2"}], "Tags[1].Key", "twice"),
 ]
 

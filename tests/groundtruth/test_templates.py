@@ -134,6 +134,8 @@ def test_render_errors_are_clear(tmp_path: Path) -> None:
         render_template("{% if x %}unclosed", {})
     with pytest.raises(TemplateError, match=r"task\.input"):
         render_template("x", ["not", "a", "dict"])  # type: ignore[arg-type]
+    with pytest.raises(TemplateError, match="not found"):
+        render_template(str(tmp_path / "missing.liquid.html"), {})
     path = tmp_path / "t.liquid.html"
     path.write_text("<p>{{ task.input.taskObject }}</p>", encoding="utf-8")
     assert render_template(path, SAMPLE) == "<p>s3://bucket/images/cat 1.jpg</p>"
