@@ -229,19 +229,38 @@ def _semantic_from_line(line: Mapping[str, Any], attr: str, png: bytes, labels: 
     return SemanticResult(label_map, order, colors)
 
 
-def _instance_from_worker_responses(client: Any, output_root: str, index: int) -> InstanceResult | SemanticResult:
+def _worker_response_keys(client: Any, output_root: str) -> dict[str, list[str]]:
+    """``{datasetObjectId: [keys of its worker-response files]}``, listed once per fetch."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
     bucket, prefix = parse_s3_location(f"{output_root.rstrip('/')}/annotations/worker-response/")
-    keys: list[str] = []
+    found: dict[str, list[str]] = {}
     paginator = client.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-        for obj in page.get("Contents", []):
-            parts = obj["Key"][len(prefix) :].split("/")
-            if len(parts) >= 3 and parts[1] == str(index) and parts[-1].endswith(".json"):
-                keys.append(obj["Key"])
+    try:
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                parts = obj["Key"][len(prefix) :].split("/")  # iteration-N / <id> / <timestamp>.json
+                if len(parts) >= 3 and parts[-1].endswith(".json"):
+                    found.setdefault(parts[1], []).append(f"s3://{bucket}/{obj['Key']}")
+    except (BotoCoreError, ClientError) as exc:
+        raise AwsError(_aws_message(f"listing s3://{bucket}/{prefix}", exc)) from None
+    return found
+
+
+def _from_worker_responses(
+    client: Any, responses: dict[str, list[str]], index: int, labels: Sequence[str] | None
+) -> InstanceResult | SemanticResult:
+    keys = responses.get(str(index))
     if not keys:
-        raise FormatError(f"no worker response for object {index} under s3://{bucket}/{prefix}")
-    newest = max(keys, key=lambda k: (k.split("/")[-3], k.rsplit("/", 1)[-1]))  # iteration, then timestamp
-    return read_answer(_get_bytes(client, f"s3://{bucket}/{newest}"))
+        raise FormatError(f"object {index} has no result in the output manifest and no worker-response file")
+
+    # newest: the highest iteration, then the latest timestamp
+    def order(uri: str) -> tuple[int, str]:
+        iteration = uri.rsplit("/", 3)[-3]
+        number = iteration.rsplit("-", 1)[-1]
+        return (int(number) if number.isdigit() else 0, uri.rsplit("/", 1)[-1])
+
+    return read_answer(_get_bytes(client, max(keys, key=order)), labels)
 
 
 def fetch_results(
@@ -268,6 +287,7 @@ def fetch_results(
     lines = loads_manifest(text, source=status.output_manifest, check=False)
     output_root = status.output_manifest.rsplit("/manifests/", 1)[0]
     items: list[FetchedItem] = []
+    responses: dict[str, list[str]] | None = None
     for index, line in enumerate(lines):
         attr = status.label_attribute or find_label_attribute(line)
         value = line.get(attr)
@@ -286,13 +306,13 @@ def fetch_results(
                 result = _semantic_from_line(line, attr, png, labels)
         else:
             try:
-                result = (
-                    read_answer(value, labels)
-                    if value is not None
-                    else _instance_from_worker_responses(client, output_root, index)
-                )
+                if value is None:
+                    raise FormatError("no answer in the line")
+                result = read_answer(value, labels)
             except FormatError:
-                result = _instance_from_worker_responses(client, output_root, index)
+                if responses is None:
+                    responses = _worker_response_keys(client, output_root)
+                result = _from_worker_responses(client, responses, index, labels)
         items.append(FetchedItem(index, str(line.get("source-ref", "")), result, png_path, line))
     atomic_write_text(
         out / "fetched.json",

@@ -115,7 +115,12 @@ class JobBundle:
 
     def render(self, presign: Any = None, expires_in: int = 3600) -> str:
         """The template rendered with the sample task input (``presign`` None: unsigned https URLs, offline)."""
-        return render_template(self.template, self.sample_input, presign=presign or unsigned_url(self.settings.region))
+        return render_template(
+            self.template,
+            self.sample_input,
+            presign=presign or unsigned_url(self.settings.region),
+            expires_in=expires_in,
+        )
 
     @property
     def manifest_text(self) -> str:

@@ -41,8 +41,8 @@ SECTIONS = {
 _HEADING_SECTIONS = [
     (re.compile(r"^short\s+instructions?$", re.IGNORECASE), "short"),
     (re.compile(r"^full\s+instructions?$", re.IGNORECASE), "full"),
-    (re.compile(r"^good\s+examples?$", re.IGNORECASE), "good"),
-    (re.compile(r"^bad\s+examples?$", re.IGNORECASE), "bad"),
+    (re.compile(r"^good\s+examples?(\(s\))?$", re.IGNORECASE), "good"),
+    (re.compile(r"^bad\s+examples?(\(s\))?$", re.IGNORECASE), "bad"),
 ]
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _NAME_RE = re.compile(r"[^a-zA-Z0-9]+")

@@ -256,3 +256,20 @@ def test_adjustment_job_from_session_results(tmp_path: Path, mode: str) -> None:
     session.output_manifest_path = tmp_path / "none.manifest"
     with pytest.raises(NotebookError, match="no saved results"):
         job_from_session(session, adjust_results=True, **AWS)
+
+
+def test_section_headings_variants() -> None:
+    from gt_widget.groundtruth.notebook import find_sections
+
+    cells = [
+        nbformat.v4.new_markdown_cell(
+            "# Intro\n\n## Good example(s)\n\n![ok](s3://b/ok.png)\n\n## Bad Examples\n\n![no](s3://b/no.png)\n\n# Other\n\ntext"
+        ),
+        nbformat.v4.new_markdown_cell("### full instructions\n\nStep one.\n#### detail\nmore"),
+        nbformat.v4.new_markdown_cell("Short and tagged", metadata={"tags": ["gt-short-instructions", "other"]}),
+    ]
+    sections, _ = find_sections(cells)
+    assert sections["good"] == ["![ok](s3://b/ok.png)"]
+    assert sections["bad"] == ["![no](s3://b/no.png)"]
+    assert sections["full"] == ["Step one.\n#### detail\nmore"]  # a deeper heading stays inside the section
+    assert sections["short"] == ["Short and tagged"]
