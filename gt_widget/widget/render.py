@@ -1,0 +1,196 @@
+"""What the browser sees: the view transform (zoom/pan) and the pixels sent to the canvas layers.
+
+The kernel owns the full-resolution image and label map; the browser only receives canvas-sized pictures:
+- layer 0, the photo: RGB (ipycanvas sends it as JPEG), resampled kernel-side from an image pyramid, so a
+  10000x8000 photo costs one canvas-sized JPEG per view change, never the full image;
+- layer 1, the label overlay: RGBA (ipycanvas sends RGBA as lossless PNG) sampled *nearest* from the label
+  map at each canvas pixel centre (crisp edges; the layer also has ``image_smoothing_enabled = False``);
+  after an edit only the canvas rectangle of the changed image box is re-sent;
+- layer 2, interaction: points, clicks, the polygon being drawn and the brush outline (vector commands).
+
+Canvas -> image mapping (what an end-to-end test needs to click a given image pixel): canvas pixel
+coordinates ``(cx, cy)`` (as ipycanvas reports mouse events: CSS offset scaled to the canvas' own size)
+map to image pixel coordinates ``x = (cx - offset_x) / scale - 0.5``, ``y = (cy - offset_y) / scale - 0.5``;
+the inverse is ``cx = offset_x + (x + 0.5) * scale``. ``SegmentationWidget.view`` exposes ``scale`` and the
+offsets, and ``image_to_canvas`` / ``canvas_to_image`` do the arithmetic.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from gt_widget.palette import hex_to_rgb
+
+Rect = tuple[int, int, int, int]
+"""Canvas rectangle ``(x0, y0, x1, y1)`` in whole canvas pixels, half-open."""
+
+MIN_ZOOM = 0.25
+"""Smallest zoom relative to fit-to-canvas."""
+MAX_SCALE = 32.0
+"""Largest magnification: canvas pixels per image pixel."""
+
+
+@dataclass
+class Viewport:
+    """Zoom/pan state. ``scale`` = canvas px per image px; ``offset_x/y`` = canvas position of the image's
+    top-left corner (the outer edge of pixel (0, 0))."""
+
+    image_w: int
+    image_h: int
+    canvas_w: int
+    canvas_h: int
+    scale: float = 1.0
+    offset_x: float = 0.0
+    offset_y: float = 0.0
+
+    @classmethod
+    def for_image(cls, image_w: int, image_h: int, max_w: int, max_h: int) -> Viewport:
+        """A canvas no larger than ``max_w`` x ``max_h`` with the image's aspect, fitted."""
+        s = min(max_w / image_w, max_h / image_h)
+        cw = max(1, min(max_w, round(image_w * s)))
+        ch = max(1, min(max_h, round(image_h * s)))
+        view = cls(image_w, image_h, cw, ch)
+        view.fit()
+        return view
+
+    @property
+    def fit_scale(self) -> float:
+        """Scale at which the whole image fits the canvas."""
+        return min(self.canvas_w / self.image_w, self.canvas_h / self.image_h)
+
+    def fit(self) -> None:
+        """Show the whole image, centred."""
+        self.scale = self.fit_scale
+        self.offset_x = (self.canvas_w - self.image_w * self.scale) / 2
+        self.offset_y = (self.canvas_h - self.image_h * self.scale) / 2
+
+    def to_image(self, cx: float, cy: float) -> tuple[float, float]:
+        """Canvas pixel coordinates -> image (x, y) pixel coordinates (pixel centres at integers)."""
+        return (cx - self.offset_x) / self.scale - 0.5, (cy - self.offset_y) / self.scale - 0.5
+
+    def to_canvas(self, x: float, y: float) -> tuple[float, float]:
+        """Image (x, y) -> canvas pixel coordinates."""
+        return self.offset_x + (x + 0.5) * self.scale, self.offset_y + (y + 0.5) * self.scale
+
+    def inside(self, x: float, y: float) -> bool:
+        """Whether image point (x, y) lies on the image."""
+        return -0.5 <= x <= self.image_w - 0.5 and -0.5 <= y <= self.image_h - 0.5
+
+    def zoom(self, factor: float, center: tuple[float, float] | None = None) -> None:
+        """Multiply the scale by ``factor`` keeping canvas point ``center`` (default: canvas centre) fixed."""
+        cx, cy = center if center is not None else (self.canvas_w / 2, self.canvas_h / 2)
+        new = min(MAX_SCALE, max(self.fit_scale * MIN_ZOOM, self.scale * float(factor)))
+        ux, uy = (cx - self.offset_x) / self.scale, (cy - self.offset_y) / self.scale
+        self.scale = new
+        self.offset_x, self.offset_y = cx - ux * new, cy - uy * new
+        self._clamp()
+
+    def pan(self, dx: float, dy: float) -> None:
+        """Move the image by (dx, dy) canvas pixels."""
+        self.offset_x += dx
+        self.offset_y += dy
+        self._clamp()
+
+    def _clamp(self) -> None:
+        # keep at least a quarter of the canvas showing image, so the user can never lose it
+        w, h = self.image_w * self.scale, self.image_h * self.scale
+        mx, my = min(w, self.canvas_w) / 4, min(h, self.canvas_h) / 4
+        self.offset_x = min(self.canvas_w - mx, max(mx - w, self.offset_x))
+        self.offset_y = min(self.canvas_h - my, max(my - h, self.offset_y))
+
+    def image_rect(self) -> Rect | None:
+        """Canvas rectangle covered by the image (clipped to the canvas), None if off-screen."""
+        return self.box_rect((0, self.image_h, 0, self.image_w))
+
+    def box_rect(self, box: tuple[int, int, int, int]) -> Rect | None:
+        """Canvas rectangle covering image box ``(y0, y1, x0, x1)``, in whole pixels, clipped to the canvas."""
+        y0, y1, x0, x1 = box
+        cx0 = max(0, math.floor(self.offset_x + x0 * self.scale))
+        cy0 = max(0, math.floor(self.offset_y + y0 * self.scale))
+        cx1 = min(self.canvas_w, math.ceil(self.offset_x + x1 * self.scale))
+        cy1 = min(self.canvas_h, math.ceil(self.offset_y + y1 * self.scale))
+        if cx0 >= cx1 or cy0 >= cy1:
+            return None
+        return cx0, cy0, cx1, cy1
+
+    def sample_indices(self, rect: Rect) -> tuple[np.ndarray, np.ndarray]:
+        """Image row/column index under each canvas pixel centre of ``rect`` (-1 outside the image)."""
+        cx0, cy0, cx1, cy1 = rect
+        xs = np.floor((np.arange(cx0, cx1) + 0.5 - self.offset_x) / self.scale).astype(np.int64)
+        ys = np.floor((np.arange(cy0, cy1) + 0.5 - self.offset_y) / self.scale).astype(np.int64)
+        xs[(xs < 0) | (xs >= self.image_w)] = -1
+        ys[(ys < 0) | (ys >= self.image_h)] = -1
+        return ys, xs
+
+
+def color_lut(colors: Sequence[str], opacity: float, highlight: int = 0) -> np.ndarray:
+    """(256, 4) uint8 RGBA per map value: 0 transparent, i -> ``colors[i - 1]`` at ``opacity``.
+
+    ``highlight`` (a map value, 0 = none) is drawn more opaque (the selected instance).
+    """
+    lut = np.zeros((256, 4), np.uint8)
+    alpha = round(min(1.0, max(0.0, opacity)) * 255)
+    for i, color in enumerate(colors):
+        lut[i + 1, :3] = hex_to_rgb(color)
+        lut[i + 1, 3] = alpha
+    if highlight and alpha:
+        lut[highlight, 3] = min(255, round(alpha + (255 - alpha) * 0.35))
+    return lut
+
+
+def overlay_rgba(index_map: np.ndarray, view: Viewport, rect: Rect, lut: np.ndarray) -> np.ndarray:
+    """RGBA (h, w, 4) of canvas ``rect``: each canvas pixel takes the colour of the image pixel under its
+    centre (nearest neighbour), transparent outside the image."""
+    ys, xs = view.sample_indices(rect)
+    vals = index_map[np.ix_(np.maximum(ys, 0), np.maximum(xs, 0))]
+    vals[ys < 0, :] = 0
+    vals[:, xs < 0] = 0
+    return lut[vals]
+
+
+class ImagePyramid:
+    """The photo at factors 1, 2, 4, ... (area-averaged), so zoomed-out views resample a small copy."""
+
+    def __init__(self, rgb: np.ndarray) -> None:
+        self.levels: list[np.ndarray] = [rgb]
+
+    def level(self, scale: float) -> tuple[np.ndarray, int]:
+        """Coarsest level still at least as detailed as ``scale`` canvas px per image px, and its factor."""
+        f = 1
+        while f * 2 * scale <= 1.0 and min(self.levels[-1].shape[:2]) > 64:
+            f *= 2
+            idx = f.bit_length() - 1
+            if idx >= len(self.levels):
+                prev = self.levels[-1]
+                h, w = prev.shape[:2]
+                self.levels.append(cv2.resize(prev, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA))
+        return self.levels[f.bit_length() - 1], f
+
+
+BACKDROP = (236, 236, 236)
+"""Canvas colour around the image."""
+
+
+def photo_rgb(pyramid: ImagePyramid, view: Viewport, rect: Rect) -> np.ndarray:
+    """RGB (h, w, 3) of canvas ``rect``, bilinear from the right pyramid level, backdrop outside the image."""
+    src, f = pyramid.level(view.scale)
+    cx0, cy0, cx1, cy1 = rect
+    k = 1.0 / (view.scale * f)
+    # destination pixel i (centre cx0 + i + 0.5) -> source pixel-centre coordinate in level f
+    m = np.array(
+        [[k, 0.0, (cx0 + 0.5 - view.offset_x) * k - 0.5], [0.0, k, (cy0 + 0.5 - view.offset_y) * k - 0.5]], np.float64
+    )
+    interp = cv2.INTER_NEAREST if view.scale * f >= 3 else cv2.INTER_LINEAR
+    return cv2.warpAffine(
+        src,
+        m,
+        (cx1 - cx0, cy1 - cy0),
+        flags=interp | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=BACKDROP,
+    )
