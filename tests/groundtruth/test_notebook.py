@@ -273,3 +273,39 @@ def test_section_headings_variants() -> None:
     assert sections["bad"] == ["![no](s3://b/no.png)"]
     assert sections["full"] == ["Step one.\n#### detail\nmore"]  # a deeper heading stays inside the section
     assert sections["short"] == ["Short and tagged"]
+
+
+def test_real_labeling_session_to_job_and_adjustment(tmp_path: Path) -> None:
+    """job_from_session on D's LabelingSession: the images it shows, then its saved results to adjust."""
+    session_mod = pytest.importorskip("gt_widget.widget.session")
+    testing = pytest.importorskip("gt_widget.widget.testing")
+    import numpy as np
+
+    from gt_widget.groundtruth.formats import read_consolidated_png
+
+    (tmp_path / "imgs").mkdir()
+    for value in (1, 2):
+        (tmp_path / "imgs" / f"{value}.png").write_bytes(tiny_png(value))
+    session = session_mod.LabelingSession(
+        str(tmp_path / "imgs"),
+        ["cat", "cup"],
+        tmp_path / "out",
+        segmenter=testing.BoxSegmenter(),
+        job_name="pets",
+        prefetch=False,
+    )
+    try:
+        assert session.widget.wait_idle(30)
+        session.widget.label = "cup"
+        session.widget.brush([(1, 1), (5, 1)], radius=1)
+        assert session.flush()
+        painted = session.widget.label_map.copy()
+        job = job_from_session(session, **AWS)
+        assert job.problems == [] and len(job.manifest) == 2 and job.settings.job_name == "pets"
+        adjust = job_from_session(session, adjust_results=True, job_name="pets-adjust", **AWS)
+    finally:
+        session.close()
+    assert adjust.problems == []
+    (line,) = adjust.manifest
+    prior_png = {u.uri: u.read() for u in adjust.uploads}[line["label-ref"]]
+    np.testing.assert_array_equal(read_consolidated_png(prior_png), painted)  # the workers start from these pixels
