@@ -9,7 +9,7 @@ Routes (all JSON bodies are UTF-8):
 - ``GET /static/<file>`` the stand-ins (``gt_widget/preview/static`` = ``js/src``);
 - ``GET /images/<token>/<name>`` image bytes (see ``images.ImageStore``);
 - ``POST /api/segment`` ``{"src": image URL, "points": [[x, y] * 4], "clicks": [[x, y, positive], ...]}``
-  -> ``{"width", "height", "counts", "score", "segmenter"}``: the mask as row-major run lengths starting
+  -> ``{"width", "height", "counts", "score", "segmenter", "set_image_s", "predict_s"}``: the mask as row-major run lengths starting
   with a run of 0s (js/src/rle.js decodes it); (x, y) are pixels of the original image;
 - ``POST /api/submit`` the crowd-form's answer object (``{element name: answer, ...}``, reference §1.3),
   checked with ``gt_widget.groundtruth.formats.read_answer`` and handed to ``on_submit``;
@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -111,10 +112,14 @@ class SegmentService:
         image = self._images.image(token)
         with self._lock:
             seg = self.segmenter
+            t0 = time.perf_counter()
             if self._current != token:
+                self._current = None
                 seg.set_image(image)
                 self._current = token
+            t1 = time.perf_counter()
             pred = seg.predict(extreme_points=points, clicks=[tuple(c) for c in clicks])
+            t2 = time.perf_counter()
         mask = np.asarray(pred.mask, dtype=bool)
         h, w = image.shape[:2]
         if mask.shape != (h, w):
@@ -125,6 +130,8 @@ class SegmentService:
             "counts": mask_to_rle(mask),
             "score": float(pred.score),
             "segmenter": getattr(seg, "name", type(seg).__name__),
+            "set_image_s": round(t1 - t0, 4),
+            "predict_s": round(t2 - t1, 4),
         }
 
 
