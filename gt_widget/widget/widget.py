@@ -445,7 +445,8 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
     def prefetch(self, image: ImageSource) -> None:
         """Decode ``image`` and compute its embedding in the background (low priority), so that a later
         ``load_image(image)`` is instant. Needs a segmenter with ``get_state``/``set_state`` to keep the
-        embedding; otherwise only the decoding is saved."""
+        embedding (or ``prepare``, which encodes without changing the current image); otherwise only the
+        decoding is saved."""
         pkey = _path_key(image)
 
         def job() -> None:
@@ -458,11 +459,14 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
                 seg = self._ensure_segmenter()
             except WidgetError:
                 seg = None
-            if seg is not None and hasattr(seg, "get_state") and hasattr(seg, "set_state"):
+            if seg is not None and callable(getattr(seg, "prepare", None)):
+                entry.model_state = seg.prepare(rgb)  # encodes without touching the current image
+            elif seg is not None and hasattr(seg, "get_state") and hasattr(seg, "set_state"):
                 current = seg.get_state()
                 seg.set_image(rgb)
                 entry.model_state = seg.get_state()
-                seg.set_state(current)
+                if current is not None:
+                    seg.set_state(current)
             for k in (pkey, ckey):
                 if k:
                     self._remember(k, entry)
