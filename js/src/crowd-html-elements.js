@@ -2,7 +2,8 @@
 // loads the ES-module stand-ins that sit beside this file.
 (function () {
   "use strict";
-  var here = document.currentScript && document.currentScript.src ? document.currentScript.src : location.href;
+  var script = /** @type {HTMLScriptElement | null} */ (document.currentScript);
+  var here = script && script.src ? script.src : location.href;
   import(new URL("./index.js", here).href).catch(function (err) {
     console.error("crowd elements stand-ins failed to load: " + err);
   });

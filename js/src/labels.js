@@ -93,6 +93,7 @@ function parseString(text, i) {
  */
 export function parseLabels(value) {
   if (value === null || value === undefined) return [];
+  /** @type {unknown} */
   let items = value;
   if (typeof value === "string") {
     const text = value.trim();

@@ -25,7 +25,7 @@ export function crc32(bytes, crc = 0) {
 /** @param {Uint8Array} data @param {"deflate"} format @param {boolean} compress */
 async function pipe(data, format, compress) {
   const stream = compress ? new CompressionStream(format) : new DecompressionStream(format);
-  const out = new Response(new Blob([data]).stream().pipeThrough(stream));
+  const out = new Response(new Blob([/** @type {BlobPart} */ (data)]).stream().pipeThrough(stream));
   return new Uint8Array(await out.arrayBuffer());
 }
 

@@ -31,7 +31,11 @@ export function unionBox(a, b) {
   return { x0: Math.min(a.x0, b.x0), y0: Math.min(a.y0, b.y0), x1: Math.max(a.x1, b.x1), y1: Math.max(a.y1, b.y1) };
 }
 
-/** Box a brush segment may touch (before clipping). */
+/**
+ * Box a brush segment may touch (before clipping).
+ * @param {number} x0 @param {number} y0 @param {number} x1 @param {number} y1 @param {number} radius
+ * @returns {Box}
+ */
 export function segmentBox(x0, y0, x1, y1, radius) {
   return { x0: Math.min(x0, x1) - radius, y0: Math.min(y0, y1) - radius, x1: Math.max(x0, x1) + radius, y1: Math.max(y0, y1) + radius };
 }
@@ -168,7 +172,11 @@ export function writeBox(map, b, pixels) {
   for (let y = b.y0; y <= b.y1; y++) map.data.set(pixels.subarray((y - b.y0) * w, (y - b.y0 + 1) * w), y * map.width + b.x0);
 }
 
-/** Set every pixel with value `from` to `to` (e.g. delete an instance). @returns {Box | null} */
+/**
+ * Set every pixel with value `from` to `to` (e.g. delete an instance).
+ * @param {IndexMap} map @param {number} from @param {number} to
+ * @returns {Box | null}
+ */
 export function replaceValue(map, from, to) {
   const mask = new Uint8Array(map.data.length);
   for (let i = 0; i < mask.length; i++) mask[i] = map.data[i] === from ? 1 : 0;

@@ -174,7 +174,7 @@ export class SegmentationElement extends HTMLElement {
   /** @param {string} name @param {string | null} _old @param {string | null} value */
   attributeChangedCallback(name, _old, value) {
     if (!this._built) this._build();
-    if (name === "labels") this.labels = value ?? "";
+    if (name === "labels") this.labels = /** @type {any} */ (value ?? "");
     else if (name === "header") this._q(".header").textContent = value ?? "";
     else if (name === "src" || name === "initial-value") this._scheduleLoad();
   }
@@ -333,7 +333,10 @@ export class SegmentationElement extends HTMLElement {
     });
   }
 
-  /** Make label `index` (0-based) the one painted (semantic) or the one "add instance" uses (instance). */
+  /**
+   * Make label `index` (0-based) the one painted (semantic) or the one "add instance" uses (instance).
+   * @param {number} index
+   */
   selectLabel(index) {
     if (index < 0 || index >= this._labels.length) return;
     this._selected = index;
@@ -344,7 +347,10 @@ export class SegmentationElement extends HTMLElement {
     this._renderLabels();
   }
 
-  /** Instance mode: a new instance of `label`, with the next free colour, selected. Returns its 1-based id. */
+  /**
+   * Instance mode: a new instance of `label`, with the next free colour, selected. Returns its 1-based id.
+   * @param {string} label
+   */
   addInstance(label) {
     const li = this._labels.indexOf(label);
     if (li < 0) throw new Error(`no label ${JSON.stringify(label)}; labels are ${JSON.stringify(this._labels)}`);
@@ -362,7 +368,10 @@ export class SegmentationElement extends HTMLElement {
     return this._instances.length;
   }
 
-  /** Instance mode: paint into instance `k` (0-based). */
+  /**
+   * Instance mode: paint into instance `k` (0-based).
+   * @param {number} k
+   */
   selectInstance(k) {
     if (k < 0 || k >= this._instances.length) return;
     this._selectedInstance = k;
@@ -391,7 +400,7 @@ export class SegmentationElement extends HTMLElement {
   _scheduleLoad() {
     const token = ++this._loadToken;
     this.removeAttribute("data-ready");
-    this.ready = new Promise((resolve) => queueMicrotask(resolve)).then(() => (token === this._loadToken ? this._load(token) : undefined));
+    this.ready = new Promise((resolve) => queueMicrotask(() => resolve(undefined))).then(() => (token === this._loadToken ? this._load(token) : undefined));
   }
 
   /** @param {number} token */
