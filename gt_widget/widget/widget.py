@@ -459,8 +459,9 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
                 seg = self._ensure_segmenter()
             except WidgetError:
                 seg = None
-            if seg is not None and callable(getattr(seg, "prepare", None)):
-                entry.model_state = seg.prepare(rgb)  # encodes without touching the current image
+            prepare = getattr(seg, "prepare", None)
+            if seg is not None and callable(prepare):
+                entry.model_state = prepare(rgb)  # encodes without touching the current image
             elif seg is not None and hasattr(seg, "get_state") and hasattr(seg, "set_state"):
                 current = seg.get_state()
                 seg.set_image(rgb)
