@@ -15,6 +15,8 @@ Routes (all JSON bodies are UTF-8):
   checked with ``gt_widget.groundtruth.formats.read_answer`` and handed to ``on_submit``;
 - ``GET /api/submissions`` every answer received so far.
 Errors answer ``{"error": message}`` with status 400 (bad request) or 500, and the page shows the message.
+Requests whose Host is not this server (DNS rebinding) get 403; POSTs must be ``application/json`` (so other
+origins cannot post without a CORS preflight, which is never granted).
 """
 
 from __future__ import annotations
@@ -203,11 +205,21 @@ class PreviewServer:
             def _json(self, status: int, value: Any) -> None:
                 self._send(status, json.dumps(value).encode(), "application/json")
 
+            def _trusted(self) -> bool:
+                # DNS-rebinding guard: only pages of this server (Host 127.0.0.1/localhost:PORT) may talk to it
+                host = (self.headers.get("Host") or "").lower()
+                if host in (f"127.0.0.1:{server.port}", f"localhost:{server.port}", f"[::1]:{server.port}"):
+                    return True
+                self._json(403, {"error": f"this preview answers http://127.0.0.1:{server.port}/ only"})
+                return False
+
             def do_HEAD(self) -> None:
                 self.do_GET()
 
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
+                if not self._trusted():
+                    return
                 try:
                     if path in ("/", "/index.html"):
                         if server.served_at is None:
@@ -234,7 +246,12 @@ class PreviewServer:
 
             def do_POST(self) -> None:
                 path = self.path.split("?", 1)[0]
+                if not self._trusted():
+                    return
                 try:
+                    # JSON only: a cross-origin page cannot send it without a CORS preflight, which we refuse
+                    if not (self.headers.get("Content-Type") or "").startswith("application/json"):
+                        raise PreviewError("send the request body as Content-Type: application/json")
                     length = int(self.headers.get("Content-Length") or 0)
                     if length > MAX_BODY_BYTES:
                         raise PreviewError(f"request body of {length} bytes is too large")

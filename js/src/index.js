@@ -21,6 +21,12 @@ for (const [tag, cls] of ELEMENTS) if (!customElements.get(tag)) customElements.
 
 function ready() {
   if (document.documentElement.hasAttribute("data-crowd-elements-ready")) return;
+  const missing = new Set(
+    Array.from(document.querySelectorAll("*"), (e) => e.localName).filter((n) => n.startsWith("crowd-") && !customElements.get(n)),
+  );
+  if (missing.size) {
+    console.warn(`gt-widget preview: ${[...missing].join(", ")} are not emulated offline; they render as plain HTML`);
+  }
   document.documentElement.setAttribute("data-crowd-elements-ready", "");
   document.dispatchEvent(new CustomEvent("all-crowd-elements-ready", { bubbles: true }));
 }

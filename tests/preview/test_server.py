@@ -125,6 +125,16 @@ def test_served_page_static_files_and_images(llama_task: dict[str, Any], grabcut
         assert _get(p.url + "static/../preview.py")[0] == 404
         assert _get(p.url + "static/nope.js")[0] == 404
         assert _get(p.url + "images/0123/x.png")[0] == 404
+        # another origin cannot use the server: foreign Host (DNS rebinding) and non-JSON posts are refused
+        req = urllib.request.Request(p.url, headers={"Host": "attacker.example:80"})
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(req, timeout=10)
+        assert err.value.code == 403
+        plain = urllib.request.Request(p.url + "api/submit", data=b"{}", headers={"Content-Type": "text/plain"})
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(plain, timeout=10)
+        assert err.value.code == 400 and b"application/json" in err.value.read()
+        assert p.submissions == []
         assert "<iframe" in p._repr_html_() and p.url in p._repr_html_()
         assert p.show().src == p.url
     with pytest.raises(OSError):
