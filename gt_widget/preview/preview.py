@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
+from html import unescape
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +105,35 @@ def render_preview_html(
         raise TemplateError(f"template error: {exc}. Fix the Liquid syntax near the line shown") from None
 
 
+_IMG_SRC = re.compile(r"""(<img\b[^>]*?\bsrc\s*=\s*)(["'])(.*?)\2""", re.IGNORECASE | re.DOTALL)
+
+
+def serve_local_img_srcs(html: str, images: ImageStore) -> tuple[str, list[str]]:
+    """Point ``<img src>`` attributes that name existing local files (e.g. the example images of a built-in
+    template) at the preview's image server; returns the new HTML and the paths rewritten.
+
+    Choice: a real job cannot read local files (upload them to S3 first); the preview serves them anyway so
+    the author sees the page, and the page logs a console warning naming them.
+    """
+    found: list[str] = []
+
+    def swap(m: re.Match[str]) -> str:
+        value = unescape(m.group(3)).strip()
+        if not value or _looks_like_url(value) or not images.is_local(value):
+            return m.group(0)
+        found.append(value)
+        return f"{m.group(1)}{m.group(2)}{images.url_for(value)}{m.group(2)}"
+
+    out = _IMG_SRC.sub(swap, html)
+    if found:
+        note = json.dumps(
+            "gt-widget preview: these images are local files served by the preview; upload them to S3 "
+            f"for a real labeling job: {', '.join(found)}"
+        ).replace("</", "<\\/")
+        out += f"\n<script>console.warn({note});</script>\n"
+    return out, found
+
+
 def _looks_like_url(text: str) -> bool:
     return "://" in text or text.startswith(("data:", "blob:", "//"))
 
@@ -181,7 +212,8 @@ class TemplatePreview:
         )
         try:
             self.html = render_preview_html(template, self.task_input, self.images, expires_in=expires_in)
-            self._server.page = wrap_page(self.html)
+            page, self.local_images = serve_local_img_srcs(self.html, self.images)
+            self._server.page = wrap_page(page)
         except BaseException:
             self._server.stop()
             raise

@@ -296,11 +296,12 @@ export class SegmentationElement extends HTMLElement {
       row.setAttribute("aria-selected", String(selected));
       const sw = document.createElement("span");
       sw.className = "swatch";
-      sw.style.background = this.mode === "semantic" ? this._labelColors[name] : "transparent";
+      sw.style.background = this._labelColors[name];
       const text = document.createElement("span");
       text.className = "name";
       text.textContent = i < 9 ? `${name} (${i + 1})` : name;
-      row.append(sw, text);
+      if (this.mode === "semantic") row.append(sw); // instance mode: each instance has its own colour
+      row.append(text);
       row.addEventListener("click", () => this.selectLabel(i));
       li.append(row);
       if (this.mode === "instance") {

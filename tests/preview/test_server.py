@@ -275,3 +275,19 @@ def test_cli_preview_once_saves_the_worker_response(tmp_path: Path, llama_task: 
         env={**os.environ},
     )
     assert bad.returncode == 2 and bad.stderr.startswith("error: template file not found")
+
+
+def test_local_example_images_are_served_with_a_warning(llama_task: dict[str, Any], grabcut_dir: Path) -> None:
+    from gt_widget.groundtruth.templates import builtin_template
+
+    sheep = str(grabcut_dir / "images" / "sheep.jpg")
+    src = builtin_template("semantic", good_examples=[(sheep, "a sheep")], bad_examples=["https://example.com/b.jpg"])
+    with preview_template(src, llama_task) as p:
+        assert p.local_images == [sheep]
+        html = _get(p.url)[1].decode()
+        served = p.images.url_for(sheep)
+        assert f'src="{served}"' in html
+        assert 'src="https://example.com/b.jpg"' in html  # URLs are left alone
+        assert "upload them to S3" in html
+        status, body, _ = _get(served)
+        assert status == 200 and body == Path(sheep).read_bytes()
