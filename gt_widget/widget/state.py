@@ -352,7 +352,7 @@ class LabelState:
         """Replace everything (new image / initial value) and forget the history."""
         self.map = np.zeros(self.shape, np.uint8) if initial is None else np.array(initial, np.uint8, copy=True)
         self.instances = [Instance(i.label, i.color) for i in instances]
-        self.selected = len(self.instances) if self.mode == "instance" and self.instances else 0
+        self.selected = 0  # nothing selected: the next paint starts a new instance
         self.undo_stack.clear()
         self.redo_stack.clear()
         self.serial += 1

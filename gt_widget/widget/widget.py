@@ -66,6 +66,9 @@ RENDER_LOCK = threading.RLock()
 """ipycanvas' ``hold_canvas`` batches through one global manager, so draws from the UI thread and the model
 thread must not interleave."""
 
+_DRAW_DEPTH = 0
+"""Nesting depth of ``_drawing`` (guarded by RENDER_LOCK)."""
+
 CLOSE_DISTANCE = 8.0
 """A polygon closes when clicked within this many canvas pixels of its first vertex."""
 
@@ -373,8 +376,10 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
             self._brush.max = max(200, self._brush_radius)
             if (self.canvas.width, self.canvas.height) != (self._view.canvas_w, self._view.canvas_h):
                 self.canvas.width, self.canvas.height = self._view.canvas_w, self._view.canvas_h
+            # a narrower notebook cell scales the canvas down (CSS); ipycanvas rescales mouse positions
             self.canvas.layout.width = f"{self._view.canvas_w}px"
-            self.canvas.layout.height = f"{self._view.canvas_h}px"
+            self.canvas.layout.max_width = "100%"
+            self.canvas.layout.height = "auto"
             if self._label not in self._labels:
                 self._label = self._labels[0]
             self._set_status(f"{w}x{h} image. {self._tool_hint()}")
@@ -650,12 +655,13 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
         edit = self._state.commit(rec)
         if edit is None:
             return False
-        if redraw == "all" or edit.meta_before is not None:
-            self._redraw_overlay()
-        elif edit.box is not None:
-            self._redraw_overlay(edit.box)
+        with self._drawing():
+            if redraw == "all" or edit.meta_before is not None:
+                self._redraw_overlay()
+            elif edit.box is not None:
+                self._redraw_overlay(edit.box)
+            self._draw_interaction()
         self._sync_controls()
-        self._draw_interaction()
         return True
 
     def _check_points(self, points: Sequence[Sequence[float]], what: str) -> list[tuple[float, float]]:
@@ -1022,8 +1028,22 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
 
     @contextmanager
     def _drawing(self) -> Iterator[None]:
-        with RENDER_LOCK, hold_canvas():
-            yield
+        """Batch every draw command inside into one comm message (nested uses join the outer batch)."""
+        global _DRAW_DEPTH
+        with RENDER_LOCK:
+            if _DRAW_DEPTH:
+                _DRAW_DEPTH += 1
+                try:
+                    yield
+                finally:
+                    _DRAW_DEPTH -= 1
+                return
+            _DRAW_DEPTH = 1
+            try:
+                with hold_canvas():
+                    yield
+            finally:
+                _DRAW_DEPTH = 0
 
     def _lut(self) -> np.ndarray:
         st = self._state
@@ -1039,8 +1059,8 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
                 layer = self.canvas[0]
                 layer.clear()
                 layer.put_image_data(photo, 0, 0)
-            self._redraw_overlay()
-            self._draw_interaction()
+                self._redraw_overlay()
+                self._draw_interaction()
 
     def _redraw_overlay(self, box: Box | None = None) -> None:
         view = self._view
@@ -1221,11 +1241,12 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
         assert self._stroke is not None
         rec, value, last = self._stroke
         fp = stroke_footprint([last, (x, y)], float(self._brush_radius), self._state.shape)
-        if fp is not None:
-            rec.paint(fp[0], fp[1], value)
-            self._redraw_overlay(fp[0])
-        self._stroke = (rec, value, (x, y))
-        self._draw_interaction()
+        with self._drawing():
+            if fp is not None:
+                rec.paint(fp[0], fp[1], value)
+                self._redraw_overlay(fp[0])
+            self._stroke = (rec, value, (x, y))
+            self._draw_interaction()
 
     def _finish_stroke(self) -> bool:
         """Commit the stroke in progress (one undo step); True when it changed something."""

@@ -24,6 +24,7 @@ class Recorder:
     def __init__(self) -> None:
         self.calls: list[tuple[str, Any, tuple[Any, ...], str]] = []
         self.wire_bytes = 0
+        self.messages = 0
 
 
 @pytest.fixture
@@ -48,6 +49,7 @@ def rec(monkeypatch: pytest.MonkeyPatch) -> Iterator[Recorder]:
 
     def send(self: Any, command: Any, buffers: Any = ()) -> None:
         r.wire_bytes += sum(len(memoryview(b).cast("B")) for b in buffers)
+        r.messages += 1
         orig_send(self, command, list(buffers))
 
     monkeypatch.setattr(ipc.Canvas, "put_image_data", put)
@@ -82,6 +84,24 @@ def test_brush_sends_only_the_changed_region_as_rgba(rec: Recorder) -> None:
     assert ("clear_rect", overlay, (370, 270, 70, 70), "MainThread") in rec.calls
     assert not _puts(rec, w.canvas[0])  # the photo is not re-sent for an edit
     assert overlay.image_smoothing_enabled is False
+    w.close()
+
+
+def test_each_mouse_event_is_one_batched_message(rec: Recorder) -> None:
+    w = SegmentationWidget(_image(), ["cat"], segmenter=BoxSegmenter())
+    w.tool = "brush"
+    rec.messages = 0
+    w.handle_mouse_down(*w.image_to_canvas(10, 10))
+    assert rec.messages == 1  # overlay patch + brush outline travel together
+    rec.messages = 0
+    w.handle_mouse_move(*w.image_to_canvas(20, 12))
+    assert rec.messages == 1
+    rec.messages = 0
+    w.handle_mouse_up(*w.image_to_canvas(20, 12))
+    assert rec.messages <= 2
+    rec.messages = 0
+    w.zoom(2.0)
+    assert rec.messages == 1  # photo + overlay + interaction
     w.close()
 
 
