@@ -628,6 +628,13 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
         with self._lock:
             return [Instance(i.label, i.color) for i in self._state.instances]
 
+    def snapshot(self) -> tuple[np.ndarray, list[Instance]]:
+        """(map copy, instances) taken atomically, safe while the model thread edits: the label map and
+        [] in semantic mode, the instance map and its instances in instance mode (for autosaving)."""
+        with self._lock:
+            st = self._state
+            return st.map.copy(), [Instance(i.label, i.color) for i in st.instances]
+
     @property
     def selected_instance(self) -> int:
         """The selected instance id (0 = none: the next paint creates one)."""

@@ -450,6 +450,8 @@ def test_instance_bookkeeping_and_answer(seg: BoxSegmenter) -> None:
     assert ans["instances"] == [{"color": PALETTE[1], "label": "bird"}, {"color": PALETTE[2], "label": "cat"}]
     back = formats.read_answer(ans)
     assert isinstance(back, formats.InstanceResult) and np.array_equal(back.instance_map, w.instance_map)
+    snap_map, snap_instances = w.snapshot()
+    assert np.array_equal(snap_map, w.instance_map) and snap_instances == w.instances
     w.undo()  # undelete
     assert [i.label for i in w.instances] == ["cat", "bird", "cat"] and w.instance_map[20, 20] == 1
     press(w, ".")
