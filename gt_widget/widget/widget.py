@@ -177,6 +177,10 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
         self.canvas.on_mouse_out(self.handle_mouse_out)
         self.canvas.on_mouse_wheel(self.handle_mouse_wheel)
         self.canvas.on_key_down(self.handle_key_down)
+        self.canvas.on_touch_start(self._touch_start)
+        self.canvas.on_touch_move(self._touch_move)
+        self.canvas.on_touch_end(self._touch_end)
+        self.canvas.on_touch_cancel(self._touch_end)
         self.canvas.on_client_ready(self.redraw)
         lay = widgets.Layout
         self._label_picker = widgets.Dropdown(
@@ -258,6 +262,9 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
         items = []
         for i, name in enumerate(self._labels[:12]):
             key = f"{i + 1} " if i < 9 else ""
+            if self._mode == "instance":  # instances, not labels, have colours (palette order)
+                items.append(f'<span style="margin-right:8px;white-space:nowrap">{key}{html.escape(name)}</span>')
+                continue
             items.append(
                 f'<span style="margin-right:8px;white-space:nowrap"><span style="display:inline-block;width:12px;'
                 f'height:12px;background:{PALETTE[i]};border:1px solid #555;vertical-align:middle"></span> '
@@ -330,6 +337,12 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
         self._status = text
         self._status_w.value = f"<span>{html.escape(text)}</span>"
 
+    def _note(self, text: str) -> None:
+        """What the model is doing (shown by the busy indicator while it is busy)."""
+        self._model_note = text
+        if text and self._busy_w.value:
+            self._on_busy(True)
+
     def _on_busy(self, busy: bool) -> None:
         if busy:
             note = self._model_note or "model working"
@@ -385,7 +398,7 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
             self._set_status(f"{w}x{h} image. {self._tool_hint()}")
             self._sync_controls()
             self.redraw()
-        self._model_note = "computing the image embedding"
+        self._note("computing the image embedding")
         entry = cached
         keys_for = [k for k in (pkey, ckey) if k]
         self._worker.submit(lambda: self._embed(gen, rgb, entry, keys_for), INTERACTIVE)
@@ -398,9 +411,13 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
         try:
             from gt_widget.segment import load_segmenter
 
-            self._model_note = "loading the segmentation model"
+            self._note("loading the segmentation model")
             self._on_busy(True)
-            self._segmenter = load_segmenter()
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                self._segmenter = load_segmenter()
+            for w in caught:  # e.g. "MobileSAM unavailable, using GrabCut": the user must see it
+                self._set_status(f"⚠ {w.message}")
         except Exception as exc:
             self._segmenter_error = (
                 f"no segmentation model: {_message(exc)}. Brush, eraser and polygon still work; pass "
@@ -415,7 +432,7 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
             return  # another image was loaded meanwhile
         try:
             seg = self._ensure_segmenter()
-            self._model_note = "computing the image embedding"
+            self._note("computing the image embedding")
             if entry is not None and entry.model_state is not None and hasattr(seg, "set_state"):
                 seg.set_state(entry.model_state)
             else:
@@ -427,7 +444,7 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
                         self._remember(k, done)
             self._embedded_gen = gen
             if gen == self._gen:
-                self._model_note = ""
+                self._note("")
         except Exception as exc:
             if gen == self._gen:
                 self._set_status(f"⚠ {_message(exc)}")
@@ -438,7 +455,7 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
         seg = self._ensure_segmenter()
         if self._embedded_gen != gen:
             self._embed(gen, self._rgb, None, [])
-        self._model_note = "segmenting"
+        self._note("segmenting")
         return seg
 
     def _remember(self, key: str, entry: _Cached) -> None:
@@ -519,13 +536,15 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
         if value not in TOOLS:
             raise WidgetError(f"unknown tool {value!r}; choose one of {list(TOOLS)}")
         with self._lock:
-            self._finish_stroke()
+            changed = self._finish_stroke()
             self._tool = value
             self._pending.clear()
             self._polygon.clear()
             self._set_status(self._tool_hint())
             self._sync_controls()
             self._draw_interaction()
+        if changed:
+            self._notify()
 
     @property
     def label(self) -> str:
@@ -905,6 +924,8 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
     def _run(self, job: Callable[[], np.ndarray | None], wait: bool) -> np.ndarray | None:
         if self._worker.busy:
             self._set_status("model busy: your input is queued and will be applied when it is ready")
+        elif self._embedded_gen == self._gen:
+            self._note("segmenting")
         fut = self._worker.submit(job, INTERACTIVE)
         if not wait:
 
@@ -1089,7 +1110,7 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
     def _draw_interaction(self) -> None:
         view = self._view
         layer = self.canvas[2]
-        color = PALETTE[self._labels.index(self._label)]
+        color = self._paint_color()
         with self._drawing():
             layer.clear()
             layer.line_width = 2
@@ -1125,6 +1146,18 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
                 layer.stroke_circle(self._mouse[0], self._mouse[1], max(1.0, self._brush_radius * view.scale))
 
     # =========================================================================== mouse and keys
+
+    def _paint_color(self) -> str:
+        """Colour the next paint will have (the label's, or the selected / next instance's)."""
+        st = self._state
+        if self._mode == "semantic":
+            return PALETTE[self._labels.index(self._label)]
+        if st.selected:
+            return st.instances[st.selected - 1].color
+        try:
+            return st.next_color()
+        except WidgetError:
+            return "#000000"
 
     def _tool_hint(self) -> str:
         return {
@@ -1162,6 +1195,19 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
     def handle_key_down(self, key: str, shift: bool = False, ctrl: bool = False, meta: bool = False) -> None:
         """ipycanvas key-down (the canvas has focus after a click); see ``keys.SHORTCUTS``."""
         self._guard(lambda: self._key(key, bool(shift), bool(ctrl), bool(meta)))
+
+    # touch screens: the first finger acts as the mouse (ipycanvas sends the touches still down)
+    def _touch_start(self, touches: list[tuple[float, float]]) -> None:
+        if touches:
+            self.handle_mouse_down(*touches[0])
+
+    def _touch_move(self, touches: list[tuple[float, float]]) -> None:
+        if touches:
+            self.handle_mouse_move(*touches[0])
+
+    def _touch_end(self, touches: list[tuple[float, float]]) -> None:
+        last = self._mouse or (0.0, 0.0)
+        self.handle_mouse_up(*last)
 
     def _mouse_down(self, cx: float, cy: float) -> None:
         self._mouse = (cx, cy)

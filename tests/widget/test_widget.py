@@ -585,3 +585,32 @@ def test_lazy_default_segmenter_failure_leaves_manual_tools_working(monkeypatch:
     w.brush([(5, 5)], radius=2)
     assert w.label_map[5, 5] == 1
     w.close()
+
+
+def test_lazy_default_segmenter_fallback_warning_reaches_the_status(monkeypatch: pytest.MonkeyPatch) -> None:
+    import warnings
+
+    import gt_widget.segment as segment
+
+    def fallback(name: str | None = None, **kw: Any) -> Any:
+        warnings.warn("MobileSAM is unavailable (no weights); using the GrabCut fallback", RuntimeWarning, stacklevel=2)
+        return BoxSegmenter()
+
+    monkeypatch.setattr(segment, "load_segmenter", fallback)
+    w = SegmentationWidget(_image(), LABELS)
+    assert w.wait_idle(10)
+    assert "GrabCut fallback" in w.status
+    w.auto_segment(EXTREME)
+    assert (w.label_map == 1).sum() == 25 * 21
+    w.close()
+
+
+def test_touch_draws_like_the_mouse(w: SegmentationWidget) -> None:
+    w.tool = "brush"
+    w.brush_radius = 2
+    canvas = w.canvas._canvases[-1]
+    a, b = w.image_to_canvas(10, 10), w.image_to_canvas(30, 10)
+    canvas._handle_frontend_event(None, {"event": "touch_start", "touches": [{"x": a[0], "y": a[1]}]}, [])
+    canvas._handle_frontend_event(None, {"event": "touch_move", "touches": [{"x": b[0], "y": b[1]}]}, [])
+    canvas._handle_frontend_event(None, {"event": "touch_end", "touches": []}, [])
+    assert w.history == (1, 0) and (w.label_map[10, 10:31] == 1).all()
