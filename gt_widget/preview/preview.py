@@ -28,7 +28,7 @@ from typing import Any
 from gt_widget.groundtruth.formats import InstanceResult, SemanticResult, read_answer, worker_response
 from gt_widget.preview.images import ImageStore, PreviewError
 from gt_widget.preview.server import PreviewServer, SegmentService, wrap_page
-from gt_widget.segment.base import Segmenter
+from gt_widget.segment.base import Prediction, Segmenter
 
 SubmitCallback = Callable[[dict[str, Any]], None]
 """Called (in a server thread) with each submitted answer object ``{element name: answer, ...}``."""
@@ -234,6 +234,11 @@ class TemplatePreview:
     def segmenter(self) -> Segmenter:
         """The kernel-side segmenter behind auto-segment (loaded on first use)."""
         return self._server.segment_service.segmenter
+
+    @property
+    def last_prediction(self) -> Prediction | None:
+        """The segmenter's prediction behind the last auto-segment answer the page received."""
+        return self._server.segment_service.last_prediction
 
     def stop(self) -> None:
         """Stop serving (the answers stay readable)."""

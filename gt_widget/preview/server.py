@@ -9,8 +9,10 @@ Routes (all JSON bodies are UTF-8):
 - ``GET /static/<file>`` the stand-ins (``gt_widget/preview/static`` = ``js/src``);
 - ``GET /images/<token>/<name>`` image bytes (see ``images.ImageStore``);
 - ``POST /api/segment`` ``{"src": image URL, "points": [[x, y] * 4], "clicks": [[x, y, positive], ...]}``
-  -> ``{"width", "height", "counts", "score", "segmenter", "set_image_s", "predict_s"}``: the mask as row-major run lengths starting
-  with a run of 0s (js/src/rle.js decodes it); (x, y) are pixels of the original image;
+  -> ``{"width", "height", "counts", "score", "segmenter", "set_image_s", "predict_s"}``: the mask as
+  row-major run lengths starting with a run of 0s (js/src/rle.js decodes it); (x, y) are pixels of the
+  original image. A request with the previous request's points and its clicks plus more is a corrective
+  click: the previous prediction is passed as ``previous`` (the segmenter's refinement state);
 - ``POST /api/submit`` the crowd-form's answer object (``{element name: answer, ...}``, reference §1.3),
   checked with ``gt_widget.groundtruth.formats.read_answer`` and handed to ``on_submit``;
 - ``GET /api/submissions`` every answer received so far.
@@ -35,7 +37,7 @@ import numpy as np
 
 from gt_widget.errors import GtWidgetError
 from gt_widget.preview.images import ImageStore, PreviewError
-from gt_widget.segment.base import Segmenter
+from gt_widget.segment.base import Prediction, Segmenter
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 CROWD_ELEMENTS_URL = "https://assets.crowd.aws/crowd-html-elements.js"
@@ -92,6 +94,8 @@ class SegmentService:
         self._spec = segmenter
         self._segmenter: Segmenter | None = segmenter if not isinstance(segmenter, (str, type(None))) else None
         self._current: str | None = None
+        # the last request and its prediction: a follow-up with the same points and more clicks refines it
+        self._last: tuple[str, Any, list[Any], Prediction] | None = None
         self._lock = threading.Lock()
 
     @property
@@ -102,6 +106,11 @@ class SegmentService:
 
             self._segmenter = load_segmenter(self._spec if isinstance(self._spec, str) else None)
         return self._segmenter
+
+    @property
+    def last_prediction(self) -> Prediction | None:
+        """The prediction behind the last ``/api/segment`` answer (None before the first)."""
+        return self._last[3] if self._last is not None else None
 
     def segment(self, request: dict[str, Any]) -> dict[str, Any]:
         """Answer one ``/api/segment`` request (see the module docstring)."""
@@ -120,8 +129,14 @@ class SegmentService:
                 seg.set_image(image)
                 self._current = token
             t1 = time.perf_counter()
-            pred = seg.predict(extreme_points=points, clicks=[tuple(c) for c in clicks])
+            previous = None
+            if self._last is not None:
+                last_token, last_points, last_clicks, last_pred = self._last
+                if last_token == token and last_points == points and clicks[: len(last_clicks)] == last_clicks:
+                    previous = last_pred if clicks else None
+            pred = seg.predict(extreme_points=points, clicks=[tuple(c) for c in clicks], previous=previous)
             t2 = time.perf_counter()
+            self._last = (token, points, list(clicks), pred)
         mask = np.asarray(pred.mask, dtype=bool)
         h, w = image.shape[:2]
         if mask.shape != (h, w):

@@ -9,6 +9,8 @@
 //   or Enter closes it), fill (flood fill of a connected region), auto-segment (4 extreme points);
 //   undo/redo (Ctrl+Z / Ctrl+Shift+Z), brush size, overlay opacity and zoom;
 // - an auto-segment mask is painted in the current label over whatever was there (one undo step);
+//   Shift+click / Alt+click right after it are corrective clicks (positive / negative) that replace it with
+//   the segmenter's refined mask (GT Plus's corrective clicks, reference §6); any other edit ends that;
 // - the answer lists only painted labels (semantic) and only painted instances (instance mode), and unpainted
 //   pixels are transparent, as gt_widget.groundtruth.formats writes them;
 // - initialValueModified (semantic only, and only with initial-value) is true when the final map differs from
@@ -27,6 +29,7 @@ import {
   paintSegment,
   rgbaToIndex,
   segmentBox,
+  unionBox,
 } from "./raster.js";
 import { decodeRle } from "./rle.js";
 import { Edit, UndoStack } from "./undo.js";
@@ -115,6 +118,8 @@ export class SegmentationElement extends HTMLElement {
     /** @type {[number, number][]} */
     this._extreme = [];
     this._busy = false;
+    /** @type {{points: number[][], clicks: [number, number, boolean][], value: number, edit: Edit | null} | null} the last auto-segment, while it can be refined */
+    this._auto = null;
     /** @type {ImageData | null} */
     this._overlayPixels = null;
     this._loadToken = 0;
@@ -533,6 +538,14 @@ export class SegmentationElement extends HTMLElement {
       ctx.arc(this._hover[0] + 0.5, this._hover[1] + 0.5, this._brushSize / 2, 0, Math.PI * 2);
       ctx.stroke();
     }
+    if (this._auto && this._tool === "auto-segment") {
+      for (const [x, y, positive] of this._auto.clicks) {
+        ctx.fillStyle = positive ? "#00c000" : "#e00000";
+        ctx.beginPath();
+        ctx.arc(x + 0.5, y + 0.5, 4 * scale, 0, Math.PI * 2);
+        ctx.fill();
+      }
+    }
     for (const [x, y] of this._extreme) {
       ctx.fillStyle = "#ff00ff";
       ctx.beginPath();
@@ -602,7 +615,18 @@ export class SegmentationElement extends HTMLElement {
       this._drawUi();
     } else if (this._tool === "auto-segment") {
       if (this._busy) return;
+      if ((e.shiftKey || e.altKey) && this._extreme.length === 0) {
+        if (!this._auto) {
+          this._message("corrective clicks refine the last auto-segment result: place 4 extreme points first", true);
+          return;
+        }
+        this._auto.clicks.push([Math.round(x * 100) / 100, Math.round(y * 100) / 100, !e.altKey]);
+        this._drawUi();
+        this._autoSegment(true);
+        return;
+      }
       if (!this._paintValue()) return;
+      this._auto = null;
       this._extreme.push([x, y]);
       this._drawUi();
       if (this._extreme.length === 4) this._autoSegment();
@@ -665,37 +689,50 @@ export class SegmentationElement extends HTMLElement {
     this._commit(edit, box);
   }
 
-  async _autoSegment() {
-    const points = this._extreme.map(([x, y]) => [Math.round(x * 100) / 100, Math.round(y * 100) / 100]);
-    const value = this._paintValue();
+  /**
+   * Ask the kernel's segmenter for a mask and paint it. Without `refine`: the 4 extreme points just placed
+   * start a new object. With `refine`: the last auto-segment result is replaced by the one that also
+   * honours the corrective clicks (Shift+click: part of the object, Alt+click: not part of it).
+   * @param {boolean} [refine]
+   */
+  async _autoSegment(refine = false) {
     const url = segmentUrl();
     if (!url) {
       this._message("auto-segment needs the preview server: run `gt-widget template preview`", true);
       this._cancelPending();
       return;
     }
+    const map = /** @type {IndexMap} */ (this._map);
+    /** @type {{points: number[][], clicks: [number, number, boolean][], value: number, edit: Edit | null}} */
+    const job = refine && this._auto
+      ? this._auto
+      : { points: this._extreme.map(([x, y]) => [Math.round(x * 100) / 100, Math.round(y * 100) / 100]), clicks: [], value: this._paintValue(), edit: null };
     this._busy = true;
     this.setAttribute("data-busy", "");
-    this._message("Auto-segment: segmenting...");
+    this._message(refine ? "Auto-segment: refining..." : "Auto-segment: segmenting...");
     try {
       const res = await fetch(url, {
         method: "POST",
         headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ src: new URL(this.src, location.href).href, points }),
+        body: JSON.stringify({ src: new URL(this.src, location.href).href, points: job.points, clicks: job.clicks }),
       });
       const body = await res.json().catch(() => ({}));
       if (!res.ok) throw new Error(body.error || `auto-segment failed: HTTP ${res.status}`);
-      const map = /** @type {IndexMap} */ (this._map);
       if (body.width !== map.width || body.height !== map.height) {
         throw new Error(`auto-segment returned a ${body.width}x${body.height} mask for a ${map.width}x${map.height} image`);
       }
       const mask = decodeRle(body);
+      if (job.edit && this._undo.done[this._undo.done.length - 1] === job.edit) this._undo.undo(); // replace the last result
       const edit = new Edit(map, "auto-segment");
       edit.touch({ x0: 0, y0: 0, x1: map.width - 1, y1: map.height - 1 });
-      const box = applyMask(map, mask, value);
-      this._commit(edit, box);
-      this._message(box ? `Auto-segment: done (score ${Number(body.score ?? 0).toFixed(2)})` : "Auto-segment found nothing", !box);
+      const box = applyMask(map, mask, job.value);
+      job.edit = edit;
+      this._commit(edit, unionBox(box, { x0: 0, y0: 0, x1: map.width - 1, y1: map.height - 1 }));
+      this._auto = job;
+      const how = "Shift+click adds a missed part, Alt+click removes a wrong one";
+      this._message(box ? `Auto-segment: done (score ${Number(body.score ?? 0).toFixed(2)}). ${how}` : "Auto-segment found nothing", !box);
     } catch (err) {
+      if (refine && this._auto) this._auto.clicks.pop();
       this._showError(err);
     } finally {
       this._busy = false;
@@ -708,6 +745,7 @@ export class SegmentationElement extends HTMLElement {
 
   /** @param {Edit} edit @param {Box | null} box */
   _commit(edit, box) {
+    if (this._auto && edit !== this._auto.edit) this._auto = null; // other edits end the refinement
     this._undo.push(edit);
     this._redraw(edit.box ?? box);
     this._updateButtons();
@@ -715,12 +753,14 @@ export class SegmentationElement extends HTMLElement {
 
   undo() {
     this._cancelPending();
+    this._auto = null;
     const box = this._undo.undo();
     if (box) this._redraw(box);
     this._updateButtons();
   }
 
   redo() {
+    this._auto = null;
     const box = this._undo.redo();
     if (box) this._redraw(box);
     this._updateButtons();

@@ -36,6 +36,17 @@ def _submit(page: Any, preview: Any, count: int = 1) -> dict[str, Any]:
     return preview.wait_for_submission(timeout=5, count=count)
 
 
+def _corrective_click(mask: np.ndarray, gt: np.ndarray) -> tuple[tuple[int, int], bool]:
+    from scipy import ndimage
+
+    errors = mask != gt
+    regions, n = ndimage.label(errors)
+    largest = 1 + int(np.argmax(ndimage.sum(errors, regions, range(1, n + 1))))
+    dist = ndimage.distance_transform_edt(regions == largest)
+    y, x = np.unravel_index(int(np.argmax(dist)), dist.shape)
+    return (int(x), int(y)), bool(gt[y, x])
+
+
 def _png_rgba(answer: dict[str, Any]) -> np.ndarray:
     data = base64.b64decode(answer["labeledImage"]["pngImageData"])
     return np.asarray(Image.open(io.BytesIO(data)).convert("RGBA"))
@@ -63,6 +74,24 @@ def test_semantic_brush_and_auto_segment_submit_exact_answer(
             timeout=60_000,
         )
         assert preview.segmenter is seg
+
+        # one corrective click (protocol: the interior-most pixel of the largest error region), Shift = the
+        # pixel belongs to the object, Alt = it does not; the kernel refines the previous prediction
+        pts = extreme_points(gt)
+        first = seg.predict(extreme_points=pts)
+        (cx, cy), positive = _corrective_click(first.mask, gt)
+        page.keyboard.down("Shift" if positive else "Alt")
+        ptr.click(cx, cy)
+        page.keyboard.up("Shift" if positive else "Alt")
+        page.wait_for_function(
+            f"() => !document.querySelector('{SEM}').hasAttribute('data-busy') && "
+            f"document.querySelector('{SEM}')._undo.done.length === 1 && "
+            f"document.querySelector('{SEM}')._auto?.clicks.length === 1",
+            timeout=60_000,
+        )
+        page.wait_for_function(f"() => !document.querySelector('{SEM}').hasAttribute('data-busy')")
+        sent = preview.last_prediction  # the refined mask the kernel sent to the page
+        assert sent is not None
 
         # a brush stroke in label 2 across the sky-ish top-left corner, away from the llama
         page.locator(f"{SEM} .labels li[data-label='sky'] .row").click()
@@ -94,8 +123,14 @@ def test_semantic_brush_and_auto_segment_submit_exact_answer(
     assert brushed[12 - 4 : 12 + 5, 30].all() and not brushed[12 + 6, 30]
     assert 600 < brushed.sum() < 1200
     # the auto-segment: the segmenter's own mask for the same 4 points, pixel for pixel (outside the brush)
-    expected = seg.predict(extreme_points=extreme_points(gt)).mask
+    # the page painted exactly the mask the kernel sent (outside the brush stroke painted over it)
+    expected = np.asarray(sent.mask)
     assert np.array_equal(llama_mask | (brushed & expected), expected)
+    # ... which is the segmenter's refinement of the first mask by that click (same calls made here;
+    # a handful of boundary pixels may differ between threads' float reductions)
+    refined = seg.predict(extreme_points=pts, clicks=[(cx, cy, positive)], previous=first)
+    assert np.count_nonzero(refined.mask != expected) <= 50
+    assert np.count_nonzero(expected != first.mask) > 0, "the corrective click changed the mask"
     assert iou(llama_mask | (brushed & gt), gt, ignore=void) >= 0.9
 
 

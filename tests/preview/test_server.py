@@ -22,7 +22,6 @@ from gt_widget.groundtruth.formats import SemanticResult, read_answer, semantic_
 from gt_widget.palette import PALETTE
 from gt_widget.preview import PreviewError, preview_template
 from gt_widget.preview.server import STATIC_DIR, mask_to_rle, rle_to_mask, wrap_page
-from gt_widget.segment import load_segmenter
 from tests.preview.conftest import extreme_points
 
 REPO = Path(__file__).resolve().parents[2]
@@ -141,19 +140,79 @@ def test_served_page_static_files_and_images(llama_task: dict[str, Any], grabcut
         urllib.request.urlopen(p.url, timeout=2)  # stopped: the port is closed
 
 
-def test_segment_endpoint_returns_the_segmenters_mask(llama_task: dict[str, Any], grabcut_dir: Path) -> None:
+class RecordingSegmenter:
+    """A deterministic test double of the Segmenter interface that records every call."""
+
+    name = "recording"
+
+    def __init__(self) -> None:
+        self.shape: tuple[int, int] | None = None
+        self.set_images = 0
+        self.calls: list[tuple[Any, list[Any], Any]] = []
+
+    def set_image(self, image: Any) -> None:
+        self.shape = tuple(np.asarray(image).shape[:2])  # type: ignore[assignment]
+        self.set_images += 1
+
+    @property
+    def image_shape(self) -> tuple[int, int] | None:
+        return self.shape
+
+    def predict(self, extreme_points: Any = None, clicks: Any = (), previous: Any = None, box: Any = None) -> Any:
+        from gt_widget.segment.base import Prediction, validate_clicks, validate_extreme_points
+
+        assert self.shape is not None
+        pts = validate_extreme_points(extreme_points, self.shape)
+        xy, positive = validate_clicks(clicks, self.shape)
+        mask = np.zeros(self.shape, bool)
+        x0, y0 = np.floor(pts.min(axis=0)).astype(int)
+        x1, y1 = np.ceil(pts.max(axis=0)).astype(int)
+        mask[y0 : y1 + 1, x0 : x1 + 1] = True
+        for (x, y), pos in zip(xy.astype(int), positive, strict=True):
+            mask[max(y - 2, 0) : y + 3, max(x - 2, 0) : x + 3] = pos
+        pred = Prediction(mask=mask, score=0.5)
+        self.calls.append((pts.tolist(), [tuple(c) for c in clicks], previous))
+        return pred
+
+
+def test_segment_endpoint_rle_and_corrective_click_chaining(llama_task: dict[str, Any]) -> None:
+    seg = RecordingSegmenter()
+    with preview_template("builtin:semantic", llama_task, segmenter=seg) as p:  # type: ignore[arg-type]
+        src = p.images.url_for(llama_task["taskObject"])
+        pts = [[200.0, 50.0], [210.0, 300.0], [100.0, 200.0], [400.5, 180.0]]
+        status, body = _post(p.url + "api/segment", {"src": src, "points": pts})
+        assert status == 200, body
+        h, w = 371, 513
+        assert (body["width"], body["height"], body["segmenter"]) == (w, h, "recording")
+        expected = np.zeros((h, w), bool)
+        expected[50:301, 100:402] = True  # x from floor(100) to ceil(400.5)
+        assert np.array_equal(rle_to_mask(body["counts"], h, w), expected)
+        assert seg.calls[-1][2] is None and seg.set_images == 1
+        # a corrective click (same points, the clicks so far plus one) gets the previous prediction
+        status, body = _post(p.url + "api/segment", {"src": src, "points": pts, "clicks": [[150, 100, False]]})
+        expected[98:103, 148:153] = False
+        assert np.array_equal(rle_to_mask(body["counts"], h, w), expected)
+        first_pred = seg.calls[0]
+        assert seg.calls[1][2] is not None and seg.calls[1][1] == [(150, 100, False)]
+        assert first_pred[2] is None
+        _post(p.url + "api/segment", {"src": src, "points": pts, "clicks": [[150, 100, False], [300, 250, True]]})
+        assert seg.calls[2][2] is not None and seg.calls[2][2] is not seg.calls[1][2]
+        # new extreme points start a new object: no previous; the image is set once for all of it
+        _post(p.url + "api/segment", {"src": src, "points": [[1, 1], [5, 9], [0, 5], [9, 5]]})
+        assert seg.calls[3][2] is None and seg.set_images == 1
+        assert body["set_image_s"] == 0
+
+
+def test_segment_endpoint_with_grabcut_and_bad_requests(llama_task: dict[str, Any], grabcut_dir: Path) -> None:
     gt = np.asarray(Image.open(grabcut_dir / "masks" / "llama.png").convert("L")) > 127
-    seg = load_segmenter("grabcut")
-    with preview_template("builtin:semantic", llama_task, segmenter=seg) as p:
+    with preview_template("builtin:semantic", llama_task, segmenter="grabcut") as p:
         src = p.images.url_for(llama_task["taskObject"])
         pts = extreme_points(gt)
         status, body = _post(p.url + "api/segment", {"src": src, "points": pts})
         assert status == 200, body
-        h, w = gt.shape
-        assert (body["width"], body["height"], body["segmenter"]) == (w, h, "grabcut")
-        got = rle_to_mask(body["counts"], h, w)
-        assert np.array_equal(got, seg.predict(extreme_points=pts).mask)
-        assert got.sum() > 0.5 * gt.sum()
+        assert body["segmenter"] == "grabcut"
+        got = rle_to_mask(body["counts"], *gt.shape)
+        assert (got & gt).sum() / (got | gt).sum() > 0.6  # a real GrabCut answer, not an empty or full mask
 
         status, body = _post(p.url + "api/segment", {"src": src, "points": pts[:3]})
         assert status == 400 and "exactly 4 extreme points" in body["error"]
