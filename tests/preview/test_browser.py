@@ -334,3 +334,24 @@ def test_instance_initial_value_keeps_prior_instances(
     assert np.array_equal(result.instance_map == 1, prior == 1)
     assert np.array_equal(result.instance_map == 2, prior == 2)
     assert np.array_equal(result.instance_map == 3, prior == 0), "fill takes the connected unpainted region"
+
+
+def test_template_mistakes_show_a_message_on_the_page(
+    open_page: Any, llama: tuple[Path, np.ndarray, np.ndarray]
+) -> None:
+    image, _, _ = llama
+    source = (
+        '<script src="https://assets.crowd.aws/crowd-html-elements.js"></script>\n<crowd-form>\n'
+        '<crowd-semantic-segmentation id="a" name="a" src="{{ task.input.taskObject | grant_read_access }}" '
+        'labels="cat, dog"></crowd-semantic-segmentation>\n'
+        '<crowd-semantic-segmentation id="b" name="b" src="{{ task.input.taskObject | grant_read_access }}" '
+        "labels=\"['cat']\" initial-value='{\"labelMappings\": '></crowd-semantic-segmentation>\n</crowd-form>"
+    )
+    with preview_template(source, {"taskObject": str(image)}) as preview:
+        page, outside = open_page(preview.url)
+        page.wait_for_selector("#a[data-ready]")
+        page.wait_for_selector("#b[data-ready]")
+        assert "labels must be an array such as" in page.locator("#a .message").inner_text()
+        assert "initial-value is not valid JSON" in page.locator("#b .message").inner_text()
+        assert page.locator("#b .labels li.label").count() == 1  # the task stays usable
+        assert outside == []
