@@ -117,6 +117,8 @@ def test_bad_inputs_raise_clear_errors(model: MobileSam, predictor: SamPredictor
         predictor.predict(box=np.array([1, 2, 30, 40]), mask_input=np.zeros((256, 256), np.float32))
     with pytest.raises(ValueError, match="multiple of 16"):
         SamPredictor(model, image_size=1000)
+    with pytest.raises(ValueError, match="precision"):
+        SamPredictor(model, precision="fp16")
 
 
 @pytest.mark.weights
@@ -184,3 +186,17 @@ def test_big_image_upscaling_stays_small_in_memory() -> None:
     assert masks.shape == (3, 8000, 10000) and masks.dtype == np.bool_
     # the bool output itself is 240 MB; three float32 full-size copies would add 960 MB
     assert peak < masks.nbytes + 80e6, peak / 1e6
+
+
+def test_allocator_tuning_is_idempotent_and_can_be_disabled(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from gt_widget.segment.mobilesam import runtime
+
+    first = runtime.tune_allocator()
+    assert runtime.tune_allocator() is first
+    if sys.platform.startswith("linux"):
+        assert first  # glibc here: the thresholds were accepted
+    monkeypatch.setattr(runtime, "_tuned", None)
+    monkeypatch.setenv("GT_WIDGET_NO_MALLOC_TUNING", "1")
+    assert runtime.tune_allocator() is False

@@ -17,6 +17,7 @@ from torch import nn
 from gt_widget.errors import WeightsError
 from gt_widget.segment.mobilesam.mask_decoder import MaskDecoder
 from gt_widget.segment.mobilesam.prompt_encoder import PromptEncoder
+from gt_widget.segment.mobilesam.runtime import tune_allocator
 from gt_widget.segment.mobilesam.tiny_vit import TinyViT
 from gt_widget.segment.mobilesam.transforms import PIXEL_MEAN, PIXEL_STD
 
@@ -45,14 +46,17 @@ class MobileSam(nn.Module):
     def device(self) -> torch.device:
         return self.pixel_mean.device
 
-    def optimize_for_inference(self, *, fuse_conv_bn: bool = True, sdpa: bool = True) -> MobileSam:
-        """Inference-only speed-ups that keep the function (within float rounding): fold BatchNorm into
-        the convolutions and use the fused attention kernel. The model then no longer loads checkpoints."""
+    def optimize_for_inference(self, *, fuse_conv_bn: bool = True, channels_last: bool = True) -> MobileSam:
+        """Inference-only speed-ups that keep the function (within float rounding, see the golden test):
+        fold BatchNorm into the convolutions and run them on NHWC data (oneDNN's depthwise kernels are
+        ~3x faster so). After folding, the model no longer loads checkpoints."""
         self.eval()
         if fuse_conv_bn and not self.fused:
             self.image_encoder.fuse_conv_bn()
             self.fused = True
-        self.image_encoder.set_sdpa(sdpa)
+        if channels_last:
+            self.image_encoder.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        self.image_encoder.channels_last = channels_last
         return self
 
 
@@ -77,8 +81,8 @@ def load_mobilesam(
 
     ``weights``: a path, or None to resolve ($GT_WIDGET_WEIGHTS, the cache, then a download; see
     ``gt_widget.segment.weights``). The file is sha256-verified unless ``verify=False`` (tests of other
-    checkpoints only). ``optimize`` applies ``MobileSam.optimize_for_inference`` (conv+BN folding and
-    the fused attention kernel; agrees with the exact path within the golden tolerances).
+    checkpoints only). ``optimize`` applies ``MobileSam.optimize_for_inference`` (conv+BN folding, NHWC
+    convolutions; agrees with the exact path within the golden tolerances) and ``tune_allocator()``.
     """
     from gt_widget.segment.weights import resolve_weights
 
@@ -95,4 +99,5 @@ def load_mobilesam(
     model.to(device).eval()
     if optimize:
         model.optimize_for_inference()
+        tune_allocator()
     return model
