@@ -45,7 +45,7 @@ def bench_segment(limit: int) -> dict[str, Any]:
     from gt_widget.preview import preview_template
     from gt_widget.preview.server import rle_to_mask
     from gt_widget.segment import load_segmenter
-    from tests.preview.conftest import extreme_points, iou
+    from tests.preview.helpers import extreme_points, iou
 
     root = SHARED / "data" / "grabcut"
     weights = os.environ.get("GT_WIDGET_WEIGHTS") or str(SHARED / "models" / "mobile_sam.pt")

@@ -1,5 +1,5 @@
-"""Helpers for the preview tests: a Chromium page that may only talk to 127.0.0.1, and pointer helpers that
-hit exact image pixels ((x, y) pixels of the original image, (0, 0) the centre of the top-left pixel)."""
+"""Fixtures of the preview tests: the GrabCut llama with its mask, and a Chromium page that may only talk to
+127.0.0.1 (helpers live in tests/preview/helpers.py)."""
 
 from __future__ import annotations
 
@@ -10,63 +10,6 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
-
-
-def extreme_points(mask: np.ndarray) -> list[tuple[float, float]]:
-    """Top-, bottom-, left-, right-most pixels of a mask (ties: the median tied pixel), as (x, y)."""
-    ys, xs = np.nonzero(mask)
-
-    def pick(sel: np.ndarray, along: np.ndarray) -> float:
-        vals = np.sort(along[sel])
-        return float(vals[len(vals) // 2])
-
-    top, bottom = ys.min(), ys.max()
-    left, right = xs.min(), xs.max()
-    return [
-        (pick(ys == top, xs), float(top)),
-        (pick(ys == bottom, xs), float(bottom)),
-        (float(left), pick(xs == left, ys)),
-        (float(right), pick(xs == right, ys)),
-    ]
-
-
-def iou(a: np.ndarray, b: np.ndarray, ignore: np.ndarray | None = None) -> float:
-    keep = np.ones(a.shape, bool) if ignore is None else ~ignore
-    inter = np.logical_and(a, b)[keep].sum()
-    union = np.logical_or(a, b)[keep].sum()
-    return float(inter / union) if union else 1.0
-
-
-class ImagePointer:
-    """Pointer actions on the ``canvas.ui`` of a segmentation element, in image pixels."""
-
-    def __init__(self, page: Any, tag: str) -> None:
-        self.page = page
-        self.tag = tag
-
-    def _geometry(self) -> tuple[dict[str, float], int, int]:
-        canvas = self.page.locator(f"{self.tag} canvas.ui")
-        box = canvas.bounding_box()
-        w, h = canvas.evaluate("c => [c.width, c.height]")
-        return box, int(w), int(h)
-
-    def client(self, x: float, y: float) -> tuple[float, float]:
-        box, w, h = self._geometry()
-        return box["x"] + (x + 0.5) * box["width"] / w, box["y"] + (y + 0.5) * box["height"] / h
-
-    def click(self, x: float, y: float) -> None:
-        self.page.mouse.click(*self.client(x, y))
-
-    def drag(self, points: list[tuple[float, float]], steps: int = 8) -> None:
-        mouse = self.page.mouse
-        mouse.move(*self.client(*points[0]))
-        mouse.down()
-        for p in points[1:]:
-            mouse.move(*self.client(*p), steps=steps)
-        mouse.up()
-
-    def tool(self, name: str) -> None:
-        self.page.locator(f'{self.tag} button[data-tool="{name}"]').click()
 
 
 @pytest.fixture

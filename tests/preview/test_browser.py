@@ -17,7 +17,7 @@ from PIL import Image
 from gt_widget.groundtruth.formats import InstanceResult, SemanticResult, consolidated_png, read_answer
 from gt_widget.preview import preview_template
 from gt_widget.segment import load_segmenter
-from tests.preview.conftest import ImagePointer, extreme_points, iou
+from tests.preview.helpers import ImagePointer, corrective_click, extreme_points, iou
 
 pytestmark = pytest.mark.browser
 
@@ -34,17 +34,6 @@ def _submit(page: Any, preview: Any, count: int = 1) -> dict[str, Any]:
     # wait in the browser (this keeps Playwright's event loop running) until the page saw the server's reply
     page.wait_for_function(f"() => document.querySelector('crowd-form').dataset.submitted === '{count}'")
     return preview.wait_for_submission(timeout=5, count=count)
-
-
-def _corrective_click(mask: np.ndarray, gt: np.ndarray) -> tuple[tuple[int, int], bool]:
-    from scipy import ndimage
-
-    errors = mask != gt
-    regions, n = ndimage.label(errors)
-    largest = 1 + int(np.argmax(ndimage.sum(errors, regions, range(1, n + 1))))
-    dist = ndimage.distance_transform_edt(regions == largest)
-    y, x = np.unravel_index(int(np.argmax(dist)), dist.shape)
-    return (int(x), int(y)), bool(gt[y, x])
 
 
 def _png_rgba(answer: dict[str, Any]) -> np.ndarray:
@@ -79,7 +68,7 @@ def test_semantic_brush_and_auto_segment_submit_exact_answer(
         # pixel belongs to the object, Alt = it does not; the kernel refines the previous prediction
         pts = extreme_points(gt)
         first = seg.predict(extreme_points=pts)
-        (cx, cy), positive = _corrective_click(first.mask, gt)
+        (cx, cy), positive = corrective_click(first.mask, gt)
         page.keyboard.down("Shift" if positive else "Alt")
         ptr.click(cx, cy)
         page.keyboard.up("Shift" if positive else "Alt")

@@ -22,7 +22,7 @@ from gt_widget.groundtruth.formats import SemanticResult, read_answer, semantic_
 from gt_widget.palette import PALETTE
 from gt_widget.preview import PreviewError, preview_template
 from gt_widget.preview.server import STATIC_DIR, mask_to_rle, rle_to_mask, wrap_page
-from tests.preview.conftest import extreme_points
+from tests.preview.helpers import extreme_points
 
 REPO = Path(__file__).resolve().parents[2]
 
