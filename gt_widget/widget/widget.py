@@ -558,8 +558,10 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
             self._label = value
             st = self._state
             if self._mode == "instance" and st.selected and st.instances[st.selected - 1].label != value:
-                st.selected = 0  # the next paint starts a new instance of this label
-                self._redraw_overlay()
+                self._set_status(
+                    f"the next paint starts a new {value!r} instance; 'Relabel' gives instance {st.selected} "
+                    "this label instead"
+                )
             self._sync_controls()
             self._draw_interaction()
 
@@ -667,15 +669,16 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
     # =========================================================================== edits (Python API)
 
     def _target(self, rec: Recorder, erase: bool = False) -> int:
-        """Map value the next paint writes: 0 erases; a label index; or the selected (else a new) instance."""
+        """Map value the next paint writes: 0 erases; a label index; the selected instance when it has the
+        current label, else a new instance of the current label."""
         if erase:
             return 0
         st = self._state
         if self._mode == "semantic":
             return st.label_index(self._label)
-        if st.selected:
+        if st.selected and st.instances[st.selected - 1].label == self._label:
             return st.selected
-        return st.create_instance(rec, self._label)
+        return st.create_instance(rec, self._label)  # none selected, or another label was chosen
 
     def _commit(self, rec: Recorder, redraw: Box | Literal["all"] | None) -> bool:
         edit = self._state.commit(rec)
@@ -1152,7 +1155,7 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
         st = self._state
         if self._mode == "semantic":
             return PALETTE[self._labels.index(self._label)]
-        if st.selected:
+        if st.selected and st.instances[st.selected - 1].label == self._label:
             return st.instances[st.selected - 1].color
         try:
             return st.next_color()

@@ -614,3 +614,17 @@ def test_touch_draws_like_the_mouse(w: SegmentationWidget) -> None:
     canvas._handle_frontend_event(None, {"event": "touch_move", "touches": [{"x": b[0], "y": b[1]}]}, [])
     canvas._handle_frontend_event(None, {"event": "touch_end", "touches": []}, [])
     assert w.history == (1, 0) and (w.label_map[10, 10:31] == 1).all()
+
+
+def test_relabel_through_the_toolbar_keeps_the_selection(seg: BoxSegmenter) -> None:
+    w = SegmentationWidget(_image(), LABELS, mode="instance", segmenter=seg)
+    w.brush([(10, 10)], radius=3)  # instance 1, cat
+    w.select_instance(1)
+    w._label_picker.value = "bird"  # pick the new label in the toolbar...
+    assert w.selected_instance == 1 and "new 'bird' instance" in w.status
+    w._relabel_selected()  # ...then press Relabel
+    assert [i.label for i in w.instances] == ["bird"] and w.label_map[10, 10] == 3
+    w.label = "dog"
+    w.brush([(40, 40)], radius=3)  # another label chosen: a new instance
+    assert [i.label for i in w.instances] == ["bird", "dog"] and w.selected_instance == 2
+    w.close()
