@@ -323,8 +323,11 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
             self._cand_b.button_style = "warning" if part is not None and n >= 2 and self._unsure(part) else ""
             if self._mode == "instance":
                 opts = [(f"{k + 1}  {inst.label}  {inst.color}", k + 1) for k, inst in enumerate(st.instances)]
-                self._instance_list.options = opts
-                self._instance_list.value = st.selected if st.selected else None
+                if list(self._instance_list.options) != opts:
+                    self._instance_list.options = opts
+                value = st.selected if st.selected else None
+                if self._instance_list.value != value:
+                    self._instance_list.value = value
 
     def _guard(self, fn: Callable[[], Any]) -> None:
         """Run a UI action; a GtWidgetError becomes the status line instead of a traceback."""
@@ -1390,6 +1393,13 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
     def close(self) -> None:
         """Stop the model thread and close the widget and its children."""
         self._worker.close()
-        for child in (self.canvas,):
-            child.close()
+
+        def close_tree(widget: widgets.Widget) -> None:
+            for child in getattr(widget, "children", ()):
+                close_tree(child)
+            if widget is not self:
+                widget.close()
+
+        close_tree(self)
+        self.canvas.close()
         super().close()
