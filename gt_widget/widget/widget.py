@@ -775,12 +775,13 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
                 self._set_status("nothing to redo" if redo else "nothing to undo")
                 return False
             self._part = None
-            if edit.meta_before is not None or edit.box is None:
-                self._redraw_overlay()
-            else:
-                self._redraw_overlay(edit.box)
+            with self._drawing():
+                if edit.meta_before is not None or edit.box is None:
+                    self._redraw_overlay()
+                else:
+                    self._redraw_overlay(edit.box)
+                self._draw_interaction()
             self._sync_controls()
-            self._draw_interaction()
             self._set_status(("redid " if redo else "undid ") + (edit.what or "edit"))
         self._notify()
         return True
@@ -812,8 +813,9 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
             self._label = self._state.instances[k - 1].label
             self._part = None
             self._sync_controls()
-            self._redraw_overlay()
-            self._draw_interaction()
+            with self._drawing():
+                self._redraw_overlay()
+                self._draw_interaction()
 
     def relabel_instance(self, k: int, label: str) -> None:
         """Give instance ``k`` another label (its colour stays); one undo step."""
