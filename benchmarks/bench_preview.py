@@ -8,7 +8,7 @@
 2. In headless Chromium: time of ``getAnswer()`` (index map -> RGBA -> PNG -> base64, what Submit sends)
    for synthetic images of 0.3, 2 and 12 Mpx half painted in 3 labels, and the answer's size.
 
-    python -m benchmarks.bench_preview [--limit 10]
+    python -m benchmarks.bench_preview [--limit 10] [--quick]
 
 Prints a table and writes benchmarks/results/preview.json.
 """
@@ -91,13 +91,14 @@ def bench_segment(limit: int) -> dict[str, Any]:
     }
 
 
-def bench_answer() -> list[dict[str, Any]]:
+def bench_answer(quick: bool = False) -> list[dict[str, Any]]:
     from gt_widget.preview import preview_template
     from tests.support.servers import chromium_browser
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp, chromium_browser() as browser:
-        for w, h in ((640, 480), (1920, 1080), (4032, 3024)):
+        sizes = ((640, 480), (1920, 1080)) if quick else ((640, 480), (1920, 1080), (4032, 3024))
+        for w, h in sizes:
             path = Path(tmp) / f"synthetic_{w}x{h}.jpg"
             rng = np.random.default_rng(0)
             Image.fromarray(rng.integers(0, 255, (h // 8, w // 8, 3), dtype=np.uint8)).resize((w, h)).save(path)
@@ -129,12 +130,13 @@ def bench_answer() -> list[dict[str, Any]]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("--limit", type=int, default=10, help="GrabCut images for the auto-segment round trip")
+    ap.add_argument("--quick", action="store_true", help="3 images and no 12 Mpx answer (a smoke test)")
     args = ap.parse_args(argv)
     import torch
 
     torch.set_num_threads(2)
-    seg = bench_segment(args.limit)
-    answer = bench_answer()
+    seg = bench_segment(3 if args.quick else args.limit)
+    answer = bench_answer(quick=args.quick)
     print("auto-segment through /api/segment (MobileSAM, CPU, 2 threads)")
     print(f"  images                      {seg['images']}")
     print(f"  first request (median)      {seg['first_request_s_median']:.2f} s  (includes set_image)")
