@@ -222,7 +222,10 @@ CUSTOM = """<script src="https://assets.crowd.aws/crowd-html-elements.js"></scri
 <script>
   window.allowSubmit = false;
   document.querySelector("crowd-form").addEventListener("submit", (e) => {
-    if (!window.allowSubmit) e.preventDefault();  // a template's own validation
+    if (!window.allowSubmit) {
+      e.preventDefault();  // a template's own validation
+      window.refused = (window.refused || 0) + 1;
+    }
   });
   document.addEventListener("all-crowd-elements-ready", () => {
     const seg = document.querySelector("#seg");
@@ -276,7 +279,9 @@ def test_custom_template_labels_property_instructions_undo(
         assert page.locator(f"{SEM} canvas.overlay").evaluate("c => c.style.opacity") == "0.25"
 
         page.locator("crowd-form crowd-button").last.click()  # the template's submit listener refuses
-        page.wait_for_timeout(300)
+        page.wait_for_function("() => window.refused === 1")
+        assert page.locator("crowd-form").get_attribute("data-submitted") is None
+        assert page.locator("crowd-form").evaluate("f => f._submitting") is False  # nothing in flight
         assert preview.submissions == []
         page.evaluate("window.allowSubmit = true")
         content = _submit(page, preview)
