@@ -4,7 +4,9 @@ The kernel owns the full-resolution image and label map; the browser only receiv
 - layer 0, the photo: RGB (ipycanvas sends it as JPEG), resampled kernel-side from an image pyramid, so a
   10000x8000 photo costs one canvas-sized JPEG per view change, never the full image;
 - layer 1, the label overlay: RGBA (ipycanvas sends RGBA as lossless PNG) sampled *nearest* from the label
-  map at each canvas pixel centre (crisp edges; the layer also has ``image_smoothing_enabled = False``);
+  map at each canvas pixel centre when zoomed in (crisp edges; the layer also has
+  ``image_smoothing_enabled = False``), and as the largest value of each canvas pixel's block when zoomed
+  out (thin strokes on huge images stay visible);
   after an edit only the canvas rectangle of the changed image box is re-sent;
 - layer 2, interaction: points, clicks, the polygon being drawn and the brush outline (vector commands).
 
@@ -143,9 +145,36 @@ def color_lut(colors: Sequence[str], opacity: float, highlight: int = 0) -> np.n
     return lut
 
 
+def _block_bounds(c0: int, c1: int, offset: float, scale: float, size: int) -> np.ndarray:
+    """For canvas pixels c0..c1-1: the first image pixel whose centre lies in each, plus the end (clipped)."""
+    u = (np.arange(c0, c1 + 1, dtype=np.float64) - offset) / scale
+    return np.clip(np.ceil(u - 0.5), 0, size).astype(np.int64)
+
+
+def _block_max(index_map: np.ndarray, view: Viewport, rect: Rect) -> np.ndarray:
+    """Per canvas pixel, the largest map value among the image pixels whose centres it covers (zoomed out:
+    a 1-pixel stroke on a 10000-pixel-wide image stays visible instead of falling between samples)."""
+    cx0, cy0, cx1, cy1 = rect
+    bx = _block_bounds(cx0, cx1, view.offset_x, view.scale, view.image_w)
+    by = _block_bounds(cy0, cy1, view.offset_y, view.scale, view.image_h)
+    out = np.zeros((cy1 - cy0, cx1 - cx0), np.uint8)
+    if bx[0] >= bx[-1] or by[0] >= by[-1]:
+        return out
+    crop = index_map[by[0] : by[-1], bx[0] : bx[-1]]
+    valid_x, valid_y = bx[1:] > bx[:-1], by[1:] > by[:-1]
+    cols = np.maximum.reduceat(crop, np.minimum(bx[:-1] - bx[0], crop.shape[1] - 1), axis=1)
+    cols[:, ~valid_x] = 0
+    both = np.maximum.reduceat(cols, np.minimum(by[:-1] - by[0], crop.shape[0] - 1), axis=0)
+    both[~valid_y, :] = 0
+    return both
+
+
 def overlay_rgba(index_map: np.ndarray, view: Viewport, rect: Rect, lut: np.ndarray) -> np.ndarray:
-    """RGBA (h, w, 4) of canvas ``rect``: each canvas pixel takes the colour of the image pixel under its
-    centre (nearest neighbour), transparent outside the image."""
+    """RGBA (h, w, 4) of canvas ``rect``, transparent outside the image. Zoomed in (scale >= 1) each canvas
+    pixel takes the colour of the image pixel under its centre (nearest: crisp edges); zoomed out it takes
+    the largest map value it covers, so thin strokes never vanish from the view."""
+    if view.scale < 1.0:
+        return lut[_block_max(index_map, view, rect)]
     ys, xs = view.sample_indices(rect)
     vals = index_map[np.ix_(np.maximum(ys, 0), np.maximum(xs, 0))]
     vals[ys < 0, :] = 0

@@ -107,3 +107,35 @@ def test_big_image_sends_only_canvas_sized_pictures() -> None:
     lm[4000:, :5000] = 1
     rgba = overlay_rgba(lm, v, v.image_rect() or (0, 0, 1, 1), color_lut([PALETTE[0]], 0.5))
     assert rgba.shape == (600, 750, 4) and rgba[300:, :375, 3].all() and not rgba[:299, :, 3].any()
+
+
+def test_zoomed_out_overlay_keeps_thin_strokes_visible() -> None:
+    lm = np.zeros((8000, 10000), np.uint8)
+    lm[:, 5003] = 1  # a 1-pixel line: nearest sampling at 1/13 scale would usually miss it
+    lm[1234, 100:9000] = 2
+    v = Viewport.for_image(10000, 8000, 900, 600)
+    rect = v.image_rect()
+    assert rect is not None
+    rgba = overlay_rgba(lm, v, rect, color_lut(PALETTE[:2], 1.0))
+    cols = np.flatnonzero(rgba[:, :, 3].all(axis=0))
+    assert len(cols) == 1 and abs(v.to_image(rect[0] + cols[0] + 0.5, 0)[0] - 5003) < 1 / v.scale
+    rows = np.flatnonzero((rgba[..., :3] == hex_to_rgb(PALETTE[1])).all(axis=2).any(axis=1))
+    assert len(rows) == 1
+
+
+def test_block_max_matches_brute_force(rng: np.random.Generator) -> None:
+    lm = (rng.random((97, 131)) < 0.02).astype(np.uint8) * rng.integers(1, 4, (97, 131)).astype(np.uint8)
+    v = Viewport.for_image(131, 97, 40, 30)
+    v.zoom(1.3, (7, 9))
+    rect = (0, 0, v.canvas_w, v.canvas_h)
+    got = overlay_rgba(lm, v, rect, color_lut(PALETTE[:3], 1.0))
+    # brute force: the max over image pixels whose centre falls in each canvas pixel
+    cx = v.offset_x + (np.arange(131) + 0.5) * v.scale
+    cy = v.offset_y + (np.arange(97) + 0.5) * v.scale
+    ref = np.zeros((v.canvas_h, v.canvas_w), np.uint8)
+    for y in range(97):
+        for x in range(131):
+            i, j = int(np.floor(cy[y])), int(np.floor(cx[x]))
+            if 0 <= i < v.canvas_h and 0 <= j < v.canvas_w:
+                ref[i, j] = max(ref[i, j], lm[y, x])
+    assert np.array_equal(got, color_lut(PALETTE[:3], 1.0)[ref])
