@@ -610,6 +610,11 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
 
     def wait_idle(self, timeout: float | None = 60) -> bool:
         """Block until background model work (prefetch included) is done; False on timeout."""
+        if self._worker.on_worker_thread():
+            raise WidgetError(
+                "wait_idle was called on the model thread (from an observe_changes callback), where it would "
+                "wait for itself; call it from the notebook instead"
+            )
         return self._worker.wait_idle(timeout)
 
     def observe_changes(self, callback: Callable[[SegmentationWidget], None]) -> None:
@@ -930,6 +935,8 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
         return idx
 
     def _run(self, job: Callable[[], np.ndarray | None], wait: bool) -> np.ndarray | None:
+        if wait and self._worker.on_worker_thread():
+            return job()  # called from a change observer on the model thread: waiting would deadlock
         if self._worker.busy:
             self._set_status("model busy: your input is queued and will be applied when it is ready")
         elif self._embedded_gen == self._gen:

@@ -52,6 +52,10 @@ class ModelWorker:
         self._report()
         return fut
 
+    def on_worker_thread(self) -> bool:
+        """Whether the caller runs on the model thread (inside a job or a callback it triggered)."""
+        return threading.current_thread() is self._thread
+
     @property
     def busy(self) -> bool:
         """Whether interactive work (image embedding, predictions) is queued or running."""

@@ -628,3 +628,25 @@ def test_relabel_through_the_toolbar_keeps_the_selection(seg: BoxSegmenter) -> N
     w.brush([(40, 40)], radius=3)  # another label chosen: a new instance
     assert [i.label for i in w.instances] == ["bird", "dog"] and w.selected_instance == 2
     w.close()
+
+
+def test_observer_on_the_model_thread_can_call_back_without_deadlock(w: SegmentationWidget) -> None:
+    seen: list[str] = []
+    outcome: list[str] = []
+
+    def observer(widget: SegmentationWidget) -> None:
+        seen.append(threading.current_thread().name)
+        if len(seen) == 1:  # first commit (the auto-segment, on the model thread): chain a click
+            widget.corrective_click(40, 20, positive=True)
+            try:
+                widget.wait_idle(1)
+                outcome.append("returned")
+            except GtWidgetError as exc:
+                outcome.append(str(exc))
+
+    w.observe_changes(observer)
+    w.auto_segment(EXTREME, wait=False)
+    assert w.wait_idle(10)
+    assert seen[:2] == ["gt-widget-model", "gt-widget-model"]
+    assert (w.label_map == 1)[20, 40]  # the chained click ran inline
+    assert len(outcome) == 1 and "wait for itself" in outcome[0]
