@@ -359,7 +359,8 @@ def preview_template(
     ``template``: a path, Liquid source text, or ``"builtin:semantic"`` / ``"builtin:instance"``.
     ``task_input``: the ``task.input`` dict, or a JSON file (a manifest's first line also works).
     ``segmenter``: a ``Segmenter``, a name for ``load_segmenter`` or None (MobileSAM, else GrabCut), loaded
-    on the first auto-segment. ``on_submit(answer)`` is called for each submission; ``save_to`` receives
+    on the first auto-segment; the preview calls its ``set_image`` from a server thread, so give it a
+    segmenter nothing else uses meanwhile (not the one a widget is working with). ``on_submit(answer)`` is called for each submission; ``save_to`` receives
     the latest as a worker-response JSON file (written atomically). ``base_dirs``: folders that relative
     image paths are looked up in (besides the task file's and template's folders, and the current one).
     """
