@@ -162,7 +162,7 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
         self._mouse: tuple[float, float] | None = None
         self._part: Part | None = None
         self._status = ""
-        self._syncing = False
+        self._sync_flag = threading.local()  # per thread: the model thread syncing never mutes a user's change
         self._build_ui()
         self.load_image(image, initial_value=initial_value)
 
@@ -278,7 +278,7 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
 
     def _ui_set(self, what: str, value: Any) -> None:
         """A toolbar control changed (ignored while we are syncing the controls from Python)."""
-        if self._syncing:
+        if getattr(self._sync_flag, "on", False):
             return
         if what == "label":
             self._guard(lambda: setattr(self, "label", value))
@@ -296,11 +296,12 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
 
     @contextmanager
     def _syncing_controls(self) -> Iterator[None]:
-        prev, self._syncing = self._syncing, True
+        prev = getattr(self._sync_flag, "on", False)
+        self._sync_flag.on = True
         try:
             yield
         finally:
-            self._syncing = prev
+            self._sync_flag.on = prev
 
     def _sync_controls(self) -> None:
         with self._syncing_controls():
