@@ -23,7 +23,6 @@ a multiple of 16 (64 * 16 = 1024 is what the checkpoint was trained for).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 
@@ -189,15 +188,24 @@ class WindowAttention(nn.Module):
         self._bias_cache = None
         return super()._apply(fn, recurse)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, n, c = x.shape
-        x = self.norm(x)
-        qkv = self.qkv(x).view(b, n, self.num_heads, 3, self.head_dim).permute(3, 0, 2, 1, 4)
+    def attend(self, qkv: torch.Tensor) -> torch.Tensor:
+        """Windows of projected tokens (B*, N, 3C) -> attention output (B*, N, C), before ``proj``."""
+        b, n, c3 = qkv.shape
+        qkv = qkv.view(b, n, self.num_heads, 3, self.head_dim).permute(3, 0, 2, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]  # (B*, heads, N, head_dim)
-        # F.scaled_dot_product_attention was measured slower here on CPU (fp32 and bf16), so plain ops.
-        attn = (q @ k.transpose(-2, -1)) * self.scale + self.bias()
+        # F.scaled_dot_product_attention was measured slower here on CPU (fp32 and bf16), so plain ops;
+        # in place where the autograd graph allows it (saves two window-sized allocations per block).
+        attn = q @ k.transpose(-2, -1)
+        if torch.is_grad_enabled() and attn.requires_grad:
+            attn = attn * self.scale + self.bias()
+        else:
+            attn.mul_(self.scale).add_(self.bias())
         out = attn.softmax(dim=-1) @ v
-        return self.proj(out.transpose(1, 2).reshape(b, n, c))
+        return out.transpose(1, 2).reshape(b, n, c3 // 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Tokens of whole windows (B*, N, C) -> (B*, N, C)."""
+        return self.proj(self.attend(self.qkv(self.norm(x))))
 
 
 class Mlp(nn.Module):
@@ -225,19 +233,31 @@ class TinyViTBlock(nn.Module):
         self.local_conv = Conv2d_BN(dim, dim, 3, 1, 1, groups=dim)
 
     def _windowed_attention(self, x: torch.Tensor) -> torch.Tensor:
+        """Attention in ws x ws windows of the (B, H, W, C) map zero-padded to a multiple of ws.
+
+        Same function as padding the tokens first (upstream), cheaper: LayerNorm of a zero token is
+        exactly the norm's bias, so every padded token projects to one constant qkv row; the per-token
+        ``norm``/``qkv`` therefore run on the H x W real tokens only and the padding is added after
+        them, and ``proj`` runs after cropping. Padded tokens still act as keys/values in edge windows.
+        """
         b, h, w, c = x.shape
         ws = self.window
+        attn = self.attn
+        qkv = attn.qkv(attn.norm(x))
         pad_b, pad_r = (ws - h % ws) % ws, (ws - w % ws) % ws
         if pad_b or pad_r:
-            x = F.pad(x, (0, 0, 0, pad_r, 0, pad_b))
+            pad_row = attn.qkv(attn.norm(x.new_zeros(1, c)))
+            padded = pad_row.view(1, 1, 1, 3 * c).expand(b, h + pad_b, w + pad_r, 3 * c).contiguous()
+            padded[:, :h, :w] = qkv
+            qkv = padded
         ph, pw = h + pad_b, w + pad_r
         nh, nw = ph // ws, pw // ws
-        win = x.view(b, nh, ws, nw, ws, c).transpose(2, 3).reshape(b * nh * nw, ws * ws, c)
-        win = self.attn(win)
-        x = win.view(b, nh, nw, ws, ws, c).transpose(2, 3).reshape(b, ph, pw, c)
+        win = qkv.view(b, nh, ws, nw, ws, 3 * c).transpose(2, 3).reshape(b * nh * nw, ws * ws, 3 * c)
+        out = attn.attend(win)
+        out = out.view(b, nh, nw, ws, ws, c).transpose(2, 3).reshape(b, ph, pw, c)
         if pad_b or pad_r:
-            x = x[:, :h, :w]
-        return x
+            out = out[:, :h, :w]
+        return attn.proj(out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self._windowed_attention(x)
