@@ -26,6 +26,7 @@ import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
@@ -71,6 +72,17 @@ _DRAW_DEPTH = 0
 
 CLOSE_DISTANCE = 8.0
 """A polygon closes when clicked within this many canvas pixels of its first vertex."""
+
+
+@dataclass
+class _Target:
+    """Where a queued model result goes, fixed when the user clicked (not when the model answers): a label,
+    and in instance mode the instance's colour (its stable identity; ids shift on delete), or None for "a new
+    instance", shared by every request made before that instance exists (so a missed part queued right
+    behind the first auto-segment joins the same object)."""
+
+    label: str
+    color: str | None = None
 
 
 class _Cached:
@@ -161,6 +173,7 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
         self._drag: tuple[float, float, float, float] | None = None
         self._mouse: tuple[float, float] | None = None
         self._part: Part | None = None
+        self._pending_target: _Target | None = None
         self._status = ""
         self._sync_flag = threading.local()  # per thread: the model thread syncing never mutes a user's change
         self._build_ui()
@@ -383,6 +396,7 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
             self._initial_packed = zlib.compress(state.map.tobytes(), 1) if initial_value is not None else None
             self._loaded_at = datetime.now(timezone.utc)
             self._part = None
+            self._pending_target = None
             self._pending.clear()
             self._polygon.clear()
             self._stroke = None
@@ -689,6 +703,30 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
             return st.selected
         return st.create_instance(rec, self._label)  # none selected, or another label was chosen
 
+    def _capture_target(self) -> _Target:
+        """The target of a model request made now (see ``_Target``)."""
+        st = self._state
+        if self._mode == "semantic":
+            return _Target(self._label)
+        if st.selected and st.instances[st.selected - 1].label == self._label:
+            return _Target(self._label, st.instances[st.selected - 1].color)
+        if self._pending_target is None or self._pending_target.label != self._label:
+            self._pending_target = _Target(self._label)
+        return self._pending_target
+
+    def _resolve_target(self, rec: Recorder, target: _Target) -> int:
+        """Map value for ``target`` at the time the result is applied (creating its instance if needed)."""
+        st = self._state
+        if self._mode == "semantic":
+            return st.label_index(target.label)
+        for k, inst in enumerate(st.instances):
+            if target.color is not None and inst.color == target.color:
+                st.selected = k + 1
+                return k + 1
+        k = st.create_instance(rec, target.label)
+        target.color = st.instances[k - 1].color
+        return k
+
     def _commit(self, rec: Recorder, redraw: Box | Literal["all"] | None) -> bool:
         edit = self._state.commit(rec)
         if edit is None:
@@ -781,6 +819,7 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
                 self._set_status("nothing to redo" if redo else "nothing to undo")
                 return False
             self._part = None
+            self._pending_target = None
             with self._drawing():
                 if edit.meta_before is not None or edit.box is None:
                     self._redraw_overlay()
@@ -806,6 +845,7 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
             k = st.create_instance(rec, name)
             self._label = name
             self._part = None
+            self._pending_target = None
             self._commit(rec, "all")
             self._set_status(f"instance {k} ({name}) added: paint or auto-segment it")
         self._notify()
@@ -818,6 +858,7 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
             self._state.selected = k
             self._label = self._state.instances[k - 1].label
             self._part = None
+            self._pending_target = None
             self._sync_controls()
             with self._drawing():
                 self._redraw_overlay()
@@ -842,6 +883,7 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
             rec = self._state.begin("delete instance")
             self._state.delete_instance(rec, k)
             self._part = None
+            self._pending_target = None
             self._commit(rec, "all")
         self._notify()
 
@@ -878,13 +920,14 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
         returns the model's mask (bool HxW)."""
         pts = validate_extreme_points(points, self._state.shape)
         ext = [(float(x), float(y)) for x, y in pts]
-        gen = self._gen
-        label = self._label
+        with self._lock:
+            gen = self._gen
+            target = self._capture_target()
 
         def job() -> np.ndarray | None:
             seg = self._ready(gen)
             pred = seg.predict(extreme_points=ext)
-            self._apply_prediction(gen, pred, label, ext, [], replace=False)
+            self._apply_prediction(gen, pred, target, ext, [], replace=False)
             return np.asarray(pred.mask, bool)
 
         return self._run(job, wait)
@@ -894,8 +937,9 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
         removes it. Without a mask to refine, a positive click segments the object under it."""
         ((cx, cy),) = self._check_points([(x, y)], "click")
         click = (cx, cy, bool(positive))
-        gen = self._gen
-        label = self._label
+        with self._lock:
+            gen = self._gen
+            target = self._capture_target()
         if not positive and self._live_part() is None and not self._worker.busy:
             raise PromptError("a negative click needs a mask to correct: auto-segment the object first")
 
@@ -909,7 +953,7 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
             if part is None and not positive:
                 raise PromptError("a negative click needs a mask to correct: auto-segment the object first")
             pred = seg.predict(extreme_points=ext or None, clicks=clicks, previous=previous)
-            self._apply_prediction(gen, pred, label, ext or None, clicks, replace=part is not None, part=part)
+            self._apply_prediction(gen, pred, target, ext or None, clicks, replace=part is not None, part=part)
             return np.asarray(pred.mask, bool)
 
         return self._run(job, wait)
@@ -963,7 +1007,7 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
         self,
         gen: int,
         pred: Prediction,
-        label: str,
+        target: _Target,
         ext: list[tuple[float, float]] | None,
         clicks: list[tuple[float, float, bool]],
         replace: bool,
@@ -983,11 +1027,7 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
                 box = replace_part(st, rec, part, mask)
                 new_part = part
             else:
-                saved_label, self._label = self._label, label
-                try:
-                    value = self._target(rec)
-                finally:
-                    self._label = saved_label
+                value = self._resolve_target(rec, target)
                 box_or_none = paint_part(st, rec, mask, value)
                 box = box_or_none if box_or_none is not None else (0, 0, 0, 0)
                 before = rec.before if rec.before is not None else np.zeros((0, 0), np.uint8)

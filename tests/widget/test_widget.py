@@ -650,3 +650,22 @@ def test_observer_on_the_model_thread_can_call_back_without_deadlock(w: Segmenta
     assert seen[:2] == ["gt-widget-model", "gt-widget-model"]
     assert (w.label_map == 1)[20, 40]  # the chained click ran inline
     assert len(outcome) == 1 and "wait for itself" in outcome[0]
+
+
+def test_queued_requests_go_where_the_user_clicked_not_where_the_ui_is_when_they_finish() -> None:
+    gate = threading.Event()
+    w = SegmentationWidget(_image(), LABELS, mode="instance", segmenter=BoxSegmenter(gate=gate))
+    for x, y in EXTREME:  # object 1, queued behind the embedding
+        click_image(w, x, y)
+    w.auto_segment([(50, 40), (50, 50), (45, 45), (60, 45)], wait=False)  # its missed part, also queued
+    press(w, "i")  # the user starts a second instance before the model answered...
+    press(w, "b")
+    w.brush([(70, 5)], radius=2)  # ...and paints it
+    gate.set()
+    assert w.wait_idle(10)
+    assert [i.color for i in w.instances] == [PALETTE[0], PALETTE[1]]
+    imap = w.instance_map
+    # the brush went to the instance the user added; both queued masks form one other instance
+    assert imap[5, 70] == 1 and imap[20, 20] == 2 and imap[45, 50] == 2
+    assert w.history == (4, 0)
+    w.close()
