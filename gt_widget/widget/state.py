@@ -406,6 +406,7 @@ class Part:
     clicks: list[tuple[float, float, bool]] = field(default_factory=list)
     prediction: Any = None
     candidate: int = 0
+    unsure: bool = False
 
 
 def paint_part(state: LabelState, rec: Recorder, mask: np.ndarray, value: int) -> Box | None:

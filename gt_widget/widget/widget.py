@@ -906,12 +906,24 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
         return part
 
     def _unsure(self, part: Part) -> bool:
-        pred = part.prediction
-        if pred is None:
-            return False
-        scores = sorted((c.score for c in pred.candidates), reverse=True)
-        close = len(scores) >= 2 and scores[0] - scores[1] < self._unsure_margin
-        return bool(pred.score < self._unsure_score or close)
+        return part.unsure
+
+    def _judge(self, pred: Prediction) -> bool:
+        """Is the model unsure? Its score is below ``unsure_score``, or another candidate scores within
+        ``unsure_margin`` of it while differing clearly from it (IoU < 0.9: near-duplicates don't count)."""
+        if pred.score < self._unsure_score:
+            return True
+        chosen = np.asarray(pred.mask, bool)
+        area = int(chosen.sum())
+        for cand in pred.candidates:
+            if cand.mask is pred.mask or pred.score - cand.score >= self._unsure_margin:
+                continue
+            other = np.asarray(cand.mask, bool)
+            inter = int(np.count_nonzero(chosen & other))
+            union = area + int(other.sum()) - inter
+            if union and inter / union < 0.9:
+                return True
+        return False
 
     def auto_segment(self, points: Sequence[Sequence[float]], wait: bool = True) -> np.ndarray | None:
         """Segment the object whose 4 extreme points (x, y) are given, painting it in the current label (or
@@ -1015,6 +1027,7 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
     ) -> None:
         """Model thread: paint a prediction (a new part, or replacing ``part`` if it is still live)."""
         mask = np.asarray(pred.mask, bool)
+        unsure = self._judge(pred)  # outside the lock: compares full-size candidate masks
         with self._lock:
             if gen != self._gen:
                 return  # the image changed while the model worked: these points belonged to the old one
@@ -1036,6 +1049,7 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
             new_part.clicks = list(clicks)
             new_part.prediction = pred
             new_part.candidate = 0
+            new_part.unsure = unsure
             self._commit(rec, box)
             new_part.serial = st.serial
             self._part = new_part if new_part.box[1] > new_part.box[0] else None

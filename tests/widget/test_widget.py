@@ -193,11 +193,20 @@ def test_candidate_cycling(w: SegmentationWidget, seg: BoxSegmenter) -> None:
     assert np.array_equal(w.label_map == 1, _box((60, 80), 8, 36, 8, 32))
 
 
-def test_unsure_model_invites_cycling() -> None:
-    seg = BoxSegmenter(scores=(0.55, 0.5, 0.2))
-    w = SegmentationWidget(_image(), LABELS, segmenter=seg)
+@pytest.mark.parametrize(
+    ("scores", "shrink", "unsure"),
+    [
+        ((0.55, 0.5, 0.2), 2, True),  # low score
+        ((0.95, 0.93, 0.4), 2, True),  # a clearly different candidate scores almost as well
+        ((0.95, 0.93, 0.92), 0, False),  # close scores but the same mask: nothing to choose
+        ((0.95, 0.6, 0.4), 2, False),  # confident
+    ],
+)
+def test_unsure_model_invites_cycling(scores: tuple[float, ...], shrink: int, unsure: bool) -> None:
+    w = SegmentationWidget(_image(), LABELS, segmenter=BoxSegmenter(scores=scores, shrink=shrink))
     w.auto_segment(EXTREME)
-    assert "unsure" in w.status and w._cand_b.button_style == "warning" and not w._cand_b.disabled
+    assert ("unsure" in w.status) == unsure
+    assert (w._cand_b.button_style == "warning") == unsure and not w._cand_b.disabled
     w.close()
 
 
