@@ -162,6 +162,8 @@ class Edit:
     meta_before: Meta | None = None
     meta_after: Meta | None = None
     what: str = ""
+    part: Any = None
+    """The model ``Part`` live right after this edit (so undo/redo can make it refinable again)."""
 
     @property
     def nbytes(self) -> int:

@@ -26,7 +26,7 @@ import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
@@ -703,6 +703,25 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
             return st.selected
         return st.create_instance(rec, self._label)  # none selected, or another label was chosen
 
+    KEPT_PARTS = 10
+    """How many recent model edits keep their part, so undo / redo can bring back a refinable mask."""
+
+    def _keep_part(self, part: Part) -> None:
+        """Make ``part`` the live part and remember a copy on the edit just committed."""
+        st = self._state
+        part.serial = st.serial
+        if not st.undo_stack:
+            return
+        st.undo_stack[-1].part = replace(
+            part, clicks=list(part.clicks), extreme_points=list(part.extreme_points or []) or None
+        )
+        seen = 0
+        for edit in reversed(st.undo_stack):  # bound memory: only the last few keep their part
+            if edit.part is not None:
+                seen += 1
+                if seen > self.KEPT_PARTS:
+                    edit.part = None
+
     def _capture_target(self) -> _Target:
         """The target of a model request made now (see ``_Target``)."""
         st = self._state
@@ -818,8 +837,13 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
             if edit is None:
                 self._set_status("nothing to redo" if redo else "nothing to undo")
                 return False
-            self._part = None
             self._pending_target = None
+            # the mask the model made just before this point in history becomes refinable again
+            top = self._state.undo_stack[-1] if self._state.undo_stack else None
+            kept = top.part if top is not None else None
+            self._part = None
+            if kept is not None:
+                self._part = replace(kept, clicks=list(kept.clicks), serial=self._state.serial)
             with self._drawing():
                 if edit.meta_before is not None or edit.box is None:
                     self._redraw_overlay()
@@ -983,9 +1007,9 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
             cand = pred.candidates[idx]
             rec = self._state.begin("next candidate")
             replace_part(self._state, rec, part, np.asarray(cand.mask, bool))
-            self._commit(rec, part.box)
-            part.serial = self._state.serial
             part.candidate = idx
+            self._commit(rec, part.box)
+            self._keep_part(part)
             self._sync_controls()
             self._set_status(f"candidate {idx + 1} of {len(pred.candidates)} (score {cand.score:.2f})")
         self._notify()
@@ -1051,7 +1075,7 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
             new_part.candidate = 0
             new_part.unsure = unsure
             self._commit(rec, box)
-            new_part.serial = st.serial
+            self._keep_part(new_part)
             self._part = new_part if new_part.box[1] > new_part.box[0] else None
             if self._part is not None and self._unsure(self._part) and len(pred.candidates) >= 2:
                 self._set_status(

@@ -560,8 +560,11 @@ def test_observers_run_once_per_committed_edit(w: SegmentationWidget) -> None:
     w.tool = "brush"
     drag_image(w, [(50, 50), (55, 50), (60, 52)])
     w.undo()
-    w.next_candidate()  # the part ended with the brush stroke: nothing to cycle, no event
-    assert calls == [1, 2, 1]
+    w.next_candidate()  # undoing the stroke made the auto-segment's mask refinable again: one more step
+    assert calls == [1, 2, 1, 2]
+    w.brush([(5, 5)], radius=1)
+    assert w.next_candidate() == -1  # a manual edit ends the model's part: nothing to cycle, no event
+    assert calls == [1, 2, 1, 2, 3]
 
 
 def test_load_image_resets_and_prefetch_reuses_the_embedding(w: SegmentationWidget, seg: BoxSegmenter) -> None:
@@ -678,3 +681,20 @@ def test_queued_requests_go_where_the_user_clicked_not_where_the_ui_is_when_they
     assert imap[5, 70] == 1 and imap[20, 20] == 2 and imap[45, 50] == 2
     assert w.history == (4, 0)
     w.close()
+
+
+def test_undoing_a_bad_click_keeps_the_mask_refinable(w: SegmentationWidget) -> None:
+    box = _box((60, 80), 10, 34, 10, 30)
+    w.auto_segment(EXTREME)
+    w.corrective_click(20, 20, positive=False)  # made it worse
+    w.undo()
+    assert np.array_equal(w.label_map == 1, box)
+    w.corrective_click(30, 25, positive=False)  # refines the auto-segmented mask, without the undone click
+    assert np.array_equal(w.label_map == 1, box & ~_disc((60, 80), 30, 25, 3))
+    assert w._live_part() is not None and w._live_part().clicks == [(30.0, 25.0, False)]  # type: ignore[union-attr]
+    w.undo()
+    w.undo()
+    assert not w.label_map.any() and w._live_part() is None
+    w.redo()
+    press(w, "n")  # the redone auto-segment's candidates can be cycled again
+    assert np.array_equal(w.label_map == 1, _box((60, 80), 12, 32, 12, 28))
