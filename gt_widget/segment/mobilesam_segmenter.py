@@ -41,14 +41,18 @@ from gt_widget.segment.base import (
 )
 from gt_widget.segment.recipes import (
     box_iou,
+    distance_to_mask,
     extreme_consistency,
     fill_small_holes,
+    inward_cover,
     keep_components_near,
     mask_bbox,
+    order_extreme_points,
 )
 
 ZoomMode = Literal["off", "small", "always"]
-SelectMode = Literal["iou", "consistency", "combined"]
+SelectMode = Literal["iou", "consistency", "combined", "box"]
+RefineMode = Literal["upstream", "guarded", "ensemble"]
 
 
 @dataclass
@@ -69,6 +73,7 @@ class _Frame:
 
     state: SamImageState
     offset: tuple[int, int] = (0, 0)
+    crop: tuple[int, int, int, int] | None = None
 
 
 @dataclass
@@ -106,8 +111,12 @@ class MobileSamSegmenter:
         zoom_context: float = 0.4,
         remove_blobs: bool = True,
         fill_holes: bool = True,
-        guard_clicks: bool = True,
+        refine: RefineMode = "guarded",
+        refine_box: bool = True,
         consistency_tolerance: float = 5.0,
+        box_weight: float = 2.0,
+        near_weight: float = 0.5,
+        inward_weight: float = 0.0,
         cache_size: int = 8,
     ) -> None:
         from gt_widget.segment.mobilesam import SamPredictor
@@ -125,8 +134,14 @@ class MobileSamSegmenter:
         self.zoom_context = float(zoom_context)
         self.remove_blobs = bool(remove_blobs)
         self.fill_holes = bool(fill_holes)
-        self.guard_clicks = bool(guard_clicks)
+        if refine not in ("upstream", "guarded", "ensemble"):
+            raise PromptError(f"unknown refine mode {refine!r}: use 'upstream', 'guarded' or 'ensemble'")
+        self.refine = refine
+        self.refine_box = bool(refine_box)
         self.consistency_tolerance = float(consistency_tolerance)
+        self.box_weight = float(box_weight)
+        self.near_weight = float(near_weight)
+        self.inward_weight = float(inward_weight)
         self.cache_size = int(cache_size)
         self._cache: OrderedDict[str, SamImageState] = OrderedDict()
         self._state: SamImageState | None = None
@@ -216,7 +231,7 @@ class MobileSamSegmenter:
         if self._frame_key != key:
             self._predictor.set_embedding(frame_state.embedding, frame_state.original_size, frame_state.input_size)
             self._frame_key = key
-        return _Frame(frame_state, offset)
+        return _Frame(frame_state, offset, crop)
 
     # ------------------------------------------------------------------ predict
     def predict(
@@ -340,16 +355,18 @@ class MobileSamSegmenter:
     ) -> list[_Cand]:
         coords = click_xy if pts is None else np.concatenate([pts, click_xy])
         labels = click_pos.astype(np.int64) if pts is None else np.concatenate([np.ones(len(pts)), click_pos])
-        prev_logits = prev.low_res if prev is not None else None
-        cands = self._run(frame, "refine", coords, labels, box, prev_logits, False)
-        if not self.guard_clicks:
+        # logits live in their frame's coordinates: reuse them only in the same frame (full image or crop)
+        same_frame = prev is not None and prev.crop == frame.crop
+        prev_logits = prev.low_res if prev is not None and same_frame else None
+        rbox = box if self.refine_box else None
+        cands = self._run(frame, "refine", coords, labels, rbox, prev_logits, False)
+        if self.refine == "upstream":
             return cands
-        if _clicks_satisfied(cands[0].mask, click_xy, click_pos) == len(click_xy):
+        if self.refine == "guarded" and _clicks_satisfied(cands[0].mask, click_xy, click_pos) == len(click_xy):
             return cands
-        # the model ignored a click: retry without the previous logits and with 3 candidates
-        retry = self._run(frame, "refine-retry", coords, labels, box, None, True)
-        retry += self._run(frame, "refine-nobox", coords, labels, None, prev_logits, False) if box is not None else []
-        return cands + retry
+        # the model ignored a click (or we always ensemble): also ask without the previous logits, 3 masks
+        cands += self._run(frame, "refine-fresh", coords, labels, rbox, None, True)
+        return cands
 
     def _finish(
         self,
@@ -388,16 +405,31 @@ class MobileSamSegmenter:
         )
 
     def _score(self, c: _Cand, pts: np.ndarray | None, box: np.ndarray | None) -> float:
-        if self.select == "iou":
+        """Predicted IoU times agreement with the prompt (``select`` picks the agreement measure).
+
+        ``combined``: IoU x box_iou^box_weight x near^near_weight x inward^inward_weight, where box_iou
+        compares the mask's bounding box with the points' box, near is the mean soft closeness of the
+        extreme points to the mask and inward the mean fraction of the inward rays on the mask (see
+        ``recipes``); the weights were fitted on half of DAVIS-345 and GrabCut-50 (benchmarks/README.md).
+        """
+        if self.select == "iou" or box is None:
             return c.iou
-        if pts is not None:
-            cons = extreme_consistency(c.mask, pts, self.consistency_tolerance)
-        elif box is not None:
-            mb = mask_bbox(c.mask)  # a box prompt: the mask should fill the box edge to edge
-            cons = 0.0 if mb is None else box_iou(mb, box)
-        else:
-            return c.iou
-        return cons if self.select == "consistency" else c.iou * cons
+        mb = mask_bbox(c.mask)
+        fill = 0.0 if mb is None else box_iou(mb, box)
+        if self.select == "box" or pts is None:
+            return c.iou * fill  # the mask should fill the prompt's box edge to edge
+        if self.select == "consistency":
+            return extreme_consistency(c.mask, pts, self.consistency_tolerance)
+        tol = self.consistency_tolerance
+        score = c.iou * fill**self.box_weight
+        if self.near_weight:
+            near = np.exp(-np.maximum(distance_to_mask(c.mask, pts) - tol, 0.0) / tol)
+            score *= float(near.mean()) ** self.near_weight
+        if self.inward_weight:
+            ordered = order_extreme_points(pts)
+            side = max(box[2] - box[0], box[3] - box[1], 1.0)
+            score *= float(inward_cover(c.mask, ordered, max(2.5 * tol, 0.05 * side)).mean()) ** self.inward_weight
+        return score
 
 
 def zoom_crop(box: np.ndarray, shape: tuple[int, int], context: float) -> tuple[int, int, int, int]:
@@ -410,8 +442,10 @@ def zoom_crop(box: np.ndarray, shape: tuple[int, int], context: float) -> tuple[
     side = max(bw, bh)
     mx = max(context * side, 32.0, (64 - bw) / 2)
     my = max(context * side, 32.0, (64 - bh) / 2)
-    x0, y0 = max(int(np.floor(box[0] - mx)), 0), max(int(np.floor(box[1] - my)), 0)
-    x1, y1 = min(int(np.ceil(box[2] + mx)) + 1, w), min(int(np.ceil(box[3] + my)) + 1, h)
+    g = 16  # snap outwards to a 16 px grid: points moved by a few pixels reuse the cached crop embedding
+    x0, y0 = max(int(np.floor((box[0] - mx) / g)) * g, 0), max(int(np.floor((box[1] - my) / g)) * g, 0)
+    x1 = min(int(np.ceil((box[2] + mx + 1) / g)) * g, w)
+    y1 = min(int(np.ceil((box[3] + my + 1) / g)) * g, h)
     return x0, y0, x1, y1
 
 
