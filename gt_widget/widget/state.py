@@ -30,6 +30,7 @@ import numpy as np
 from gt_widget.errors import GtWidgetError
 from gt_widget.groundtruth.formats import Instance
 from gt_widget.palette import MAX_LABELS, PALETTE
+from gt_widget.segment.base import Candidate, Prediction
 
 Box = tuple[int, int, int, int]
 Mode = Literal["semantic", "instance"]
@@ -167,8 +168,8 @@ class Edit:
 
     @property
     def nbytes(self) -> int:
-        """Memory this step holds (compressed crops)."""
-        return len(self.before) + len(self.after) + 64
+        """Memory this step holds (compressed crops; a kept part's predictions are not counted)."""
+        return len(self.before) + len(self.after) + 64 + (self.part.nbytes if self.part is not None else 0)
 
 
 def _pack(a: np.ndarray) -> bytes:
@@ -436,3 +437,74 @@ def replace_part(state: LabelState, rec: Recorder, part: Part, mask: np.ndarray)
     state.map[y0:y1, x0:x1] = new
     part.box, part.before = box, pre
     return box
+
+
+def _pack_mask(mask: np.ndarray) -> tuple[bytes, tuple[int, int]]:
+    m = np.asarray(mask, bool)
+    return zlib.compress(np.packbits(m).tobytes(), 1), (int(m.shape[0]), int(m.shape[1]))
+
+
+def _unpack_mask(packed: tuple[bytes, tuple[int, int]]) -> np.ndarray:
+    data, (h, w) = packed
+    bits = np.unpackbits(np.frombuffer(zlib.decompress(data), np.uint8), count=h * w)
+    return bits.reshape(h, w).astype(bool)
+
+
+@dataclass(frozen=True)
+class FrozenPart:
+    """A ``Part`` kept on an undo step: its ``before`` crop and the model's masks compressed (a prediction
+    of a big image holds several full-size masks)."""
+
+    part: Part
+    before: bytes
+    mask: tuple[bytes, tuple[int, int]] | None = None
+    candidates: tuple[tuple[tuple[bytes, tuple[int, int]], float], ...] = ()
+
+    @property
+    def nbytes(self) -> int:
+        packed = len(self.mask[0]) if self.mask else 0
+        return len(self.before) + packed + sum(len(c[0][0]) for c in self.candidates) + 256
+
+
+def freeze_part(part: Part) -> FrozenPart:
+    """A compact copy of ``part`` for the history."""
+    pred = part.prediction
+    mask = None
+    cands: tuple[tuple[tuple[bytes, tuple[int, int]], float], ...] = ()
+    light_pred = None
+    if isinstance(pred, Prediction):
+        mask = _pack_mask(pred.mask)
+        cands = tuple((_pack_mask(c.mask), float(c.score)) for c in pred.candidates)
+        light_pred = Prediction(np.zeros((0, 0), bool), pred.score, [], pred.state)
+    light = Part(
+        value=part.value,
+        box=part.box,
+        before=np.zeros((0, 0), np.uint8),
+        serial=part.serial,
+        extreme_points=list(part.extreme_points) if part.extreme_points is not None else None,
+        clicks=list(part.clicks),
+        prediction=light_pred if light_pred is not None else pred,
+        candidate=part.candidate,
+        unsure=part.unsure,
+    )
+    return FrozenPart(light, _pack(part.before), mask, cands)
+
+
+def thaw_part(frozen: FrozenPart, serial: int) -> Part:
+    """A live ``Part`` again (for the current ``serial``)."""
+    p = frozen.part
+    pred = p.prediction
+    if frozen.mask is not None and isinstance(pred, Prediction):
+        cands = [Candidate(_unpack_mask(m), score) for m, score in frozen.candidates]
+        pred = Prediction(_unpack_mask(frozen.mask), pred.score, cands, pred.state)
+    return Part(
+        value=p.value,
+        box=p.box,
+        before=_unpack(frozen.before, p.box).copy(),
+        serial=serial,
+        extreme_points=list(p.extreme_points) if p.extreme_points is not None else None,
+        clicks=list(p.clicks),
+        prediction=pred,
+        candidate=p.candidate,
+        unsure=p.unsure,
+    )

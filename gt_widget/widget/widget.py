@@ -26,7 +26,7 @@ import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
@@ -51,10 +51,12 @@ from gt_widget.widget.state import (
     Recorder,
     WidgetError,
     check_labels,
+    freeze_part,
     paint_part,
     polygon_footprint,
     replace_part,
     stroke_footprint,
+    thaw_part,
 )
 from gt_widget.widget.worker import BACKGROUND, INTERACTIVE, ModelWorker
 
@@ -712,9 +714,7 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
         part.serial = st.serial
         if not st.undo_stack:
             return
-        st.undo_stack[-1].part = replace(
-            part, clicks=list(part.clicks), extreme_points=list(part.extreme_points or []) or None
-        )
+        st.undo_stack[-1].part = freeze_part(part)
         seen = 0
         for edit in reversed(st.undo_stack):  # bound memory: only the last few keep their part
             if edit.part is not None:
@@ -841,9 +841,7 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
             # the mask the model made just before this point in history becomes refinable again
             top = self._state.undo_stack[-1] if self._state.undo_stack else None
             kept = top.part if top is not None else None
-            self._part = None
-            if kept is not None:
-                self._part = replace(kept, clicks=list(kept.clicks), serial=self._state.serial)
+            self._part = thaw_part(kept, self._state.serial) if kept is not None else None
             with self._drawing():
                 if edit.meta_before is not None or edit.box is None:
                     self._redraw_overlay()

@@ -212,3 +212,26 @@ def test_instances_add_relabel_delete_and_undo() -> None:
         st.check_instance(4)
     with pytest.raises(WidgetError, match="unknown label"):
         st.create_instance(st.begin("x"), "cow")
+
+
+def test_frozen_parts_are_small_and_thaw_exactly() -> None:
+    from gt_widget.segment.base import Candidate, Prediction
+    from gt_widget.widget.state import freeze_part, thaw_part
+
+    h, w = 2000, 3000
+    masks = []
+    for k in range(6):
+        m = np.zeros((h, w), bool)
+        m[100 + k : 1500 - k, 200 + 3 * k : 2500] = True
+        masks.append(m)
+    pred = Prediction(masks[0], 0.9, [Candidate(m, 0.9 - 0.1 * i) for i, m in enumerate(masks)], state="logits")
+    before = np.random.default_rng(0).integers(0, 3, (1400, 2300), dtype=np.uint8)
+    part = Part(value=2, box=(100, 1500, 200, 2500), before=before, serial=3, extreme_points=[(1.0, 2.0)] * 4)
+    part.prediction, part.clicks, part.candidate = pred, [(5.0, 6.0, True)], 2
+    frozen = freeze_part(part)
+    assert frozen.nbytes < 3_000_000  # 6 full-size masks (36 MB as bool) + a 3 MB crop, compressed
+    back = thaw_part(frozen, serial=9)
+    assert back.serial == 9 and back.box == part.box and back.clicks == part.clicks and back.candidate == 2
+    assert np.array_equal(back.before, before) and back.prediction.state == "logits"
+    assert all(np.array_equal(a.mask, b.mask) for a, b in zip(back.prediction.candidates, pred.candidates, strict=True))
+    assert np.array_equal(back.prediction.mask, masks[0]) and back.prediction.candidates[3].score == pytest.approx(0.6)
