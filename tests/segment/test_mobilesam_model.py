@@ -171,6 +171,8 @@ def test_banded_upscaling_matches_direct_interpolation(rng: np.random.Generator)
         masks = upscale_logits(low, inp, original, max_chunk_elements=50_000)
         assert masks.dtype == np.bool_
         assert (masks == (direct > 0)).mean() > 0.99999
+        # the sign-change shortcut of the bool path equals thresholding the banded logits exactly
+        np.testing.assert_array_equal(masks, banded > 0)
 
 
 def test_big_image_upscaling_stays_small_in_memory() -> None:

@@ -89,6 +89,29 @@ def _row_weights(out_len: int, in_len: int, start: int, stop: int) -> tuple[torc
     return i0, i1, lam1
 
 
+def _threshold_rows_at_zero(cols: torch.Tensor, out: np.ndarray, band: int) -> None:
+    """``out`` (H, W) bool = y-resampled ``cols`` (h, W) > 0, computing values only at sign changes."""
+    oh = out.shape[0]
+    h = cols.shape[0]
+    a = cols.numpy()
+    pos = a > 0
+    tiny = np.finfo(np.float32).tiny  # a product with a subnormal could round to 0: compute those exactly
+    sure = (a > tiny) | (a <= 0)
+    for r0 in range(0, oh, band):
+        r1 = min(oh, r0 + band)
+        i0t, i1t, lam1t = _row_weights(oh, h, r0, r1)
+        i0, i1 = i0t.numpy(), i1t.numpy()
+        top, bottom = pos[i0], pos[i1]
+        out[r0:r1] = top
+        mixed = (top != bottom) | ~sure[i0] | ~sure[i1]
+        rr, cc = np.nonzero(mixed)
+        if rr.size:
+            lam1 = lam1t.numpy()[rr]
+            lam0 = (1.0 - lam1t).numpy()[rr]
+            vals = torch.from_numpy(lam0 * a[i0[rr], cc]).add_(torch.from_numpy(lam1 * a[i1[rr], cc]))
+            out[r0 + rr, cc] = (vals > 0).numpy()
+
+
 def upscale_logits(
     low_res: torch.Tensor,
     input_size: tuple[int, int],
@@ -106,7 +129,9 @@ def upscale_logits(
     along y in row bands of at most ``max_chunk_elements`` values, thresholded on the fly, so only the
     requested output (bool unless ``return_logits``) is ever allocated at full size. Images whose
     whole output fits in one band use ``F.interpolate`` directly (bit-identical to upstream); the
-    banded path computes the same separable bilinear sums.
+    banded path computes the same separable bilinear sums. For bool masks at threshold 0 only pixels
+    whose two source rows disagree in sign are computed at all (a weighted mean of two positive values
+    is positive): the rest is a byte copy of the source row's sign.
     """
     h, w = input_size
     oh, ow = original_size
@@ -121,10 +146,16 @@ def upscale_logits(
     for ci in range(c):
         # x pass only: an output height equal to the input height makes y-weights exactly (1, 0).
         cols = F.interpolate(x[:, ci : ci + 1], (h, ow), mode="bilinear", align_corners=False)[0, 0]
+        if not return_logits and threshold == 0.0:
+            _threshold_rows_at_zero(cols, out[ci], band)
+            continue
         for r0 in range(0, oh, band):
             r1 = min(oh, r0 + band)
             i0, i1, lam1 = _row_weights(oh, h, r0, r1)
-            lam0 = 1.0 - lam1
-            rows = lam0[:, None] * cols[i0] + lam1[:, None] * cols[i1]
-            out[ci, r0:r1] = rows.numpy() if return_logits else (rows > threshold).numpy()
+            rows = cols[i0].mul_((1.0 - lam1)[:, None])  # lam0 * top + lam1 * bottom, as PyTorch's kernel
+            rows.add_(cols[i1].mul_(lam1[:, None]))
+            if return_logits:
+                out[ci, r0:r1] = rows.numpy()
+            else:
+                torch.gt(rows, threshold, out=torch.from_numpy(out[ci, r0:r1]))
     return out
