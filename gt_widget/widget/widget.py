@@ -176,6 +176,7 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
         self._mouse: tuple[float, float] | None = None
         self._part: Part | None = None
         self._pending_target: _Target | None = None
+        self._inflight: dict[object, tuple[int, list[tuple[float, float, str]]]] = {}
         self._status = ""
         self._sync_flag = threading.local()  # per thread: the model thread syncing never mutes a user's change
         self._build_ui()
@@ -964,7 +965,7 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
             self._apply_prediction(gen, pred, target, ext, [], replace=False)
             return np.asarray(pred.mask, bool)
 
-        return self._run(job, wait)
+        return self._run(job, wait, gen, [(x, y, "extreme") for x, y in ext])
 
     def corrective_click(self, x: float, y: float, positive: bool = True, wait: bool = True) -> np.ndarray | None:
         """Refine the last auto-segmented mask: a positive click adds the region at (x, y), a negative one
@@ -990,7 +991,7 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
             self._apply_prediction(gen, pred, target, ext or None, clicks, replace=part is not None, part=part)
             return np.asarray(pred.mask, bool)
 
-        return self._run(job, wait)
+        return self._run(job, wait, gen, [(cx, cy, "+" if positive else "-")])
 
     def next_candidate(self) -> int:
         """Show the model's next candidate mask for the last auto-segment/click (one undo step); returns the
@@ -1013,7 +1014,27 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
         self._notify()
         return idx
 
-    def _run(self, job: Callable[[], np.ndarray | None], wait: bool) -> np.ndarray | None:
+    def _run(
+        self,
+        request: Callable[[], np.ndarray | None],
+        wait: bool,
+        gen: int,
+        markers: list[tuple[float, float, str]],
+    ) -> np.ndarray | None:
+        """Queue a model request; its points stay drawn until it is applied (or fails)."""
+        token = object()
+        with self._lock:
+            self._inflight[token] = (gen, markers)
+            self._draw_interaction()
+
+        def job() -> np.ndarray | None:
+            try:
+                return request()
+            finally:
+                with self._lock:
+                    self._inflight.pop(token, None)
+                    self._draw_interaction()
+
         if wait and self._worker.on_worker_thread():
             return job()  # called from a change observer on the model thread: waiting would deadlock
         if self._worker.busy:
@@ -1218,6 +1239,13 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
                     layer.fill_circle(cx, cy, 5)
                     layer.stroke_style = "white"
                     layer.stroke_circle(cx, cy, 5)
+            for gen, markers in list(self._inflight.values()):
+                for x, y, kind in markers if gen == self._gen else []:
+                    cx, cy = view.to_canvas(x, y)
+                    layer.fill_style = {"+": "#00c853", "-": "#d50000"}.get(kind, color)
+                    layer.fill_circle(cx, cy, 6 if kind == "extreme" else 5)
+                    layer.stroke_style = "white"
+                    layer.stroke_circle(cx, cy, 6 if kind == "extreme" else 5)
             for x, y in self._pending:
                 cx, cy = view.to_canvas(x, y)
                 layer.fill_style = color

@@ -698,3 +698,28 @@ def test_undoing_a_bad_click_keeps_the_mask_refinable(w: SegmentationWidget) -> 
     w.redo()
     press(w, "n")  # the redone auto-segment's candidates can be cycled again
     assert np.array_equal(w.label_map == 1, _box((60, 80), 12, 32, 12, 28))
+
+
+def test_points_stay_drawn_while_the_model_works(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ipycanvas.canvas as ipc
+
+    drawn: list[tuple[float, float]] = []
+    orig = ipc.Canvas.fill_circle
+
+    def spy(self: Any, x: float, y: float, r: float) -> None:
+        drawn.append((round(x, 3), round(y, 3)))
+        orig(self, x, y, r)
+
+    monkeypatch.setattr(ipc.Canvas, "fill_circle", spy)
+    gate = threading.Event()
+    w = SegmentationWidget(_image(), LABELS, segmenter=BoxSegmenter(gate=gate))
+    for x, y in EXTREME:
+        click_image(w, x, y)
+    drawn.clear()
+    w.tool = "brush"  # any repaint of the interaction layer while the request waits
+    expected = {tuple(round(v, 3) for v in w.image_to_canvas(x, y)) for x, y in EXTREME}
+    assert expected <= set(drawn)
+    gate.set()
+    assert w.wait_idle(10)
+    assert not w._inflight
+    w.close()
