@@ -202,3 +202,18 @@ def test_allocator_tuning_is_idempotent_and_can_be_disabled(monkeypatch: pytest.
     monkeypatch.setattr(runtime, "_tuned", None)
     monkeypatch.setenv("GT_WIDGET_NO_MALLOC_TUNING", "1")
     assert runtime.tune_allocator() is False
+
+
+@pytest.mark.weights
+def test_batched_predict_torch_equals_single_calls(predictor: SamPredictor) -> None:
+    from gt_widget.segment.mobilesam import scale_boxes
+
+    boxes = np.array([[122, 116, 358, 370], [10, 10, 200, 150]], np.float64)
+    scaled = torch.as_tensor(scale_boxes(boxes, predictor.original_size, predictor.input_size), dtype=torch.float32)
+    masks, iou, low = predictor.predict_torch(None, None, scaled, multimask_output=True)
+    assert masks.shape == (2, 3, *predictor.original_size) and iou.shape == (2, 3) and low.shape == (2, 3, 256, 256)
+    for i, box in enumerate(boxes):
+        m, s, lo = predictor.predict(box=box)
+        assert (m == masks[i]).mean() > 0.9999
+        np.testing.assert_allclose(s, iou[i], atol=1e-5)
+        np.testing.assert_allclose(lo, low[i], atol=1e-3)
