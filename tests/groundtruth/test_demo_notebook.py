@@ -18,19 +18,31 @@ def test_demo_notebook_has_kernelspec() -> None:
     assert nb.metadata["kernelspec"]["name"] == "python3"
 
 
-@pytest.mark.parametrize("with_quickstart", [True, False], ids=["quickstart", "stand-in"])
-def test_demo_notebook_runs_and_validates(
-    tmp_path: Path, with_quickstart: bool, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _dynamic_quickstart(path: Path) -> None:
+    """A quickstart-like notebook whose images are computed at run time, with a demo widget beside its session."""
+    cells = [
+        nbformat.v4.new_markdown_cell("## Short instructions\n\nPaint every cat."),
+        nbformat.v4.new_code_cell("LABELS = ['cat', 'background-object']\nDATA = sample_folder()"),
+        nbformat.v4.new_code_cell("session = LabelingSession(DATA, labels=LABELS, output_dir='out', mode='semantic')"),
+        nbformat.v4.new_code_cell("demo = SegmentationWidget(img, labels=['person'], mode='instance')"),
+    ]
+    nb = nbformat.v4.new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"}})
+    nbformat.write(nb, str(path))
+
+
+@pytest.mark.parametrize("quickstart", ["real", "stand-in", "dynamic"])
+def test_demo_notebook_runs_and_validates(tmp_path: Path, quickstart: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from nbclient import NotebookClient
 
-    quickstart = REPO / "notebooks" / "quickstart.ipynb"
-    if with_quickstart and not quickstart.exists():
-        pytest.skip("notebooks/quickstart.ipynb is not in this checkout yet; the stand-in case covers the notebook")
+    real = REPO / "notebooks" / "quickstart.ipynb"
+    if quickstart == "real" and not real.exists():
+        pytest.skip("notebooks/quickstart.ipynb is not in this checkout yet; the other cases cover the notebook")
     shutil.copy(NOTEBOOK, tmp_path / NOTEBOOK.name)
-    if with_quickstart:
-        shutil.copy(quickstart, tmp_path / "quickstart.ipynb")
+    if quickstart == "real":
+        shutil.copy(real, tmp_path / "quickstart.ipynb")
         (tmp_path / "quickstart.ipynb").chmod(0o644)
+    elif quickstart == "dynamic":
+        _dynamic_quickstart(tmp_path / "quickstart.ipynb")
     for var in ("GT_WIDGET_SUBMIT", "GT_WIDGET_S3_PREFIX", "GT_WIDGET_ROLE_ARN", "GT_WIDGET_WORKTEAM_ARN"):
         monkeypatch.delenv(var, raising=False)
     nb = nbformat.read(str(tmp_path / NOTEBOOK.name), as_version=4)
@@ -45,4 +57,10 @@ def test_demo_notebook_runs_and_validates(
     assert "not submitted" in text
     folder = Path(text.rsplit("job folder: ", 1)[1].strip())
     request = json.loads((folder / "request.json").read_text(encoding="utf-8"))
+    if quickstart == "dynamic":
+        assert "using the packaged sample images" in text
+        assert request["LabelAttributeName"] == "label-ref"
+        labels = json.loads((folder / "label-categories.json").read_text(encoding="utf-8"))["labels"]
+        assert labels == [{"label": "cat"}, {"label": "background-object"}]  # the session's, not the demo widget's
+        assert len((folder / "input.manifest").read_text(encoding="utf-8").splitlines()) == 4
     assert request["HumanTaskConfig"]["UiConfig"]["UiTemplateS3Uri"].startswith("s3://my-labeling-bucket/gt-widget/")
