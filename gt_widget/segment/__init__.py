@@ -43,8 +43,12 @@ def load_segmenter(name: str | None = None, **kwargs: Any) -> Segmenter:
                 RuntimeWarning,
                 stacklevel=2,
             )
-            grabcut_kwargs = {k: v for k, v in kwargs.items() if k != "weights"}
-            return load_segmenter("grabcut", **grabcut_kwargs)
+            import inspect
+
+            from gt_widget.segment.grabcut import GrabCutSegmenter
+
+            accepted = inspect.signature(GrabCutSegmenter).parameters  # MobileSAM-only flags do not apply
+            return load_segmenter("grabcut", **{k: v for k, v in kwargs.items() if k in accepted})
     key = str(name).strip().lower()
     if key == "grabcut":
         from gt_widget.segment.grabcut import GrabCutSegmenter

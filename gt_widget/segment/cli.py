@@ -28,6 +28,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="auto (default): MobileSAM, else GrabCut with a warning",
     )
     seg.add_argument("--weights", default=None, help="MobileSAM checkpoint path (default: the verified cache)")
+    seg.add_argument(
+        "--fast",
+        action="store_true",
+        help="MobileSAM: one encoder pass per image (no zoomed second pass per object; ~2 points less mIoU)",
+    )
     seg.add_argument("--labels", nargs="+", default=None, help="label order (default: order of appearance)")
     seg.add_argument("--job-name", default="gt-widget-prelabel", help="job name (default: gt-widget-prelabel)")
     seg.add_argument("--label-attribute", default="label-ref", help="label attribute name, ends in -ref")
@@ -52,7 +57,9 @@ def _segment(args: argparse.Namespace) -> int:
 
     list_images(args.source)  # bad arguments fail fast, before any model is loaded (or downloaded)
     load_prompts(args.prompts)
-    kwargs = {"weights": args.weights} if args.weights else {}
+    kwargs: dict[str, object] = {"weights": args.weights} if args.weights else {}
+    if args.fast:
+        kwargs["zoom"] = "off"
     name = None if args.segmenter == "auto" else args.segmenter
     if name == "grabcut":
         kwargs = {}

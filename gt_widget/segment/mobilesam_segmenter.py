@@ -2,19 +2,23 @@
 
 Kernel side only. Coordinates are (x, y) pixels of the original image; masks bool (H, W).
 
-Recipe for 4 extreme points (every step is a constructor flag so benchmarks can switch it off):
-1. two prompt variants, each asking for 3 masks: the points' box + the 4 points as positive clicks
-   (upstream's protocol), and the box alone (better when the clicks are a few pixels off the object);
-2. every candidate is scored by the model's predicted IoU times its consistency with the extreme points
-   (its bounding box should be the points' box; each point should lie on it), which rejects the
-   "background inside the box" answers that predicted IoU alone sometimes picks;
-3. optionally a second, zoomed pass (DEXTR-style): the image is re-encoded on a crop around the object, so
-   a small object is seen at up to 1024 px instead of a few dozen; costs a second encoder run, cached per
-   crop (``zoom="small"`` does it only for objects under ``zoom_below`` of the image area);
-4. blobs that touch no extreme point are removed and small holes filled.
-Corrective clicks reuse the previous prediction's low-resolution logits as ``mask_input`` and are guarded:
-if the new mask ignores a click (a positive click outside it or a negative one inside), the prompt is
-retried without ``mask_input`` and with 3 candidates, and the answer satisfying the most clicks wins.
+Recipe for 4 extreme points (defaults; every step is a constructor flag, measured in benchmarks/README.md):
+1. zoomed pass (DEXTR-style, ``zoom="auto"``): when the points' box covers under ``zoom_below`` (30%) of
+   the image, the image is re-encoded on a crop around the box (``zoom_context`` = 40% of its size on each
+   side, snapped to 16 px) so the object fills the model's 1024 px input; this costs a second encoder run
+   (~1.5 s on 2 cores), cached per crop so corrective clicks in the same crop are cheap. ``zoom="off"``
+   gives the instant single-pass answer;
+2. prompts: in the crop, box + the 4 points as positive clicks *and* the box alone (``variants``), 3 masks
+   each; on the full image, box + points (``full_variants``);
+3. every candidate is scored by the model's predicted IoU times how well its bounding box fills the
+   points' box (``select="combined"``, ``box_weight``); optional cues (closeness of the points to the
+   mask, inward cover) and clean-up (``remove_blobs``, ``fill_holes``) are off because they did not help
+   on DAVIS-345 / GrabCut-50.
+Corrective clicks reuse the previous prediction's low-resolution logits as ``mask_input`` (in the same
+frame: full image or crop) and are guarded (``refine="guarded"``): if the new mask ignores a click (a
+positive click outside it or a negative one inside), the prompt is retried without ``mask_input`` with 3
+candidates, and each ignored click costs a candidate a share of its score.
+A missed part: 4 extreme points on the part give the part's mask; the caller unions it with the object.
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ from gt_widget.segment.recipes import (
     order_extreme_points,
 )
 
-ZoomMode = Literal["off", "small", "always"]
+ZoomMode = Literal["off", "auto", "always"]
 SelectMode = Literal["iou", "consistency", "combined", "box"]
 RefineMode = Literal["upstream", "guarded", "ensemble"]
 
@@ -105,17 +109,18 @@ class MobileSamSegmenter:
         model: Any,
         *,
         variants: Sequence[str] = ("box+points", "box"),
+        full_variants: Sequence[str] = ("box+points",),
         select: SelectMode = "combined",
-        zoom: ZoomMode = "off",
-        zoom_below: float = 0.01,
+        zoom: ZoomMode = "auto",
+        zoom_below: float = 0.3,
         zoom_context: float = 0.4,
-        remove_blobs: bool = True,
-        fill_holes: bool = True,
+        remove_blobs: bool = False,
+        fill_holes: bool = False,
         refine: RefineMode = "guarded",
         refine_box: bool = True,
         consistency_tolerance: float = 5.0,
-        box_weight: float = 2.0,
-        near_weight: float = 0.5,
+        box_weight: float = 1.0,
+        near_weight: float = 0.0,
         inward_weight: float = 0.0,
         cache_size: int = 8,
     ) -> None:
@@ -125,7 +130,8 @@ class MobileSamSegmenter:
         self.model = model
         self._predictor = SamPredictor(model)
         self.variants = tuple(variants)
-        for v in self.variants:
+        self.full_variants = tuple(full_variants)
+        for v in (*self.variants, *self.full_variants):
             if v not in ("box+points", "box", "points"):
                 raise PromptError(f"unknown prompt variant {v!r}: use 'box+points', 'box' or 'points'")
         self.select = select
@@ -287,7 +293,7 @@ class MobileSamSegmenter:
             return None
         h, w = shape
         bw, bh = prompt_box[2] - prompt_box[0] + 1, prompt_box[3] - prompt_box[1] + 1
-        if self.zoom == "small" and bw * bh >= self.zoom_below * h * w:
+        if self.zoom == "auto" and bw * bh >= self.zoom_below * h * w:
             return None
         return zoom_crop(prompt_box, shape, self.zoom_context)
 
@@ -329,7 +335,7 @@ class MobileSamSegmenter:
 
     def _first_pass(self, frame: _Frame, pts: np.ndarray | None, box: np.ndarray | None) -> list[_Cand]:
         cands: list[_Cand] = []
-        for variant in self.variants:
+        for variant in self.variants if frame.crop is not None else self.full_variants:
             if pts is None and variant != "box":
                 continue
             if variant == "box+points":
