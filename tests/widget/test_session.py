@@ -126,7 +126,7 @@ def test_resume_after_dying_mid_save(tmp_path: Path) -> None:
     s = _session(imgs, tmp_path / "out")
     s.widget.brush([(20, 20)], radius=5)
     s.flush()
-    answer_path, png_path = s.saved_files()  # type: ignore[misc]
+    _answer_path, png_path = s.saved_files()  # type: ignore[misc]
     expected = s.widget.label_map.copy()
     # the kernel died after writing the worker response but before the PNG and the manifest; a temp file is
     # left from a write that never reached os.replace
@@ -189,7 +189,7 @@ def test_instance_mode_saves_and_resumes(tmp_path: Path) -> None:
     w.add_instance("cat")
     w.brush([(55, 10)], radius=3)
     s.flush()
-    answer_path, png_path = s.saved_files()  # type: ignore[misc]
+    answer_path, _png_path = s.saved_files()  # type: ignore[misc]
     response = json.loads(answer_path.read_text())
     assert list(response["answers"][0]["answerContent"]) == [INSTANCE_ELEMENT_NAME]
     result = read_answer(response, LABELS)
@@ -223,7 +223,9 @@ def test_s3_manifest_session(s3_endpoint: str, tmp_path: Path) -> None:
     s.flush()
     (line,) = [json.loads(x) for x in s.output_manifest_path.read_text().splitlines()]
     assert line["source-ref"] == "s3://session-in/imgs/img1.png" and line["id"] == "x1"
-    assert line["label-ref"].startswith("s3://out-bucket/jobs/gt-widget-local/annotations/consolidated-annotation/output/1_")
+    assert line["label-ref"].startswith(
+        "s3://out-bucket/jobs/gt-widget-local/annotations/consolidated-annotation/output/1_"
+    )
 
 
 def test_unreadable_image_is_reported_and_session_continues(tmp_path: Path) -> None:
