@@ -63,7 +63,7 @@ def quickstart_source() -> Path:
 
 
 def prepare_workdir(workdir: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
-    """Copy the quickstart (and its example images) into ``workdir``; keeps an existing copy unless
+    """Copy the quickstart (with its example images and the sample images) into ``workdir``; keeps an existing copy unless
     ``overwrite`` (the user may have edited it). Returns the notebook path in ``workdir``."""
     root = Path(workdir).expanduser().resolve()
     root.mkdir(parents=True, exist_ok=True)
@@ -74,6 +74,11 @@ def prepare_workdir(workdir: str | os.PathLike[str], *, overwrite: bool = False)
     examples = src.parent / "examples"
     if examples.is_dir():
         shutil.copytree(examples, root / "examples", dirs_exist_ok=True)
+    images = root / "images"  # the notebook names its images literally, relative to itself (images/<name>)
+    images.mkdir(exist_ok=True)
+    for path in [*sample_images(), DATA_DIR / "LICENSES.md"]:
+        if not (images / path.name).exists():
+            shutil.copyfile(path, images / path.name)
     return target
 
 
