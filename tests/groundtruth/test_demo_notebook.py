@@ -38,9 +38,8 @@ def test_demo_notebook_runs_and_validates(tmp_path: Path, quickstart: str, monke
     if quickstart == "real" and not real.exists():
         pytest.skip("notebooks/quickstart.ipynb is not in this checkout yet; the other cases cover the notebook")
     shutil.copy(NOTEBOOK, tmp_path / NOTEBOOK.name)
-    if quickstart == "real":
-        shutil.copy(real, tmp_path / "quickstart.ipynb")
-        (tmp_path / "quickstart.ipynb").chmod(0o644)
+    if quickstart == "real":  # with the images and examples it names, relative to itself
+        shutil.copytree(REPO / "notebooks", tmp_path, dirs_exist_ok=True, ignore=shutil.ignore_patterns("out*", ".*"))
     elif quickstart == "dynamic":
         _dynamic_quickstart(tmp_path / "quickstart.ipynb")
     for var in ("GT_WIDGET_SUBMIT", "GT_WIDGET_S3_PREFIX", "GT_WIDGET_ROLE_ARN", "GT_WIDGET_WORKTEAM_ARN"):
@@ -57,6 +56,9 @@ def test_demo_notebook_runs_and_validates(tmp_path: Path, quickstart: str, monke
     assert "not submitted" in text
     folder = Path(text.rsplit("job folder: ", 1)[1].strip())
     request = json.loads((folder / "request.json").read_text(encoding="utf-8"))
+    if quickstart == "real":
+        assert request["LabelingJobName"] == "quickstart"
+        assert len((folder / "input.manifest").read_text(encoding="utf-8").splitlines()) == 4
     if quickstart == "dynamic":
         assert "using the packaged sample images" in text
         assert request["LabelAttributeName"] == "label-ref"
