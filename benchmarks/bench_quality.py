@@ -28,6 +28,21 @@ import numpy as np
 
 from benchmarks import protocol as P
 
+CONFIG_KEYS = (
+    "variants",
+    "full_variants",
+    "select",
+    "zoom",
+    "zoom_below",
+    "zoom_context",
+    "box_weight",
+    "near_weight",
+    "inward_weight",
+    "remove_blobs",
+    "fill_holes",
+    "refine",
+    "refine_box",
+)
 RESULTS = Path(__file__).resolve().parent / "results"
 CACHE = Path(os.environ.get("GTW_EMB_CACHE", "/tmp/gtw_emb"))
 # Upstream (segment-anything's recipe with MobileSAM, OpenCV GrabCut from the box) on the same sets.
@@ -219,6 +234,36 @@ def print_table(results: dict[str, dict[str, Any]]) -> None:
                 print(f"{name:<10} {label:<32} {s[key]:>8} {up if up is not None else '':>9}")
 
 
+def merge(parts: Sequence[Path], out: Path) -> int:
+    """Combine shard JSONs (same recipe, disjoint objects) into one result with recomputed summaries."""
+    loaded = [json.loads(p.read_text()) for p in parts]
+    recipes = {json.dumps(x["recipe"], sort_keys=True) for x in loaded}
+    if len(recipes) != 1:
+        print(f"shards used different recipes: {sorted(recipes)}", file=sys.stderr)
+        return 2
+    sets: dict[str, dict[str, Any]] = {}
+    for part in loaded:
+        for name, res in part["sets"].items():
+            entry = sets.setdefault(name, {"rows": [], "seconds": 0.0})
+            entry["rows"] += res["rows"]
+            entry["seconds"] += res["summary"].get("seconds", 0.0)
+    results = {}
+    for name, entry in sets.items():
+        order = {s.id: i for i, s in enumerate(P.load_set(name))}
+        rows = sorted(entry["rows"], key=lambda r: order.get(r["id"], 0))
+        summary = summarize(rows)
+        summary["seconds"] = round(entry["seconds"], 1)
+        results[name] = {"summary": summary, "rows": rows}
+    print_table(results)
+    payload = dict(loaded[0], sets=results)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload, indent=1))
+    tmp.replace(out)
+    print(f"wrote {out}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line; returns an exit code."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -235,7 +280,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # 1 thread: on a shared 2-core machine, 2 torch threads made the decoder 7x slower (oversubscription)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, default=RESULTS / "quality.json")
+    ap.add_argument("--merge", nargs="+", type=Path, default=None, help="merge partial JSONs (--start/--every shards)")
     args = ap.parse_args(argv)
+    if args.merge:
+        return merge(args.merge, args.out)
 
     import torch
 
@@ -265,8 +313,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.precompute:
         return 0
     print_table(results)
+    config = {k: getattr(seg, k) for k in CONFIG_KEYS if hasattr(seg, k)}
     payload = {
         "recipe": flags,
+        "segmenter_config": config,
+        "shard": {"start": args.start, "every": args.every, "limit": args.limit},
         "protocol": "benchmarks/protocol.py (../shared/data/README.md)",
         "upstream": UPSTREAM,
         "sets": {k: {"summary": v["summary"], "rows": v["rows"]} for k, v in results.items()},

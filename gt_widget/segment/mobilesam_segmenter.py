@@ -14,10 +14,12 @@ Recipe for 4 extreme points (defaults; every step is a constructor flag, measure
    points' box (``select="combined"``, ``box_weight``); optional cues (closeness of the points to the
    mask, inward cover) and clean-up (``remove_blobs``, ``fill_holes``) are off because they did not help
    on DAVIS-345 / GrabCut-50.
-Corrective clicks reuse the previous prediction's low-resolution logits as ``mask_input`` (in the same
-frame: full image or crop) and are guarded (``refine="guarded"``): if the new mask ignores a click (a
-positive click outside it or a negative one inside), the prompt is retried without ``mask_input`` with 3
-candidates, and each ignored click costs a candidate a share of its score.
+Corrective clicks (``refine="upstream"``): box + points + all clicks with the previous prediction's
+low-resolution logits as ``mask_input`` (in the same frame: full image or crop), one mask. Guard against
+making it worse (``local_below``): when the new mask overlaps the previous one with IoU < 0.7 -- the model
+redrew everything for one click -- only the connected change around the new click is applied. The other
+refine modes ("guarded": retry without logits when a click is ignored; "ensemble"; "nologits") measured
+worse on DAVIS-345 NoC (benchmarks/README.md).
 A missed part: 4 extreme points on the part give the part's mask; the caller unions it with the object.
 """
 
@@ -31,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import cv2
 import numpy as np
 
 from gt_widget.errors import PromptError
@@ -56,7 +59,7 @@ from gt_widget.segment.recipes import (
 
 ZoomMode = Literal["off", "auto", "always"]
 SelectMode = Literal["iou", "consistency", "combined", "box"]
-RefineMode = Literal["upstream", "guarded", "ensemble"]
+RefineMode = Literal["upstream", "guarded", "ensemble", "nologits"]
 
 
 @dataclass
@@ -116,8 +119,9 @@ class MobileSamSegmenter:
         zoom_context: float = 0.4,
         remove_blobs: bool = False,
         fill_holes: bool = False,
-        refine: RefineMode = "guarded",
+        refine: RefineMode = "upstream",
         refine_box: bool = True,
+        local_below: float = 0.7,
         consistency_tolerance: float = 5.0,
         box_weight: float = 1.0,
         near_weight: float = 0.0,
@@ -140,10 +144,11 @@ class MobileSamSegmenter:
         self.zoom_context = float(zoom_context)
         self.remove_blobs = bool(remove_blobs)
         self.fill_holes = bool(fill_holes)
-        if refine not in ("upstream", "guarded", "ensemble"):
-            raise PromptError(f"unknown refine mode {refine!r}: use 'upstream', 'guarded' or 'ensemble'")
+        if refine not in ("upstream", "guarded", "ensemble", "nologits"):
+            raise PromptError(f"unknown refine mode {refine!r}: use 'upstream', 'guarded', 'ensemble' or 'nologits'")
         self.refine = refine
         self.refine_box = bool(refine_box)
+        self.local_below = float(local_below)
         self.consistency_tolerance = float(consistency_tolerance)
         self.box_weight = float(box_weight)
         self.near_weight = float(near_weight)
@@ -273,6 +278,10 @@ class MobileSamSegmenter:
                 cands = self._first_pass(frame, pts, prompt_box)
             else:
                 cands = self._refine(frame, pts, prompt_box, click_xy, click_pos, prev_state)
+                if self.local_below > 0 and previous is not None:
+                    prev_mask = np.asarray(previous.mask, bool)
+                    for c in cands:
+                        c.mask = local_edit(prev_mask, c.mask, click_xy[-1], self.local_below)
             return self._finish(cands, pts, prompt_box, click_xy, click_pos, crop)
 
     def _choose_crop(
@@ -363,10 +372,10 @@ class MobileSamSegmenter:
         labels = click_pos.astype(np.int64) if pts is None else np.concatenate([np.ones(len(pts)), click_pos])
         # logits live in their frame's coordinates: reuse them only in the same frame (full image or crop)
         same_frame = prev is not None and prev.crop == frame.crop
-        prev_logits = prev.low_res if prev is not None and same_frame else None
+        prev_logits = prev.low_res if prev is not None and same_frame and self.refine != "nologits" else None
         rbox = box if self.refine_box else None
         cands = self._run(frame, "refine", coords, labels, rbox, prev_logits, False)
-        if self.refine == "upstream":
+        if self.refine in ("upstream", "nologits"):
             return cands
         if self.refine == "guarded" and _clicks_satisfied(cands[0].mask, click_xy, click_pos) == len(click_xy):
             return cands
@@ -453,6 +462,25 @@ def zoom_crop(box: np.ndarray, shape: tuple[int, int], context: float) -> tuple[
     x1 = min(int(np.ceil((box[2] + mx + 1) / g)) * g, w)
     y1 = min(int(np.ceil((box[3] + my + 1) / g)) * g, h)
     return x0, y0, x1, y1
+
+
+def local_edit(previous: np.ndarray, new: np.ndarray, click: np.ndarray, below: float) -> np.ndarray:
+    """Keep a corrective click's effect local when the model redrew the whole mask.
+
+    If ``new`` overlaps ``previous`` with IoU under ``below``, only the connected part of their difference
+    that holds the click (x, y) is applied to ``previous``; if the click is not in the difference (the
+    model ignored it), ``new`` is returned unchanged and the click guard deals with it.
+    """
+    union = np.count_nonzero(previous | new)
+    if union == 0 or np.count_nonzero(previous & new) / union >= below:
+        return new
+    diff = previous ^ new
+    h, w = diff.shape
+    x, y = min(max(round(float(click[0])), 0), w - 1), min(max(round(float(click[1])), 0), h - 1)
+    if not diff[y, x]:
+        return new
+    _, labels = cv2.connectedComponents(diff.astype(np.uint8), connectivity=8)
+    return np.asarray(previous ^ (labels == labels[y, x]))
 
 
 def _clicks_satisfied(mask: np.ndarray, xy: np.ndarray, positive: np.ndarray) -> int:
