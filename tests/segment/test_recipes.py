@@ -73,3 +73,32 @@ def test_fill_small_holes_keeps_real_holes() -> None:
     filled = fill_small_holes(m)
     assert filled[50, 50]
     assert not fill_small_holes(ring)[50, 50]  # a ring's hole is ~25% of its area: kept
+
+
+def test_local_edit_keeps_a_click_from_redrawing_everything() -> None:
+    from gt_widget.segment.mobilesam_segmenter import local_edit
+
+    prev = np.zeros((50, 50), bool)
+    prev[10:40, 10:30] = True
+    redrawn = np.zeros_like(prev)
+    redrawn[10:40, 28:45] = True  # the model "fixed" the right edge but dropped the rest
+    click = np.array([42.0, 25.0])
+    out = local_edit(prev, redrawn, click, below=0.7)
+    assert out[25, 42] and out[25, 15]  # the clicked part is added, the rest of the object stays
+    assert np.array_equal(out, prev | redrawn)
+    small_change = prev.copy()
+    small_change[10:40, 30:32] = True
+    assert local_edit(prev, small_change, np.array([31.0, 20.0]), below=0.7) is small_change
+    ignored = np.zeros_like(prev)
+    ignored[0:5, 0:5] = True  # the click is not in the change: leave it to the click guard
+    assert local_edit(prev, ignored, click, below=0.7) is ignored
+
+
+def test_zoom_crop_snaps_to_a_grid_and_stays_inside() -> None:
+    from gt_widget.segment.mobilesam_segmenter import zoom_crop
+
+    crop = zoom_crop(np.array([100.0, 50.0, 140.0, 90.0]), (480, 854), 0.4)
+    x0, y0, x1, y1 = crop
+    assert x0 % 16 == 0 and y0 % 16 == 0 and x0 <= 100 - 16 and x1 >= 140 + 16 and y1 <= 480
+    assert zoom_crop(np.array([102.0, 52.0, 141.0, 88.0]), (480, 854), 0.4) == crop  # jitter reuses it
+    assert zoom_crop(np.array([0.0, 0.0, 853.0, 479.0]), (480, 854), 0.4) == (0, 0, 854, 480)
