@@ -81,6 +81,7 @@ def test_bad_arguments_give_one_error_line(
 
 
 @pytest.mark.weights
+@pytest.mark.slow
 def test_segment_real_images_with_mobilesam_as_a_script(tmp_path: Path, grabcut_dir: Path, weights_path: Path) -> None:
     """The installed-style entry point, MobileSAM on 2 real GrabCut-50 images from an input manifest."""
     samples = [s for s in P.load_set("grabcut") if s.id in ("124080", "llama")]
