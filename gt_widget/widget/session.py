@@ -597,6 +597,13 @@ class LabelingSession:
         self._jump_button = W.Button(
             description="Go", tooltip="show the image with this number", layout=W.Layout(width="50px")
         )
+        for button, css in (
+            (self._prev_button, "gt-session-prev"),
+            (self._next_button, "gt-session-next"),
+            (self._unlabeled_button, "gt-session-next-unlabeled"),
+            (self._jump_button, "gt-session-go"),
+        ):
+            button.add_class(css)  # stable hooks for browser tests
         self._progress = W.HTML()
         self._progress.add_class("gt-session-progress")
         self._status = W.HTML()
