@@ -298,3 +298,30 @@ def test_bad_arguments(tmp_path: Path) -> None:
         LabelingSession(imgs[:2], LABELS, tmp_path / "out", segmenter=BoxSegmenter())
     with pytest.raises(GtWidgetError, match="holds no image files"):
         LabelingSession(tmp_path / "out", LABELS, tmp_path / "out2")
+
+
+def test_next_image_embedding_is_prefetched(tmp_path: Path) -> None:
+    import time
+
+    class Recording(BoxSegmenter):
+        def __init__(self) -> None:
+            super().__init__()
+            self.images: list[int] = []
+
+        def set_image(self, image: object) -> None:
+            super().set_image(image)  # type: ignore[arg-type]
+            self.images.append(int(np.asarray(image)[0, 0, 0]))  # the red value tells the images apart
+
+    seg = Recording()
+    s = LabelingSession(_images(tmp_path / "in"), LABELS, tmp_path / "out", segmenter=seg, prefetch=True)
+    deadline = time.monotonic() + 30
+    while 30 not in seg.images and time.monotonic() < deadline:  # image 1 (red 30) embedded in the background
+        time.sleep(0.05)
+    assert s.widget.wait_idle(30)
+    assert seg.images.count(0) == 1 and seg.images.count(30) == 1, seg.images
+    s.next()
+    assert s.widget.wait_idle(30)
+    time.sleep(0.3)
+    assert s.widget.wait_idle(30)
+    assert seg.images.count(30) == 1, seg.images  # restored from the prefetch, not recomputed
+    assert seg.images.count(60) == 1, seg.images  # and image 2 is prefetched in turn
