@@ -314,6 +314,33 @@ class LabelState:
         self.serial += 1
         return edit
 
+    def merge_last_two(self) -> Edit | None:
+        """Fold the newest undo step into the one before it, so both undo as ONE step.
+
+        Used when a later model pass refines the mask an auto-segment just painted (the user did one
+        thing). Must be called right after the newer step was committed (the map is its "after").
+        """
+        if len(self.undo_stack) < 2:
+            return None
+        newer = self.undo_stack.pop()
+        older = self.undo_stack[-1]
+        box = union_box(older.box, newer.box)
+        if box is not None:
+            y0, y1, x0, x1 = box
+            after = self.map[y0:y1, x0:x1].copy()
+            before = after.copy()
+            for edit in (newer, older):  # unwind newest first
+                if edit.box is not None:
+                    ey0, ey1, ex0, ex1 = edit.box
+                    before[ey0 - y0 : ey1 - y0, ex0 - x0 : ex1 - x0] = _unpack(edit.before, edit.box)
+            older.box, older.before, older.after = box, _pack(before), _pack(after)
+        if older.meta_before is not None or newer.meta_before is not None:
+            meta_before = older.meta_before if older.meta_before is not None else newer.meta_before
+            meta_after = newer.meta_after if newer.meta_after is not None else older.meta_after
+            older.meta_before, older.meta_after = meta_before, meta_after
+        older.part = newer.part
+        return older
+
     def _trim(self) -> None:
         while len(self.undo_stack) > self.max_history:
             self.undo_stack.pop(0)

@@ -961,8 +961,30 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
 
         def job() -> np.ndarray | None:
             seg = self._ready(gen)
-            pred = seg.predict(extreme_points=ext)
+            staged = _two_stage(seg, ext)
+            # A segmenter with a slow zoomed second pass answers in two stages: the full-image answer is
+            # shown at once, the zoomed one replaces it when ready (same undo step; dropped if the user
+            # edited meanwhile). See MobileSamSegmenter.needs_zoom.
+            pred = seg.predict(extreme_points=ext, zoom="off") if staged else seg.predict(extreme_points=ext)  # type: ignore[call-arg]
             self._apply_prediction(gen, pred, target, ext, [], replace=False)
+            if not staged:
+                return np.asarray(pred.mask, bool)
+            with self._lock:
+                part = self._live_part()
+            if part is None:
+                return np.asarray(pred.mask, bool)
+            if wait:
+                return refine(seg, part)
+            self._worker.submit(lambda: refine(seg, part), INTERACTIVE)
+            return np.asarray(pred.mask, bool)
+
+        def refine(seg: Segmenter, part: Part) -> np.ndarray | None:
+            with self._lock:
+                if gen != self._gen or self._live_part() is not part:
+                    return None  # the user moved on (click, stroke, undo, new image): keep what they see
+                self._note("refining (zoomed pass)")
+            pred = seg.predict(extreme_points=ext)
+            self._apply_prediction(gen, pred, target, ext, [], replace=True, part=part, merge=True)
             return np.asarray(pred.mask, bool)
 
         return self._run(job, wait, gen, [(x, y, "extreme") for x, y in ext])
@@ -1067,8 +1089,13 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
         clicks: list[tuple[float, float, bool]],
         replace: bool,
         part: Part | None = None,
+        merge: bool = False,
     ) -> None:
-        """Model thread: paint a prediction (a new part, or replacing ``part`` if it is still live)."""
+        """Model thread: paint a prediction (a new part, or replacing ``part`` if it is still live).
+
+        ``merge``: a refinement of ``part``'s own prediction; it joins the undo step that painted it and is
+        dropped when ``part`` is no longer live.
+        """
         mask = np.asarray(pred.mask, bool)
         unsure = self._judge(pred)  # outside the lock: compares full-size candidate masks
         with self._lock:
@@ -1079,6 +1106,8 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
                 raise WidgetError(f"the segmenter returned a {mask.shape} mask for a {st.shape} image")
             rec = st.begin("corrective click" if clicks else "auto-segment")
             live = self._live_part()
+            if merge and (part is None or live is not part):
+                return
             if replace and part is not None and live is part:
                 box = replace_part(st, rec, part, mask)
                 new_part = part
@@ -1093,7 +1122,8 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
             new_part.prediction = pred
             new_part.candidate = 0
             new_part.unsure = unsure
-            self._commit(rec, box)
+            if self._commit(rec, box) and merge:
+                st.merge_last_two()
             self._keep_part(new_part)
             self._part = new_part if new_part.box[1] > new_part.box[0] else None
             if self._part is not None and self._unsure(self._part) and len(pred.candidates) >= 2:
@@ -1517,3 +1547,9 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
         close_tree(self)
         self.canvas.close()
         super().close()
+
+
+def _two_stage(seg: Segmenter, extreme_points: list[tuple[float, float]]) -> bool:
+    """Does ``seg`` have a slow zoomed pass for these points that is worth showing in a second stage?"""
+    needs_zoom = getattr(seg, "needs_zoom", None)
+    return bool(needs_zoom(extreme_points)) if callable(needs_zoom) else False

@@ -1,0 +1,105 @@
+"""Two-stage auto-segment: a fast full-image answer is painted at once, a slower zoomed pass replaces it
+in the SAME undo step, and is dropped when the user edits before it arrives."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pytest
+
+from gt_widget.segment.base import Prediction
+from gt_widget.widget import SegmentationWidget
+from gt_widget.widget.testing import BoxSegmenter
+
+LABELS = ["cat", "dog"]
+EXTREME = [(20, 10), (20, 30), (10, 20), (34, 20)]  # box x 10..34, y 10..30
+
+
+class ZoomingSegmenter(BoxSegmenter):
+    """BoxSegmenter whose 'fast' pass (zoom="off") returns the box shrunk by 3 px, and whose full pass
+    (the zoomed one) the exact box; ``hold`` keeps the full pass waiting until released."""
+
+    def __init__(self, hold: threading.Event | None = None) -> None:
+        super().__init__()
+        self.hold = hold
+        self.calls: list[str] = []
+
+    def needs_zoom(self, extreme_points: Sequence[Sequence[float]]) -> bool:
+        return True
+
+    def predict(self, *args: Any, zoom: str | None = None, **kwargs: Any) -> Prediction:
+        pred = super().predict(*args, **kwargs)
+        self.calls.append(zoom or "auto")
+        if zoom == "off":
+            shrunk = pred.candidates[1].mask  # the box shrunk by `shrink` px per side
+            return Prediction(mask=shrunk, score=pred.score, candidates=pred.candidates, state=pred.state)
+        if self.hold is not None and not self.hold.wait(timeout=30):
+            raise TimeoutError("hold never released")
+        return pred
+
+
+def _image() -> np.ndarray:
+    return np.random.default_rng(3).integers(0, 255, (60, 80, 3), dtype=np.uint8)
+
+
+def _box(x0: int, x1: int, y0: int, y1: int) -> np.ndarray:
+    m = np.zeros((60, 80), bool)
+    m[y0 : y1 + 1, x0 : x1 + 1] = True
+    return m
+
+
+@pytest.fixture
+def widget_and_seg() -> Any:
+    hold = threading.Event()
+    seg = ZoomingSegmenter(hold)
+    w = SegmentationWidget(_image(), LABELS, segmenter=seg)
+    assert w.wait_idle(10)
+    yield w, seg, hold
+    hold.set()
+    w.close()
+
+
+def test_fast_answer_first_then_refined_in_one_undo_step(widget_and_seg: Any) -> None:
+    w, seg, hold = widget_and_seg
+    assert w.auto_segment(EXTREME, wait=False) is None
+    # the fast answer is painted while the zoomed pass is still held
+    for _ in range(200):
+        if (w.label_map == 1).any():
+            break
+        threading.Event().wait(0.01)
+    np.testing.assert_array_equal(w.label_map == 1, _box(12, 32, 12, 28))
+    hold.set()
+    assert w.wait_idle(10)
+    np.testing.assert_array_equal(w.label_map == 1, _box(10, 34, 10, 30))
+    assert seg.calls == ["off", "auto"]
+    w.undo()  # ONE step takes the whole auto-segment back
+    assert not w.label_map.any()
+    w.redo()
+    np.testing.assert_array_equal(w.label_map == 1, _box(10, 34, 10, 30))
+
+
+def test_refinement_is_dropped_when_the_user_edits_first(widget_and_seg: Any) -> None:
+    w, _seg, hold = widget_and_seg
+    w.auto_segment(EXTREME, wait=False)
+    for _ in range(200):
+        if (w.label_map == 1).any():
+            break
+        threading.Event().wait(0.01)
+    w.brush([(60, 50)], radius=2)  # the user moves on before the zoomed pass lands
+    hold.set()
+    assert w.wait_idle(10)
+    np.testing.assert_array_equal(w.label_map[:40, :50] == 1, _box(12, 32, 12, 28)[:40, :50])
+    w.undo()
+    w.undo()
+    assert not w.label_map.any()
+
+
+def test_wait_true_returns_the_refined_mask(widget_and_seg: Any) -> None:
+    w, _seg, hold = widget_and_seg
+    hold.set()
+    mask = w.auto_segment(EXTREME, wait=True)
+    assert mask is not None
+    np.testing.assert_array_equal(mask, _box(10, 34, 10, 30))
