@@ -234,6 +234,31 @@ def print_table(results: dict[str, dict[str, Any]]) -> None:
                 print(f"{name:<10} {label:<32} {s[key]:>8} {up if up is not None else '':>9}")
 
 
+def small_instances(args: argparse.Namespace, flags: dict[str, Any]) -> int:
+    """DAVIS-345 objects under 1% of the frame, one by one: the default recipe vs zoom off vs upstream's."""
+    samples = P.load_instances("davis345", max_area=0.01)[args.start :: args.every]
+    recipes = {
+        "default": dict(flags),
+        "zoom_off": dict(flags, zoom="off"),
+        "upstream": {"zoom": "off", "variants": ("box+points",), "full_variants": ("box+points",), "select": "iou"},
+    }
+    out: dict[str, Any] = {"n": len(samples), "max_area": 0.01}
+    for label, recipe in recipes.items():
+        seg = load_mobilesam_segmenter(args.weights, **recipe)
+        DiskCachedSegmenter(seg, CACHE / "davis345")
+        res = evaluate_set(seg, samples, clicks=False, jitter=not args.no_jitter)
+        out[label] = res["summary"]
+        print(f"small instances ({len(samples)}), {label}: {res['summary']}")
+    target = args.out
+    payload = json.loads(target.read_text()) if target.exists() else {}
+    payload["davis345_small_instances"] = out
+    tmp = target.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload, indent=1))
+    tmp.replace(target)
+    print(f"wrote {target}")
+    return 0
+
+
 def merge(parts: Sequence[Path], out: Path) -> int:
     """Combine shard JSONs (same recipe, disjoint objects) into one result with recomputed summaries."""
     loaded = [json.loads(p.read_text()) for p in parts]
@@ -280,6 +305,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # 1 thread: on a shared 2-core machine, 2 torch threads made the decoder 7x slower (oversubscription)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, default=RESULTS / "quality.json")
+    ap.add_argument(
+        "--small-instances",
+        action="store_true",
+        help="only DAVIS instances under 1%% of the frame (instances.csv), zoom on vs off; adds them to --out",
+    )
     ap.add_argument("--merge", nargs="+", type=Path, default=None, help="merge partial JSONs (--start/--every shards)")
     args = ap.parse_args(argv)
     if args.merge:
@@ -290,6 +320,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     flags = parse_recipe(args.recipe)
     seg = load_mobilesam_segmenter(args.weights, **flags)
+    if args.small_instances:
+        return small_instances(args, flags)
     results: dict[str, dict[str, Any]] = {}
     for name in [s for s in args.sets.split(",") if s]:
         samples = P.load_set(name, args.limit)[args.start :: args.every]

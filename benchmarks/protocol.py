@@ -82,6 +82,19 @@ def instance_areas(name: str = "davis345") -> dict[str, float]:
     return out
 
 
+def load_instances(name: str = "davis345", max_area: float = 1.0) -> list[Sample]:
+    """Per-object samples (``instances.csv``) whose mask covers under ``max_area`` of the frame."""
+    root = DATA / name
+    with (root / "manifest.csv").open(newline="") as fh:
+        sizes = {r["id"]: int(r["width"]) * int(r["height"]) for r in csv.DictReader(fh)}
+    out: list[Sample] = []
+    with (root / "instances.csv").open(newline="") as fh:
+        for r in csv.DictReader(fh):
+            if int(r["fg_pixels"]) / sizes[r["frame"]] < max_area:
+                out.append(Sample(name, r["id"], root / r["image"], root / r["mask"], None))
+    return out
+
+
 def _median_tie(values: np.ndarray) -> float:
     v = np.sort(values)
     return float(v[(len(v) - 1) // 2])
