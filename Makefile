@@ -33,8 +33,9 @@ $(VENV_STAMP): pyproject.toml | system-deps
 weights: setup
 	$(PY) -m gt_widget.cli weights fetch
 
+# Copies the quickstart and its images to ./gt-widget-demo and opens JupyterLab on 127.0.0.1 there.
 demo: setup weights
-	.venv/bin/jupyter lab --ip=127.0.0.1 --no-browser=false notebooks/quickstart.ipynb
+	$(PY) -m gt_widget.cli demo
 
 demo-headless: setup weights
 	$(PY) -m gt_widget.cli demo --headless
