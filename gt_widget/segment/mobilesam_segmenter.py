@@ -244,6 +244,17 @@ class MobileSamSegmenter:
             self._frame_key = key
         return _Frame(frame_state, offset, crop)
 
+    def needs_zoom(self, extreme_points: Sequence[Sequence[float]]) -> bool:
+        """Would ``predict(extreme_points=...)`` run a zoomed pass that is not encoded yet (a second encoder
+        run, ~1.5 s on 2 cores)? Interactive callers then show ``predict(..., zoom="off")`` first."""
+        with self._lock:
+            st = self._state
+            if st is None:
+                return False
+            pts = validate_extreme_points(extreme_points, st.original_size)
+            crop = self._choose_crop(box_from_points(pts), st.original_size, np.zeros((0, 2)), None, self.zoom)
+            return crop is not None and crop not in st.crops
+
     # ------------------------------------------------------------------ predict
     def predict(
         self,
@@ -251,8 +262,13 @@ class MobileSamSegmenter:
         clicks: Sequence[Sequence[Any]] = (),
         previous: Prediction | None = None,
         box: Sequence[float] | None = None,
+        zoom: ZoomMode | None = None,
     ) -> Prediction:
-        """Segment from 4 extreme points, a box, or clicks; refine with clicks and ``previous``."""
+        """Segment from 4 extreme points, a box, or clicks; refine with clicks and ``previous``.
+
+        ``zoom`` overrides the constructor's zoom mode for this call (the widget asks ``zoom="off"`` for
+        an instant first answer, then the zoomed one; see ``needs_zoom``).
+        """
         with self._lock:
             st = self._state
             if st is None:
@@ -272,7 +288,7 @@ class MobileSamSegmenter:
                     "pass previous=None after changing images"
                 )
 
-            crop = self._choose_crop(prompt_box, shape, click_xy, prev_state)
+            crop = self._choose_crop(prompt_box, shape, click_xy, prev_state, zoom or self.zoom)
             frame = self._use_frame(crop)
             if len(click_xy) == 0:
                 cands = self._first_pass(frame, pts, prompt_box)
@@ -290,6 +306,7 @@ class MobileSamSegmenter:
         shape: tuple[int, int],
         click_xy: np.ndarray,
         prev_state: SamPredState | None,
+        zoom: ZoomMode,
     ) -> tuple[int, int, int, int] | None:
         if prev_state is not None:
             crop = prev_state.crop
@@ -298,11 +315,11 @@ class MobileSamSegmenter:
             x0, y0, x1, y1 = crop
             inside = (click_xy[:, 0] >= x0) & (click_xy[:, 0] < x1) & (click_xy[:, 1] >= y0) & (click_xy[:, 1] < y1)
             return crop if bool(inside.all()) else None
-        if self.zoom == "off" or prompt_box is None:
+        if zoom == "off" or prompt_box is None:
             return None
         h, w = shape
         bw, bh = prompt_box[2] - prompt_box[0] + 1, prompt_box[3] - prompt_box[1] + 1
-        if self.zoom == "auto" and bw * bh >= self.zoom_below * h * w:
+        if zoom == "auto" and bw * bh >= self.zoom_below * h * w:
             return None
         return zoom_crop(prompt_box, shape, self.zoom_context)
 

@@ -965,7 +965,7 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
             # A segmenter with a slow zoomed second pass answers in two stages: the full-image answer is
             # shown at once, the zoomed one replaces it when ready (same undo step; dropped if the user
             # edited meanwhile). See MobileSamSegmenter.needs_zoom.
-            pred = seg.predict(extreme_points=ext, zoom="off") if staged else seg.predict(extreme_points=ext)  # type: ignore[call-arg]
+            pred = _fast_predict(seg, ext) if staged else seg.predict(extreme_points=ext)
             self._apply_prediction(gen, pred, target, ext, [], replace=False)
             if not staged:
                 return np.asarray(pred.mask, bool)
@@ -1130,6 +1130,14 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
                 self._set_status(
                     f"the model is unsure (score {pred.score:.2f}): press n or 'Next candidate' to see "
                     f"{len(pred.candidates) - 1} alternative(s)"
+                )
+            elif clicks and not _click_honoured(mask, clicks[-1]):
+                # SAM refines the whole mask from a click and may leave the clicked pixel as it was (the
+                # benchmark-best recipe keeps it that way: forcing it costs NoC); say so instead of hiding it
+                x, y, positive = clicks[-1]
+                self._set_status(
+                    f"the model kept ({x:.0f}, {y:.0f}) {'outside' if positive else 'inside'} the mask: click "
+                    "again nearby, or paint it with the brush (b) / eraser (e)"
                 )
             else:
                 self._set_status(f"mask added (score {pred.score:.2f}). {self._tool_hint()}")
@@ -1553,3 +1561,17 @@ def _two_stage(seg: Segmenter, extreme_points: list[tuple[float, float]]) -> boo
     """Does ``seg`` have a slow zoomed pass for these points that is worth showing in a second stage?"""
     needs_zoom = getattr(seg, "needs_zoom", None)
     return bool(needs_zoom(extreme_points)) if callable(needs_zoom) else False
+
+
+def _fast_predict(seg: Segmenter, extreme_points: list[tuple[float, float]]) -> Prediction:
+    """The first, full-image stage of a two-stage segmenter (one that has ``needs_zoom``)."""
+    predict: Callable[..., Prediction] = seg.predict
+    return predict(extreme_points=extreme_points, zoom="off")
+
+
+def _click_honoured(mask: np.ndarray, click: tuple[float, float, bool]) -> bool:
+    """Is the clicked pixel inside the mask for a positive click (outside for a negative one)?"""
+    h, w = mask.shape
+    x, y, positive = click
+    xi, yi = min(max(round(x), 0), w - 1), min(max(round(y), 0), h - 1)
+    return bool(mask[yi, xi]) == bool(positive)

@@ -130,6 +130,28 @@ def test_zoomed_pass_on_a_small_object(weights_path: Path, samples: dict[str, An
     assert P.iou(pred.mask, small_gt) > 0.85
 
 
+def test_two_stage_zoom_override_and_needs_zoom(weights_path: Path, samples: dict[str, Any]) -> None:
+    """The widget's two stages: needs_zoom says a crop must be encoded; zoom="off" answers without it;
+    once the zoomed pass ran, its crop is cached and needs_zoom turns False."""
+    image, gt, _void = samples["124080"]
+    h, w = gt.shape
+    small_img = np.full((h * 3, w * 3, 3), 127, np.uint8)
+    small_img[:h, :w] = image
+    small_gt = np.zeros((h * 3, w * 3), bool)
+    small_gt[:h, :w] = gt
+    pts = P.extreme_points(small_gt)
+    auto = load_segmenter("mobilesam", weights=weights_path)  # zoom="auto": the box covers 1/9 < 30%
+    auto.set_image(small_img)
+    assert auto.needs_zoom(pts)
+    fast = auto.predict(extreme_points=pts, zoom="off")
+    assert fast.state.crop is None and auto.needs_zoom(pts)  # the fast stage encoded nothing new
+    full = auto.predict(extreme_points=pts)
+    assert full.state.crop is not None and not auto.needs_zoom(pts)
+    assert P.iou(fast.mask, small_gt) > 0.8 and P.iou(full.mask, small_gt) > 0.85
+    big = P.extreme_points(np.pad(np.ones((h * 2, w * 2), bool), ((0, h), (0, w))))
+    assert not auto.needs_zoom(big)  # a large box never zooms
+
+
 @pytest.mark.parametrize(
     ("kwargs", "needle"),
     [

@@ -94,8 +94,10 @@ def test_mobilesam_extreme_points_and_corrective_click(grabcut_dir: Path, mobile
     x, y, positive = _worst_error_point(first, gt, void)
     w.corrective_click(x, y, positive=positive)
     after = w.label_map == 1
-    assert after[int(y), int(x)] == positive  # the click took effect
-    assert _iou(after, gt, void) >= iou - 0.02
+    assert not np.array_equal(after, first)  # the click changed the mask
+    assert _iou(after, gt, void) >= iou - 0.02  # and did not make it worse
+    if after[int(y), int(x)] != positive:  # SAM may refine elsewhere and leave the clicked pixel: say so
+        assert "click again nearby" in w.status
     w.undo()
     assert np.array_equal(w.label_map == 1, first)
     w.close()
@@ -105,11 +107,13 @@ def test_mobilesam_extreme_points_and_corrective_click(grabcut_dir: Path, mobile
 def test_mobilesam_prefetch_makes_the_next_image_ready(grabcut_dir: Path, mobilesam: Any, monkeypatch: Any) -> None:
     first, _, _ = _load(grabcut_dir, "124080")
     second, gt, void = _load(grabcut_dir, "106024")
-    encodes: list[int] = []
+    encodes: list[tuple[int, int]] = []
     orig = mobilesam._encode
+    full_sizes = {(321, 481)}  # both GrabCut images; zoomed-pass crops of them are smaller
 
     def spy(rgb: np.ndarray, key: str) -> Any:
-        encodes.append(rgb.shape[0])
+        if rgb.shape[:2] in full_sizes:
+            encodes.append(rgb.shape[:2])
         return orig(rgb, key)
 
     monkeypatch.setattr(mobilesam, "_encode", spy)
@@ -119,6 +123,6 @@ def test_mobilesam_prefetch_makes_the_next_image_ready(grabcut_dir: Path, mobile
     assert w.wait_idle(120) and len(encodes) == 2
     w.load_image(second)
     w.auto_segment(_extreme_points(gt))
-    assert len(encodes) == 2  # the prefetched embedding was reused
+    assert len(encodes) == 2  # the prefetched embedding was reused (only the zoomed crop is encoded anew)
     assert _iou(w.label_map == 1, gt, void) >= 0.9
     w.close()
