@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from gt_widget.errors import FormatError, GtWidgetError
-from gt_widget.groundtruth._files import atomic_write_bytes, atomic_write_text
+from gt_widget.fileio import atomic_write_bytes, atomic_write_text
 from gt_widget.groundtruth.bundle import JobBundle
 from gt_widget.groundtruth.formats import (
     InstanceResult,

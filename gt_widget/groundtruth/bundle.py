@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from gt_widget.errors import GtWidgetError, ValidationError
-from gt_widget.groundtruth._files import atomic_write_bytes, atomic_write_text
+from gt_widget.fileio import atomic_write_bytes, atomic_write_text
 from gt_widget.groundtruth.instructions import ExampleImage, is_s3_location
 from gt_widget.groundtruth.labels import label_config, label_problems
 from gt_widget.groundtruth.manifest import dumps_manifest, loads_manifest, manifest_problems

@@ -168,7 +168,7 @@ def _emit(text: str, out: Path | None) -> None:
     if out is None:
         sys.stdout.write(text)
         return
-    from gt_widget.groundtruth._files import atomic_write_text
+    from gt_widget.fileio import atomic_write_text
 
     atomic_write_text(out, text)
     print(f"wrote {out}", file=sys.stderr)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from gt_widget.errors import FormatError, ValidationError
-from gt_widget.groundtruth._files import atomic_write_text
+from gt_widget.fileio import atomic_write_text
 from gt_widget.palette import BACKGROUND_LABEL, MAX_LABELS
 
 DOCUMENT_VERSION = "2018-11-28"

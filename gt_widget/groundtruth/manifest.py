@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from gt_widget.errors import FormatError, ValidationError
-from gt_widget.groundtruth._files import atomic_write_text
+from gt_widget.fileio import atomic_write_text
 
 MAX_LINE_CHARS = 100_000
 MAX_ATTRIBUTE_CHARS = 20_000

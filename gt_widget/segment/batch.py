@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from gt_widget.errors import FormatError, GtWidgetError
+from gt_widget.fileio import atomic_write_bytes
 from gt_widget.groundtruth.formats import consolidated_png, consolidated_png_key, encode_png, output_manifest_line
 from gt_widget.imageio import load_image
 from gt_widget.palette import label_colors
@@ -189,10 +190,10 @@ def prelabel(
         try:
             label_map, score = _segment_one(segmenter, item, objects, labels)
             stem = Path(item.path).stem
-            _atomic_write(job_dir / "masks" / f"{index:05d}_{stem}.png", encode_png(label_map))
+            atomic_write_bytes(job_dir / "masks" / f"{index:05d}_{stem}.png", encode_png(label_map))
             png_rel = consolidated_png_key(job_name, index)
             png_path = Path(out_dir) / png_rel
-            _atomic_write(png_path, consolidated_png(label_map, colors))
+            atomic_write_bytes(png_path, consolidated_png(label_map, colors))
             lines.append(
                 output_manifest_line(
                     item.source_ref,
@@ -212,7 +213,7 @@ def prelabel(
             if on_error is not None:
                 on_error(item.source_ref, str(exc))
     manifest = "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines)
-    _atomic_write(report.manifest, manifest.encode())
+    atomic_write_bytes(report.manifest, manifest.encode())
     summary = {
         "labels": labels,
         "written": report.written,
@@ -220,7 +221,7 @@ def prelabel(
         "no_prompts": report.no_prompts,
         "segmenter": getattr(segmenter, "name", type(segmenter).__name__),
     }
-    _atomic_write(job_dir / "prelabel-report.json", json.dumps(summary, indent=1).encode())
+    atomic_write_bytes(job_dir / "prelabel-report.json", json.dumps(summary, indent=1).encode())
     return report
 
 
@@ -253,14 +254,3 @@ def _segment_one(
         label_map[pred.mask] = labels.index(obj["label"]) + 1
         scores.append(float(pred.score))
     return label_map, float(np.mean(scores)) if scores else 0.0
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        tmp.replace(path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()

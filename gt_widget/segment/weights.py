@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from gt_widget.errors import WeightsError
+from gt_widget.fileio import atomic_write_text
 
 MOBILESAM_SHA256 = "6dbb90523a35330fedd7f1d3dfc66f995213d81b29a5ca8108dbcdd4e37d6c2f"
 MOBILESAM_BYTES = 40728226
@@ -103,19 +104,6 @@ def _stat_key(path: Path) -> dict[str, Any]:
     return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        Path(tmp).replace(path)  # atomic rename (os.replace)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            Path(tmp).unlink()
-        raise
-
-
 def verify_file(
     path: Path, sha256: str = MOBILESAM_SHA256, size: int | None = MOBILESAM_BYTES, *, remember: bool = True
 ) -> None:
@@ -150,7 +138,7 @@ def verify_file(
 
 def _mark_verified(path: Path, sha256: str) -> None:
     with contextlib.suppress(OSError):  # a read-only cache only costs a re-hash next time
-        _atomic_write_text(_marker_path(path, sha256), json.dumps(_stat_key(path)))
+        atomic_write_text(_marker_path(path, sha256), json.dumps(_stat_key(path)))
 
 
 def _open_url(url: str, timeout: float, accept: str | None = None) -> IO[bytes]:

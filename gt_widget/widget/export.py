@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ import numpy as np
 from PIL import Image
 
 from gt_widget.errors import FormatError
+from gt_widget.fileio import atomic_write_bytes
 from gt_widget.groundtruth.formats import (
     Instance,
     color_map_names,
@@ -196,20 +196,6 @@ def read_job_output(job_dir: str | os.PathLike[str]) -> Iterator[LabeledImage]:
 # --------------------------------------------------------------------------------------------- writing
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _collect_labels(images: Sequence[LabeledImage], labels: Sequence[str] | None) -> list[str]:
     if labels is not None:
         return list(labels)
@@ -278,7 +264,7 @@ def export_coco(
             )
             ann_id += 1
     target = Path(out_path)
-    _atomic_write(target, json.dumps(coco).encode("utf-8"))
+    atomic_write_bytes(target, json.dumps(coco).encode("utf-8"))
     return target
 
 
@@ -306,15 +292,15 @@ def export_png_masks(
     for n, img in enumerate(images):
         stem = f"{n:05d}_{_safe(Path(img.source_ref.rsplit('/', 1)[-1]).stem)}"
         path = root / f"{stem}.png"
-        _atomic_write(path, encode_png(img.label_map(names), palette=palette))
+        atomic_write_bytes(path, encode_png(img.label_map(names), palette=palette))
         written.append(path)
         for k, inst in enumerate(img.instances or [], start=1):
             mask = (img.index_map == k).astype(np.uint8) * 255
             ipath = root / f"{stem}_instance{k}_{_safe(inst.label)}.png"
-            _atomic_write(ipath, encode_png(mask))
+            atomic_write_bytes(ipath, encode_png(mask))
             written.append(ipath)
     legend = {"0": "BACKGROUND", **{str(i + 1): name for i, name in enumerate(names)}}
-    _atomic_write(root / "labels.json", json.dumps(legend, indent=2).encode("utf-8"))
+    atomic_write_bytes(root / "labels.json", json.dumps(legend, indent=2).encode("utf-8"))
     written.append(root / "labels.json")
     return written
 

@@ -39,7 +39,6 @@ import contextlib
 import json
 import os
 import re
-import tempfile
 import threading
 import weakref
 from collections.abc import Sequence
@@ -51,6 +50,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from gt_widget.errors import GtWidgetError, ImageLoadError
+from gt_widget.fileio import atomic_write_bytes
 from gt_widget.groundtruth.formats import (
     INSTANCE_ELEMENT_NAME,
     SEMANTIC_ELEMENT_NAME,
@@ -103,21 +103,6 @@ class _Snapshot:
     accepted: datetime
     submitted: datetime
     done: threading.Event = field(default_factory=threading.Event)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same folder and ``os.replace`` (never half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _check_labels(labels: Sequence[str]) -> list[str]:
@@ -467,8 +452,8 @@ class LabelingSession:
         )
         answer_path = self._answer_dir(snap.index) / f"{stamp}.json"
         png_path = self._png_dir() / f"{snap.index}_{stamp}.png"
-        _atomic_write(answer_path, json.dumps(response).encode("utf-8"))
-        _atomic_write(png_path, png)
+        atomic_write_bytes(answer_path, json.dumps(response).encode("utf-8"))
+        atomic_write_bytes(png_path, png)
         line = self._manifest_line(snap.index, png_path, snap.instances, moment)
         with self._lock:
             self._saved[snap.index] = _Saved(stamp, answer_path, png_path, line)
@@ -495,7 +480,7 @@ class LabelingSession:
 
     def _write_manifest(self) -> None:
         lines = [json.dumps(self._saved[i].line) for i in sorted(self._saved)]
-        _atomic_write(self.output_manifest_path, ("\n".join(lines) + "\n" if lines else "").encode("utf-8"))
+        atomic_write_bytes(self.output_manifest_path, ("\n".join(lines) + "\n" if lines else "").encode("utf-8"))
 
     def _remove_stale(self, index: int, keep_stamp: str) -> None:
         for path in self._answer_dir(index).glob("*.json"):
@@ -520,7 +505,7 @@ class LabelingSession:
 
     def _write_state(self) -> None:
         with self._lock:
-            _atomic_write(self.job_state_path, json.dumps(self._state(), indent=1).encode("utf-8"))
+            atomic_write_bytes(self.job_state_path, json.dumps(self._state(), indent=1).encode("utf-8"))
 
     def _read_state(self) -> int:
         path = self.job_state_path
@@ -573,7 +558,7 @@ class LabelingSession:
             else:
                 index_map, instances, colors = result.label_map, None, self._colors
             if not png_path.exists():  # the kernel died between the JSON and the PNG: rebuild the PNG
-                _atomic_write(png_path, consolidated_png(index_map, colors))
+                atomic_write_bytes(png_path, consolidated_png(index_map, colors))
             line = self._manifest_line(index, png_path, instances, moment)
             self._saved[index] = _Saved(stamp, answer_path, png_path, line)
             if self._last_moment is None or moment > self._last_moment:

@@ -1,4 +1,8 @@
-"""Atomic local writes: a temp file in the same folder, then ``os.replace`` (work is never half-written)."""
+"""Atomic local writes, used by everything that saves user work or caches.
+
+A temp file in the same folder, flushed and fsynced, then ``os.replace``: a reader (or a kernel that
+dies mid-write) sees the old file or the new one, never half of one.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,8 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
         Path(tmp).replace(target)  # os.replace: atomic on POSIX and Windows
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
