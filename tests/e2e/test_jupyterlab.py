@@ -110,6 +110,8 @@ def test_label_in_jupyterlab(browser: Any, grabcut_dir: Path, weights_path: Path
                 page.wait_for_timeout(150)
             manifest = job / "manifests" / "output" / "output.manifest"
             wait_file(manifest, timeout=120, predicate=lambda p: p.read_text().strip() != "")
+            wait_widget_idle(page)  # a small object's zoomed second pass may still replace the first mask
+            page.wait_for_timeout(500)  # and the autosave of its result
             label_map, line, _png = _latest(job)
             assert label_map.shape == gt.shape
             keep = ~void
@@ -166,6 +168,7 @@ def test_label_in_jupyterlab(browser: Any, grabcut_dir: Path, weights_path: Path
             wait_file(manifest, timeout=60, predicate=lambda p: not brushed(p))
             final, line, png = _latest(job)
             assert (final == label_map).all()
+            page.screenshot(path=str(tmp_path / "jupyterlab-final.png"))  # kept by pytest for a look
 
             # --- files on disk: Ground Truth's layout, worker response == consolidated PNG, one version each
             answers = list((job / "annotations" / "worker-response" / "iteration-1" / "0").glob("*.json"))
