@@ -13,14 +13,17 @@ export GT_WIDGET_SHARED ?= $(SHARED)
 
 setup: $(VENV_STAMP)
 
-# Debian packages: Chromium for the browser tests and the template preview. Skipped when present.
+# Debian packages: Chromium (browser tests, template preview) and Node.js >= 18 (node --test for js/).
+# Each is installed only when missing.
 system-deps:
-	@if [ ! -x /usr/bin/chromium ]; then \
-	  echo "installing chromium (apt)"; \
+	@pkgs=""; \
+	[ -x /usr/bin/chromium ] || pkgs="$$pkgs chromium"; \
+	command -v node >/dev/null || pkgs="$$pkgs nodejs"; \
+	if [ -n "$$pkgs" ]; then \
+	  echo "installing (apt):$$pkgs"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$pkgs >/dev/null; \
 	fi
-	@command -v node >/dev/null || { echo "node is required for the js/ tests: apt-get install nodejs"; exit 1; }
 
 $(VENV_STAMP): pyproject.toml | system-deps
 	test -x $(PY) || python3 -m venv .venv
