@@ -8,6 +8,12 @@ Conventions (as segment-anything's predictor):
 - Masks are bool (H, W) at full image resolution.
 - ``set_image`` must be safe to call from a background thread while the UI thread waits; a segmenter
   is otherwise not thread-safe (one caller at a time).
+
+Optional capabilities the widget uses when a segmenter has them (duck-typed, not in the protocol):
+- ``prepare(image) -> state``, ``get_state()``, ``set_state(state)``: encode the next image in the
+  background without disturbing the current one (prefetch), and switch to it cheaply;
+- ``needs_zoom(extreme_points) -> bool`` and ``predict(..., zoom="off")``: a slow second pass exists for
+  these points; the widget then shows the ``zoom="off"`` answer first and the full one when ready.
 """
 
 from __future__ import annotations
