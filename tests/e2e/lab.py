@@ -32,14 +32,19 @@ class Lab:
     url: str
     token: str
     root: Path
+    app: str = "lab"
 
     def notebook_url(self, name: str) -> str:
+        if self.app == "notebook":  # Notebook 7: one notebook per page
+            return f"{self.url}/notebooks/{name}?token={self.token}"
         return f"{self.url}/lab/tree/{name}?token={self.token}&reset"
 
 
 @contextmanager
-def jupyter_lab(root: Path, env_extra: dict[str, str] | None = None) -> Iterator[Lab]:
-    """Start ``jupyter lab`` serving ``root``; yields its URL and token; stops it afterwards."""
+def jupyter_lab(root: Path, env_extra: dict[str, str] | None = None, app: str = "lab") -> Iterator[Lab]:
+    """Start ``jupyter lab`` (or, with ``app="notebook"``, Notebook 7's ``jupyter notebook``) serving ``root``;
+    yields its URL and token; stops it afterwards."""
+    assert app in ("lab", "notebook"), app
     port = free_port()
     token = "gt-widget-e2e-" + os.urandom(6).hex()
     home = root.parent / (root.name + "-home")
@@ -62,13 +67,13 @@ def jupyter_lab(root: Path, env_extra: dict[str, str] | None = None) -> Iterator
     (settings / "notification.jupyterlab-settings").write_text(
         json.dumps({"fetchNews": "false", "checkForUpdates": False})
     )
-    log = (root.parent / (root.name + "-lab.log")).open("w")
+    log = (root.parent / (root.name + f"-{app}.log")).open("w")
     proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "jupyter",
-            "lab",
+            app,
             "--no-browser",
             "--ip=127.0.0.1",
             f"--port={port}",
@@ -77,7 +82,7 @@ def jupyter_lab(root: Path, env_extra: dict[str, str] | None = None) -> Iterator
             "--ServerApp.open_browser=False",
             "--ServerApp.port_retries=0",
             "--ServerApp.allow_root=True",  # CI containers run as root
-            "--LabApp.news_url=",
+            *(["--LabApp.news_url="] if app == "lab" else []),
         ],
         cwd=root,
         env=env,
@@ -87,7 +92,7 @@ def jupyter_lab(root: Path, env_extra: dict[str, str] | None = None) -> Iterator
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for_http(f"{url}/api/status?token={token}", timeout=90, proc=proc)
-        yield Lab(url, token, root)
+        yield Lab(url, token, root, app)
     finally:
         proc.terminate()
         try:
