@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPO))
 
 from gt_widget.groundtruth.formats import read_consolidated_png  # noqa: E402
 from tests.e2e.lab import copy_images, derived_notebook, jupyter_lab, open_and_run_all, wait_file, wait_widget_idle  # noqa: E402
-from tests.e2e.test_jupyterlab import extreme_points  # noqa: E402
+from tests.support.objects import extreme_points  # noqa: E402
 from tests.support.servers import chromium_browser  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results" / "browser.json"

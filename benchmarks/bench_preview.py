@@ -79,7 +79,7 @@ def bench_segment(limit: int) -> dict[str, Any]:
             direct.append(statistics.median(inside))
             overhead.append(statistics.median(r - i for r, i in zip(reps, inside, strict=True)))
         sizes.append(size)
-        ious.append(iou(rle_to_mask(body["counts"], body["height"], body["width"]), gt, ignore=void))
+        ious.append(iou(rle_to_mask(body["counts"], body["height"], body["width"]), gt, void=void))
     return {
         "images": len(ids),
         "first_request_s_median": statistics.median(first),

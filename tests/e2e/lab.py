@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
+import numpy as np
 
+from gt_widget.groundtruth.formats import read_consolidated_png
 from tests.support.servers import free_port, wait_for_http
 
 REPO = Path(__file__).resolve().parents[2]
@@ -215,3 +217,11 @@ def canvas_box(page: Any) -> dict[str, float]:
 def to_page(box: dict[str, float], canvas_size: tuple[int, int], cx: float, cy: float) -> tuple[float, float]:
     """Page position of canvas pixel (cx, cy) (the canvas may be CSS-scaled inside the cell)."""
     return box["x"] + cx * box["width"] / canvas_size[0], box["y"] + cy * box["height"] / canvas_size[1]
+
+
+def latest_result(job: Path) -> tuple[np.ndarray, dict[str, Any], Path]:
+    """(label map, output-manifest line, consolidated PNG path) of a one-image job's autosaved output."""
+    manifest = job / "manifests" / "output" / "output.manifest"
+    (line,) = [json.loads(x) for x in manifest.read_text().splitlines()]
+    png = Path(line["label-ref"])
+    return read_consolidated_png(png.read_bytes()), line, png

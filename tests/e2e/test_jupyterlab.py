@@ -16,40 +16,24 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gt_widget.groundtruth.formats import SemanticResult, read_answer, read_consolidated_png
+from gt_widget.groundtruth.formats import SemanticResult, read_answer
 from tests.e2e.lab import (
     canvas_box,
     copy_images,
     derived_notebook,
     jupyter_lab,
+    latest_result,
     open_and_run_all,
     to_page,
     wait_file,
     wait_widget_idle,
 )
+from tests.support.objects import load_grabcut_object
 
 pytestmark = [pytest.mark.browser, pytest.mark.weights, pytest.mark.slow]
 
 OBJECT = "elefant"
 LABELS = ["elephant", "other"]
-
-
-def extreme_points(mask: np.ndarray) -> list[tuple[float, float]]:
-    """Top-, bottom-, left-, right-most pixels (x, y) of ``mask`` (ties: the median pixel), as the benchmark protocol."""
-    ys, xs = np.nonzero(mask)
-    pts = []
-    for sel, along in ((ys == ys.min(), xs), (ys == ys.max(), xs), (xs == xs.min(), ys), (xs == xs.max(), ys)):
-        order = np.argsort(along[sel])
-        i = order[len(order) // 2]
-        pts.append((float(xs[sel][i]), float(ys[sel][i])))
-    return pts
-
-
-def _latest(job: Path) -> tuple[np.ndarray, dict[str, Any], Path]:
-    manifest = job / "manifests" / "output" / "output.manifest"
-    (line,) = [json.loads(x) for x in manifest.read_text().splitlines()]
-    png = Path(line["label-ref"])
-    return read_consolidated_png(png.read_bytes()), line, png
 
 
 def _shot(page: Any) -> np.ndarray:
@@ -58,11 +42,8 @@ def _shot(page: Any) -> np.ndarray:
 
 
 def test_label_in_jupyterlab(browser: Any, grabcut_dir: Path, weights_path: Path, tmp_path: Path) -> None:
-    image_path = next((grabcut_dir / "images").glob(f"{OBJECT}.*"))
-    gt = np.asarray(Image.open(grabcut_dir / "masks" / f"{OBJECT}.png")) > 127
-    void_path = grabcut_dir / "void" / f"{OBJECT}.png"
-    void = np.asarray(Image.open(void_path)) > 127 if void_path.exists() else np.zeros_like(gt)
-    points = extreme_points(gt)
+    obj = load_grabcut_object(grabcut_dir, OBJECT)
+    image_path, gt, void, points = obj.image, obj.gt, obj.void, obj.points
     h, w = gt.shape
     # a brush stroke in the background, well away from the object
     ys, xs = np.nonzero(~gt)
@@ -112,7 +93,7 @@ def test_label_in_jupyterlab(browser: Any, grabcut_dir: Path, weights_path: Path
             wait_file(manifest, timeout=120, predicate=lambda p: p.read_text().strip() != "")
             wait_widget_idle(page)  # a small object's zoomed second pass may still replace the first mask
             page.wait_for_timeout(500)  # and the autosave of its result
-            label_map, line, _png = _latest(job)
+            label_map, line, _png = latest_result(job)
             assert label_map.shape == gt.shape
             keep = ~void
             pred = label_map == 1
@@ -150,7 +131,7 @@ def test_label_in_jupyterlab(browser: Any, grabcut_dir: Path, weights_path: Path
             page.mouse.up()
 
             def brushed(_p: Path) -> bool:
-                lm, _, _ = _latest(job)
+                lm, _, _ = latest_result(job)
                 return bool(lm[by, bx + 20] == 1)
 
             try:
@@ -158,7 +139,7 @@ def test_label_in_jupyterlab(browser: Any, grabcut_dir: Path, weights_path: Path
             except TimeoutError:
                 page.screenshot(path=str(tmp_path / "brush-failed.png"))
                 raise
-            after_brush, _, _ = _latest(job)
+            after_brush, _, _ = latest_result(job)
             assert (after_brush[by, bx : bx + 41] == 1).all()
             assert ((after_brush == 1) & ~pred).sum() > 0
             assert (after_brush[pred] == 1).all()  # the object is untouched
@@ -166,7 +147,7 @@ def test_label_in_jupyterlab(browser: Any, grabcut_dir: Path, weights_path: Path
             # --- undo (toolbar button): back to exactly the auto-segment result
             page.get_by_role("button", name="Undo", exact=True).click()
             wait_file(manifest, timeout=60, predicate=lambda p: not brushed(p))
-            final, line, png = _latest(job)
+            final, line, png = latest_result(job)
             assert (final == label_map).all()
             page.screenshot(path=str(tmp_path / "jupyterlab-final.png"))  # kept by pytest for a look
 

@@ -11,21 +11,20 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from tests.e2e.lab import (
     canvas_box,
     copy_images,
     derived_notebook,
     jupyter_lab,
+    latest_result,
     open_and_run_all,
     to_page,
     wait_file,
     wait_widget_idle,
 )
-from tests.e2e.test_jupyterlab import _latest, extreme_points
+from tests.support.objects import load_grabcut_object
 
 pytestmark = [pytest.mark.browser, pytest.mark.weights, pytest.mark.slow]
 
@@ -34,11 +33,8 @@ LABELS = ["elephant", "other"]
 
 
 def test_label_in_notebook7(browser: Any, grabcut_dir: Path, weights_path: Path, tmp_path: Path) -> None:
-    image_path = next((grabcut_dir / "images").glob(f"{OBJECT}.*"))
-    gt = np.asarray(Image.open(grabcut_dir / "masks" / f"{OBJECT}.png")) > 127
-    void_path = grabcut_dir / "void" / f"{OBJECT}.png"
-    void = np.asarray(Image.open(void_path)) > 127 if void_path.exists() else np.zeros_like(gt)
-    points = extreme_points(gt)
+    obj = load_grabcut_object(grabcut_dir, OBJECT)
+    image_path, gt, void, points = obj.image, obj.gt, obj.void, obj.points
 
     root = tmp_path / "nb7"
     root.mkdir()
@@ -79,7 +75,7 @@ def test_label_in_notebook7(browser: Any, grabcut_dir: Path, weights_path: Path,
                 raise
             wait_widget_idle(page)  # a small object's zoomed second pass may still replace the first mask
             page.wait_for_timeout(500)  # and the autosave of its result
-            label_map, line, _png = _latest(job)
+            label_map, line, _png = latest_result(job)
             page.screenshot(path=str(tmp_path / "notebook7-final.png"))  # kept by pytest for a look
             assert label_map.shape == gt.shape
             keep = ~void

@@ -8,19 +8,9 @@ from typing import Any
 
 import numpy as np
 
+from tests.support.objects import extreme_points, iou
 
-def extreme_points(mask: np.ndarray) -> list[tuple[float, float]]:
-    """The benchmark protocol's extreme points (benchmarks/protocol.py) as (x, y) tuples."""
-    from benchmarks.protocol import extreme_points as protocol_points
-
-    return [(float(x), float(y)) for x, y in protocol_points(mask)]
-
-
-def iou(a: np.ndarray, b: np.ndarray, ignore: np.ndarray | None = None) -> float:
-    """The benchmark protocol's IoU (void pixels ignored)."""
-    from benchmarks.protocol import iou as protocol_iou
-
-    return float(protocol_iou(a, b, ignore))
+__all__ = ["ImagePointer", "corrective_click", "extreme_points", "iou"]
 
 
 def corrective_click(pred: np.ndarray, gt: np.ndarray) -> tuple[tuple[int, int], bool]:

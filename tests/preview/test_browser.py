@@ -120,7 +120,7 @@ def test_semantic_brush_and_auto_segment_submit_exact_answer(
     refined = seg.predict(extreme_points=pts, clicks=[(cx, cy, positive)], previous=first)
     assert np.count_nonzero(refined.mask != expected) <= 50
     assert np.count_nonzero(expected != first.mask) > 0, "the corrective click changed the mask"
-    assert iou(llama_mask | (brushed & gt), gt, ignore=void) >= 0.9
+    assert iou(llama_mask | (brushed & gt), gt, void=void) >= 0.9
 
 
 def test_instance_add_instance_two_instances(open_page: Any, llama: tuple[Path, np.ndarray, np.ndarray]) -> None:

@@ -10,32 +10,17 @@ from typing import Any
 
 import numpy as np
 import pytest
-from PIL import Image
 from scipy import ndimage
 
 from gt_widget.widget import SegmentationWidget
-
-
-def _extreme_points(mask: np.ndarray) -> list[tuple[float, float]]:
-    """Top-, bottom-, left-, right-most pixels (ties: the median), the data set's protocol."""
-    ys, xs = np.nonzero(mask)
-    top = (float(np.median(xs[ys == ys.min()])), float(ys.min()))
-    bottom = (float(np.median(xs[ys == ys.max()])), float(ys.max()))
-    left = (float(xs.min()), float(np.median(ys[xs == xs.min()])))
-    right = (float(xs.max()), float(np.median(ys[xs == xs.max()])))
-    return [top, bottom, left, right]
+from tests.support.objects import extreme_points as _extreme_points
+from tests.support.objects import iou as _iou
+from tests.support.objects import load_grabcut_object
 
 
 def _load(grabcut_dir: Path, image_id: str) -> tuple[Path, np.ndarray, np.ndarray]:
-    mask = np.asarray(Image.open(grabcut_dir / "masks" / f"{image_id}.png")) > 127
-    void_path = grabcut_dir / "void" / f"{image_id}.png"
-    void = np.asarray(Image.open(void_path)) > 127 if void_path.exists() else np.zeros_like(mask)
-    return grabcut_dir / "images" / f"{image_id}.jpg", mask, void
-
-
-def _iou(pred: np.ndarray, gt: np.ndarray, void: np.ndarray) -> float:
-    keep = ~void
-    return float((pred & gt & keep).sum() / max(1, ((pred | gt) & keep).sum()))
+    obj = load_grabcut_object(grabcut_dir, image_id)
+    return obj.image, obj.gt, obj.void
 
 
 def _click_canvas(w: SegmentationWidget, x: float, y: float) -> None:
