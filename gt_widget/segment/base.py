@@ -9,16 +9,20 @@ Conventions (as segment-anything's predictor):
 - ``set_image`` must be safe to call from a background thread while the UI thread waits; a segmenter
   is otherwise not thread-safe (one caller at a time).
 
-Optional capabilities the widget uses when a segmenter has them (duck-typed, not in the protocol):
-- ``prepare(image) -> state``, ``get_state()``, ``set_state(state)``: encode the next image in the
-  background without disturbing the current one (prefetch), and switch to it cheaply;
-- ``needs_zoom(extreme_points) -> bool`` and ``predict(..., zoom="off")``: a slow second pass exists for
-  these points; the widget then shows the ``zoom="off"`` answer first and the full one when ready.
+Optional capabilities, declared with explicit ``runtime_checkable`` protocols (callers test
+``isinstance(seg, Prefetchable)``, never ``hasattr``):
+- ``Prefetchable``: ``prepare(image) -> state`` encodes another image without disturbing the current one
+  (safe to run on a background thread while ``predict`` runs on the current image), ``get_state()`` /
+  ``set_state(state)`` switch images cheaply.
+- ``StagedSegmenter``: ``predict_staged(...) -> StagedPrediction`` gives a fast first answer at once and,
+  where a slower refined answer exists, a ``refine`` callable that computes it. Callers show ``first``
+  immediately and may run ``refine`` later (on a background thread), or drop it. Callers never need to
+  know *how* a segmenter refines (MobileSAM's zoomed crop pass is an implementation detail).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -75,6 +79,62 @@ class Segmenter(Protocol):
     @property
     def image_shape(self) -> tuple[int, int] | None:
         """(H, W) of the current image, or None before ``set_image``."""
+
+
+@dataclass
+class StagedPrediction:
+    """A fast answer now and, optionally, a slower better one later.
+
+    ``first``: the answer to show at once. ``refine``: None when ``first`` is final; otherwise a callable
+    returning the refined ``Prediction`` for the same prompt. ``refine`` may be called from another thread
+    while ``predict`` serves other (interactive) requests on the same segmenter; the segmenter guarantees
+    that this is safe and that the refined work never holds up those requests for long.
+    """
+
+    first: Prediction
+    refine: Callable[[], Prediction] | None = None
+
+
+@runtime_checkable
+class Prefetchable(Protocol):
+    """A segmenter that can encode another image in the background and switch to it cheaply."""
+
+    def prepare(self, image: ImageSource) -> Any:
+        """Encode ``image`` without changing the current image (expensive; thread-safe); returns a state."""
+
+    def get_state(self) -> Any:
+        """The current image's state, to restore later with ``set_state`` (None before any image)."""
+
+    def set_state(self, state: Any) -> None:
+        """Make ``state`` (from ``prepare`` / ``get_state``) the current image (cheap)."""
+
+
+@runtime_checkable
+class StagedSegmenter(Protocol):
+    """A segmenter whose best answer for some prompts is slow: it answers fast first, then refines."""
+
+    def predict_staged(
+        self,
+        extreme_points: Sequence[Sequence[float]] | None = None,
+        clicks: Sequence[Sequence[Any]] = (),
+        previous: Prediction | None = None,
+        box: Sequence[float] | None = None,
+    ) -> StagedPrediction:
+        """Like ``Segmenter.predict``, but returns the fast answer and a way to get the refined one."""
+
+
+def predict_staged(
+    seg: Segmenter,
+    extreme_points: Sequence[Sequence[float]] | None = None,
+    clicks: Sequence[Sequence[Any]] = (),
+    previous: Prediction | None = None,
+    box: Sequence[float] | None = None,
+) -> StagedPrediction:
+    """Staged prediction from any segmenter: its own ``predict_staged`` if it is a ``StagedSegmenter``,
+    else one ``predict`` call whose answer is final."""
+    if isinstance(seg, StagedSegmenter):
+        return seg.predict_staged(extreme_points=extreme_points, clicks=clicks, previous=previous, box=box)
+    return StagedPrediction(seg.predict(extreme_points=extreme_points, clicks=clicks, previous=previous, box=box))
 
 
 def validate_points(points: Sequence[Sequence[float]] | None, shape: tuple[int, int], what: str) -> np.ndarray:

@@ -41,6 +41,7 @@ from gt_widget.imageio import ImageSource, load_image
 from gt_widget.segment.base import (
     Candidate,
     Prediction,
+    StagedPrediction,
     box_from_points,
     validate_box,
     validate_clicks,
@@ -254,6 +255,21 @@ class MobileSamSegmenter:
             pts = validate_extreme_points(extreme_points, st.original_size)
             crop = self._choose_crop(box_from_points(pts), st.original_size, np.zeros((0, 2)), None, self.zoom)
             return crop is not None and crop not in st.crops
+
+    def predict_staged(
+        self,
+        extreme_points: Sequence[Sequence[float]] | None = None,
+        clicks: Sequence[Sequence[Any]] = (),
+        previous: Prediction | None = None,
+        box: Sequence[float] | None = None,
+    ) -> StagedPrediction:
+        """The full-image answer now; where a zoomed crop pass is still to be encoded, ``refine`` runs it
+        (see ``StagedSegmenter`` in gt_widget.segment.base)."""
+        kwargs: dict[str, Any] = {"extreme_points": extreme_points, "clicks": clicks, "previous": previous, "box": box}
+        if extreme_points is None or clicks or previous is not None or not self.needs_zoom(extreme_points):
+            return StagedPrediction(self.predict(**kwargs))
+        first = self.predict(**kwargs, zoom="off")
+        return StagedPrediction(first, lambda: self.predict(**kwargs))
 
     # ------------------------------------------------------------------ predict
     def predict(
