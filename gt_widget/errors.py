@@ -29,3 +29,7 @@ class ValidationError(GtWidgetError, ValueError):
     def __init__(self, problems: list[str]) -> None:
         self.problems = list(problems)
         super().__init__("\n".join(self.problems))
+
+
+class LabelError(ValidationError):
+    """A list of label names breaks Ground Truth's label rules (``groundtruth.labels.validate_label_names``)."""

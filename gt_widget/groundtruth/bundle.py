@@ -29,7 +29,7 @@ from typing import Any
 from gt_widget.errors import GtWidgetError, ValidationError
 from gt_widget.fileio import atomic_write_bytes, atomic_write_text
 from gt_widget.groundtruth.instructions import ExampleImage, is_s3_location
-from gt_widget.groundtruth.labels import label_config, label_problems
+from gt_widget.groundtruth.labels import label_config, label_problems, validate_label_names
 from gt_widget.groundtruth.manifest import dumps_manifest, loads_manifest, manifest_problems
 from gt_widget.groundtruth.request import JobSettings, Mode, build_request, request_problems
 from gt_widget.groundtruth.templates import builtin_template, parse_s3_location, render_template
@@ -319,6 +319,7 @@ def build_bundle(
 ) -> JobBundle:
     """Assemble a ``JobBundle``. Local paths (images, example images) are resolved against ``base_dir``
     and scheduled for upload under ``s3_prefix``; ``settings`` are further ``JobSettings`` fields."""
+    labels = validate_label_names(labels)  # the one label rule set, as the widget and the session use it
     prefix = _s3_prefix(s3_prefix)
     base = Path(base_dir)
     attach = dict(attachments or {})

@@ -1,12 +1,21 @@
-"""The label category configuration file (``document-version`` 2018-11-28), written and read.
+"""Label names (the one rule set every part of gt_widget uses) and the label category configuration file.
 
-Facts (../shared/reference/ground-truth.md §3.1, §4): ``{"document-version": "2018-11-28", "labels":
-[{"label": "cat"}, ...]}``, optionally with ``"instructions": {"shortInstruction", "fullInstruction"}``;
-labels are unique, at most 256 characters; semantic segmentation needs at least one label.
+``validate_label_names`` is the only place that decides whether a list of label names is usable; the widget,
+``LabelingSession``, ``gt-widget segment`` and job creation all call it, so a name accepted while labeling is
+never refused when the job is built.
+
+Facts (../shared/reference/ground-truth.md §3.1, §4, §8; botocore's ``LabelCategoryConfigS3Uri``
+documentation): ``{"document-version": "2018-11-28", "labels": [{"label": "cat"}, ...]}``, optionally with
+``"instructions": {"shortInstruction", "fullInstruction"}``; labels are unique, at most 256 characters;
+semantic segmentation needs at least one label. A class named ``Background`` appears in a real job's output
+beside index 0's ``BACKGROUND`` (§8), so only the exact name ``BACKGROUND`` is refused.
 
 Choices where the reference is silent:
-- a label may not be empty/blank, may not contain control characters (they cannot be typed in the worker UI),
-  and may not be ``BACKGROUND`` (the class name Ground Truth reserves for index 0 of ``internal-color-map``);
+- a label may not be empty/blank and may not contain control characters or line/paragraph separators
+  (newline, tab, U+2028...): a worker cannot type or see them, and they break single-line UI text;
+- ``BACKGROUND`` (exactly, case-sensitive) is refused: it is the class name of index 0 in
+  ``internal-color-map``, and the developer guide's adjustment-template recipe drops every entry whose
+  ``class-name`` is ``BACKGROUND``, so a label of that name would vanish from adjustment jobs;
 - at most 255 labels, because the consolidated PNG is 8-bit with index 0 = BACKGROUND (palette.MAX_LABELS).
 """
 
@@ -19,7 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from gt_widget.errors import FormatError, ValidationError
+from gt_widget.errors import FormatError, LabelError
 from gt_widget.fileio import atomic_write_text
 from gt_widget.palette import BACKGROUND_LABEL, MAX_LABELS
 
@@ -27,9 +36,23 @@ DOCUMENT_VERSION = "2018-11-28"
 MAX_LABEL_CHARS = 256
 
 
+_INVISIBLE = ("Cc", "Zl", "Zp")  # control characters, U+2028 LINE SEPARATOR, U+2029 PARAGRAPH SEPARATOR
+
+
+def _as_list(labels: Any) -> list[Any]:
+    if isinstance(labels, (str, bytes)):
+        raise LabelError([f"labels must be a list of strings, not one string: use [{labels!r}]"])
+    if labels is None or not isinstance(labels, Iterable):
+        raise LabelError([f"labels must be a list of strings like ['cat', 'dog'], got {labels!r}"])
+    return list(labels)
+
+
 def label_problems(labels: Iterable[Any]) -> list[str]:
     """One line per broken rule of a label list (empty when the list is usable)."""
-    items = list(labels)
+    try:
+        items = _as_list(labels)
+    except LabelError as exc:
+        return exc.problems
     problems: list[str] = []
     if not items:
         problems.append("labels: the list is empty; give at least one label, e.g. ['cat', 'dog']")
@@ -45,23 +68,36 @@ def label_problems(labels: Iterable[Any]) -> list[str]:
             problems.append(f"{where}: {label!r} is blank; every label needs visible text")
         elif len(label) > MAX_LABEL_CHARS:
             problems.append(f"{where}: {label[:40]!r}... has {len(label)} characters; at most {MAX_LABEL_CHARS}")
-        if any(unicodedata.category(ch) == "Cc" for ch in label):
-            problems.append(f"{where}: {label!r} contains a control character (newline, tab...); remove it")
-        if label.strip().upper() == BACKGROUND_LABEL:
+        if any(unicodedata.category(ch) in _INVISIBLE for ch in label):
+            problems.append(
+                f"{where}: {label!r} contains a control character or line break (newline, tab, U+2028...); remove it"
+            )
+        if label == BACKGROUND_LABEL:
             problems.append(f"{where}: {label!r} is reserved for unlabeled pixels (index 0); choose another name")
         if label in seen:
-            problems.append(f"{where}: {label!r} appears twice; labels must be unique")
+            problems.append(
+                f"{where}: {label!r} appears twice; labels must be unique (no duplicates: Ground Truth's rule)"
+            )
         seen.add(label)
     return problems
 
 
-def check_labels(labels: Iterable[Any]) -> list[str]:
-    """``labels`` as a list, or ``ValidationError`` listing every problem."""
-    items = list(labels)
+def validate_label_names(labels: Any) -> list[str]:
+    """``labels`` as a new list of names Ground Truth accepts, else ``LabelError`` listing every problem.
+
+    The one label rule set (module doc): a non-empty list of at most 255 unique strings, each with visible
+    text, at most 256 characters, no control characters or line breaks, and not ``BACKGROUND``.
+    """
+    items = _as_list(labels)
     problems = label_problems(items)
     if problems:
-        raise ValidationError(problems)
+        raise LabelError(problems)
     return items
+
+
+def check_labels(labels: Iterable[Any]) -> list[str]:
+    """Alias of ``validate_label_names`` (kept for existing callers)."""
+    return validate_label_names(labels)
 
 
 def label_config(

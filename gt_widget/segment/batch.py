@@ -35,6 +35,7 @@ import numpy as np
 from gt_widget.errors import FormatError, GtWidgetError
 from gt_widget.fileio import atomic_write_bytes
 from gt_widget.groundtruth.formats import consolidated_png, consolidated_png_key, encode_png, output_manifest_line
+from gt_widget.groundtruth.labels import validate_label_names
 from gt_widget.imageio import load_image
 from gt_widget.palette import label_colors
 from gt_widget.segment.base import Segmenter
@@ -168,9 +169,9 @@ def prelabel(
             for obj in objects:
                 seen.setdefault(obj["label"], None)
         labels = list(seen)
-    labels = list(labels)
     if not labels:
         raise FormatError("no labels: the prompts name no object; add objects with a 'label'")
+    labels = validate_label_names(labels)  # the one label rule set (duplicates, > 255, BACKGROUND, ...)
     colors = list(label_colors(labels).values())
     job_dir = Path(out_dir) / job_name
     report = PrelabelReport(job_dir=job_dir, labels=labels)

@@ -52,11 +52,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _segment(args: argparse.Namespace) -> int:
+    from gt_widget.groundtruth.labels import validate_label_names
     from gt_widget.segment import load_segmenter
     from gt_widget.segment.batch import list_images, load_prompts, prelabel
 
     list_images(args.source)  # bad arguments fail fast, before any model is loaded (or downloaded)
     load_prompts(args.prompts)
+    if args.labels is not None:
+        validate_label_names(args.labels)
     kwargs: dict[str, object] = {"weights": args.weights} if args.weights else {}
     if args.fast:
         kwargs["zoom"] = "off"

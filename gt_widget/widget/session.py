@@ -65,6 +65,7 @@ from gt_widget.groundtruth.formats import (
     semantic_answer,
     worker_response,
 )
+from gt_widget.groundtruth.labels import validate_label_names
 from gt_widget.imageio import load_image
 from gt_widget.palette import label_colors
 from gt_widget.widget.sources import ImageCache, SourceItem, SourceSpec, list_sources
@@ -105,26 +106,6 @@ class _Snapshot:
     done: threading.Event = field(default_factory=threading.Event)
 
 
-def _check_labels(labels: Sequence[str]) -> list[str]:
-    if isinstance(labels, str) or not isinstance(labels, Sequence):
-        raise SessionError(f"labels must be a list of strings like ['cat', 'dog'], got {labels!r}")
-    out = list(labels)
-    if not out:
-        raise SessionError("labels is empty: give at least one label, e.g. labels=['cat']")
-    bad = [x for x in out if not isinstance(x, str) or not x.strip()]
-    if bad:
-        raise SessionError(f"every label must be a non-empty string; got {bad!r}")
-    dupes = sorted({x for x in out if out.count(x) > 1})
-    if dupes:
-        raise SessionError(f"labels must be unique (Ground Truth rejects duplicates); repeated: {dupes}")
-    long = [x for x in out if len(x) > 256]
-    if long:
-        raise SessionError(f"label names must be at most 256 characters (Ground Truth's limit): {long[0][:40]!r}...")
-    if len(out) > 255:
-        raise SessionError(f"{len(out)} labels given; Ground Truth's 8-bit PNG holds at most 255")
-    return out
-
-
 class LabelingSession:
     """Label a folder / list / input manifest of images with one reused ``SegmentationWidget``.
 
@@ -151,7 +132,7 @@ class LabelingSession:
         worker_id: str = "local-notebook",
         prefetch: bool = True,
     ) -> None:
-        self.labels: list[str] = _check_labels(labels)
+        self.labels: list[str] = validate_label_names(labels)  # before any file is written (a retry must work)
         if mode not in ("semantic", "instance"):
             raise SessionError(f"mode must be 'semantic' or 'instance', got {mode!r}")
         self.mode: str = mode

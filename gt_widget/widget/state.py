@@ -29,6 +29,7 @@ import numpy as np
 
 from gt_widget.errors import GtWidgetError
 from gt_widget.groundtruth.formats import Instance
+from gt_widget.groundtruth.labels import validate_label_names
 from gt_widget.palette import MAX_LABELS, PALETTE
 from gt_widget.segment.base import Candidate, Prediction
 
@@ -41,25 +42,8 @@ class WidgetError(GtWidgetError, ValueError):
 
 
 def check_labels(labels: Sequence[str]) -> list[str]:
-    """The labels as a list of unique non-empty strings, else ``WidgetError`` saying what to fix."""
-    if isinstance(labels, str):
-        raise WidgetError(f"labels must be a list of strings, not one string: use [{labels!r}]")
-    out = list(labels)
-    if not out:
-        raise WidgetError("the label list is empty: pass at least one label, e.g. labels=['cat']")
-    for name in out:
-        if not isinstance(name, str) or not name.strip():
-            raise WidgetError(f"every label must be a non-empty string, got {name!r}")
-        if len(name) > 256:
-            raise WidgetError(f"label {name[:40]!r}... is {len(name)} characters; Ground Truth allows at most 256")
-        if name == "BACKGROUND":
-            raise WidgetError("'BACKGROUND' is reserved for unlabeled pixels (index 0); choose another label name")
-    dupes = sorted({n for n in out if out.count(n) > 1})
-    if dupes:
-        raise WidgetError(f"duplicate labels {dupes}: Ground Truth requires unique label names")
-    if len(out) > MAX_LABELS:
-        raise WidgetError(f"{len(out)} labels given; Ground Truth's 8-bit PNG holds at most {MAX_LABELS}")
-    return out
+    """The labels as a list, checked by the one label rule set (``LabelError`` saying what to fix)."""
+    return validate_label_names(labels)
 
 
 # ------------------------------------------------------------------------------------------- geometry

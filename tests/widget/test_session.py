@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gt_widget.errors import GtWidgetError
+from gt_widget.errors import GtWidgetError, LabelError
 from gt_widget.groundtruth.formats import (
     INSTANCE_ELEMENT_NAME,
     SEMANTIC_ELEMENT_NAME,
@@ -282,8 +282,8 @@ def test_huge_image(tmp_path: Path) -> None:
 
 def test_bad_arguments(tmp_path: Path) -> None:
     imgs = _images(tmp_path / "in")
-    for labels, match in (([], "empty"), (["a", "a"], "unique"), ("cat", "list of strings"), ([""], "non-empty")):
-        with pytest.raises(SessionError, match=match):
+    for labels, match in (([], "empty"), (["a", "a"], "unique"), ("cat", "list of strings"), ([""], "blank")):
+        with pytest.raises(LabelError, match=match):
             LabelingSession(imgs, labels, tmp_path / "out")  # type: ignore[arg-type]
     with pytest.raises(SessionError, match="mode"):
         LabelingSession(imgs, LABELS, tmp_path / "out", mode="panoptic")

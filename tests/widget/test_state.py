@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from gt_widget.errors import LabelError
 from gt_widget.widget.state import (
     LabelState,
     Part,
@@ -72,10 +73,10 @@ def test_polygon_rectangle_is_exact_and_triangle_close_to_area() -> None:
 
 
 def test_labels_are_validated() -> None:
-    for bad, needle in [([], "empty"), (["a", "a"], "duplicate"), ("cat", "not one string"), ([""], "non-empty")]:
-        with pytest.raises(WidgetError, match=needle):
+    for bad, needle in [([], "empty"), (["a", "a"], "duplicate"), ("cat", "not one string"), ([""], "blank")]:
+        with pytest.raises(LabelError, match=needle):
             check_labels(bad)  # type: ignore[arg-type]
-    with pytest.raises(WidgetError, match="BACKGROUND"):
+    with pytest.raises(LabelError, match="BACKGROUND"):
         check_labels(["BACKGROUND"])
 
 
