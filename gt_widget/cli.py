@@ -1,6 +1,7 @@
 """``gt-widget`` command line. Each area registers its own subcommands; this module only dispatches.
 
-Handlers return the process exit code. A ``GtWidgetError`` becomes one ``error: ...`` line and exit 2;
+Handlers return the process exit code. A ``GtWidgetError`` or an ``OSError`` (full disk, read-only or missing
+folder, permissions) becomes one ``error: ...`` line and exit 2;
 heavy imports (torch, boto3) happen inside handlers so ``--help`` stays fast.
 """
 
@@ -37,6 +38,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def os_error_message(exc: OSError) -> str:
+    """One line for a disk / file-system error: what failed, on which path, and what to check."""
+    where = f" {exc.filename!r}" if exc.filename else ""
+    if exc.filename2:
+        where += f" -> {exc.filename2!r}"
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return (
+        f"{reason}:{where} ({type(exc).__name__}); check that the path exists, that you may write there "
+        "and that the disk has free space, then run the command again"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``gt-widget`` console script."""
     parser = build_parser()
@@ -45,6 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args)
     except GtWidgetError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: {os_error_message(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -33,3 +33,8 @@ class ValidationError(GtWidgetError, ValueError):
 
 class LabelError(ValidationError):
     """A list of label names breaks Ground Truth's label rules (``groundtruth.labels.validate_label_names``)."""
+
+
+class GtWidgetWarning(UserWarning):
+    """Something was accepted but may not be what the user meant (first frame of an animation, clipped floats,
+    collinear extreme points...); the message says what was done and how to avoid it."""

@@ -7,7 +7,12 @@ Choices (Ground Truth shows the image in a browser, so we match what a worker wo
 - EXIF orientation is applied, as browsers do.
 - RGBA / LA / P-with-transparency are composited over white (the page background), not cropped of alpha.
 - 16-bit images are scaled by their full range (value / 257); float images are taken as 0..1 when their
-  maximum is <= 1, else as 0..255; both are clipped and rounded.
+  maximum is <= ``FLOAT_UNIT_MAX`` (2.0: a 0..1 image that overshoots a little, e.g. after resampling,
+  stays 0..1; a 0..255 image whose brightest pixel is 2 is black either way), else as 0..255; both are
+  clipped and rounded, with a ``GtWidgetWarning`` saying how many values were clipped.
+- Animated GIFs, multi-page TIFFs (any multi-frame file): the first frame is used, with a ``GtWidgetWarning``.
+- URLs (``https://...``, ``s3://...``) are not files: ``load_image`` says so instead of "not found";
+  ``LabelingSession`` fetches ``s3://`` images itself.
 - Grayscale becomes three equal channels.
 - Images up to ``MAX_PIXELS`` (100 Mpx, Ground Truth's resolution quota) are accepted.
 """
@@ -15,16 +20,23 @@ Choices (Ground Truth shows the image in a browser, so we match what a worker wo
 from __future__ import annotations
 
 import os
+import re
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from gt_widget.errors import ImageLoadError
+from gt_widget.errors import GtWidgetWarning, ImageLoadError
 
 MAX_PIXELS = 100_000_000
 """Largest image accepted, in pixels (Ground Truth's quota for non-active-learning jobs)."""
+
+FLOAT_UNIT_MAX = 2.0
+"""Float images whose maximum is at most this are read as 0..1 (values above 1 are clipped), else 0..255."""
+
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
 
 ImageSource = str | os.PathLike[str] | Image.Image | np.ndarray
 """What ``load_image`` accepts: a path, a PIL image or a numpy array."""
@@ -41,6 +53,7 @@ def load_image(source: ImageSource, *, max_pixels: int = MAX_PIXELS) -> np.ndarr
     if isinstance(source, Image.Image):
         return _from_pil(source, max_pixels=max_pixels, name="PIL image")
     if isinstance(source, (str, os.PathLike)):
+        _refuse_url(source)
         return _from_path(Path(source), max_pixels=max_pixels)
     raise ImageLoadError(
         f"cannot use an object of type {type(source).__name__} as an image: pass a file path, "
@@ -54,12 +67,22 @@ def image_size(source: ImageSource) -> tuple[int, int]:
         return int(source.shape[1]), int(source.shape[0])
     if isinstance(source, Image.Image):
         return _oriented_size(source)
+    _refuse_url(source)
     path = Path(source)
     try:
         with Image.open(path) as img:
             return _oriented_size(img)
     except (OSError, UnidentifiedImageError) as exc:
         raise ImageLoadError(_unreadable_message(path, exc)) from None
+
+
+def _refuse_url(source: str | os.PathLike[str]) -> None:
+    text = os.fspath(source)
+    if isinstance(text, str) and _URL.match(text) and not text.startswith("file://"):
+        raise ImageLoadError(
+            f"{text!r} is a URL, not a local file: download it first (for s3:// images, LabelingSession "
+            "and the job tools fetch them for you) and pass the local path"
+        )
 
 
 def _oriented_size(img: Image.Image) -> tuple[int, int]:
@@ -106,6 +129,15 @@ def _check_size(width: int, height: int, max_pixels: int, name: str) -> None:
 
 
 def _from_pil(img: Image.Image, *, max_pixels: int, name: str) -> np.ndarray:
+    frames = int(getattr(img, "n_frames", 1) or 1)
+    if frames > 1:
+        warnings.warn(
+            f"image {name} has {frames} frames (an animated GIF or a multi-page TIFF); only the first frame "
+            "is used. Save the frame you want as its own PNG to label another one",
+            GtWidgetWarning,
+            stacklevel=4,
+        )
+        img.seek(0)
     img = ImageOps.exif_transpose(img) or img
     _check_size(img.size[0], img.size[1], max_pixels, name)
     mode = img.mode
@@ -136,7 +168,18 @@ def _to_uint8(values: np.ndarray) -> np.ndarray:
         return values.astype(np.uint8)
     if np.issubdtype(values.dtype, np.floating):
         finite = np.nan_to_num(values.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-        scale = 255.0 if finite.size and float(finite.max()) <= 1.0 else 1.0
+        unit = not finite.size or float(finite.max()) <= FLOAT_UNIT_MAX
+        top = 1.0 if unit else 255.0
+        clipped = int(np.count_nonzero((finite < 0) | (finite > top)))
+        if clipped:
+            warnings.warn(
+                f"{clipped} float pixel value(s) outside {'0..1' if unit else '0..255'} were clipped (float "
+                f"images are read as 0..1 when their maximum is at most {FLOAT_UNIT_MAX:g}, else as 0..255); "
+                "rescale the array yourself if that is not what you meant",
+                GtWidgetWarning,
+                stacklevel=4,
+            )
+        scale = 255.0 if unit else 1.0
         return np.clip(np.rint(finite * scale), 0, 255).astype(np.uint8)
     raise ImageLoadError(f"unsupported image array dtype {values.dtype}: use uint8, uint16, bool or float")
 

@@ -22,13 +22,14 @@ Optional capabilities, declared with explicit ``runtime_checkable`` protocols (c
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from gt_widget.errors import PromptError
+from gt_widget.errors import GtWidgetWarning, PromptError
 from gt_widget.imageio import ImageSource
 
 Point = tuple[float, float]
@@ -157,15 +158,44 @@ def validate_points(points: Sequence[Sequence[float]] | None, shape: tuple[int, 
     return arr
 
 
+def click_polarity(value: Any) -> bool:
+    """``True`` (positive) / ``False`` (negative) from a click's third item: a bool, numpy bool, or 0 / 1.
+
+    Anything else (notably the strings ``"false"`` / ``"true"``, which ``bool()`` would both call positive)
+    is refused with ``PromptError``.
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)) and value in (0, 1):
+        return bool(value)
+    raise PromptError(
+        f"a click's polarity must be True (positive) or False (negative), got {value!r} "
+        f"({type(value).__name__}); write (x, y, True) or (x, y, False)"
+    )
+
+
 def validate_clicks(clicks: Sequence[Sequence[Any]], shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """((N, 2) float xy, (N,) bool positive) from (x, y, is_positive) triples, checked against ``shape``."""
     triples = list(clicks)
     for c in triples:
-        if len(c) != 3:
+        if isinstance(c, (str, bytes)) or len(c) != 3:
             raise PromptError(f"a click must be (x, y, is_positive), got {c!r}")
     xy = validate_points([(c[0], c[1]) for c in triples], shape, "click")
-    positive = np.asarray([bool(c[2]) for c in triples], bool)
+    positive = np.asarray([click_polarity(c[2]) for c in triples], bool)
     return xy, positive
+
+
+def require_object_prompt(has_box: bool, positive: np.ndarray, has_previous: bool) -> None:
+    """Refuse prompts that name no object: negative clicks only remove from a mask, so with no extreme points,
+    box, positive click or previous mask there is nothing to segment (``PromptError``)."""
+    if has_box or has_previous or bool(np.asarray(positive, bool).any()):
+        return
+    if len(positive):
+        raise PromptError(
+            "only negative clicks: a negative click removes pixels from an object's mask, and there is no mask "
+            "yet. Start with 4 extreme points, a box or a positive click on the object"
+        )
+    raise PromptError("nothing to segment: give 4 extreme points, a box, or at least one positive click")
 
 
 def validate_extreme_points(points: Sequence[Sequence[float]], shape: tuple[int, int]) -> np.ndarray:
@@ -175,7 +205,37 @@ def validate_extreme_points(points: Sequence[Sequence[float]], shape: tuple[int,
         raise PromptError(
             f"auto-segment needs exactly 4 extreme points (top-, bottom-, left-, right-most), got {arr.shape[0]}"
         )
+    span_x, span_y = np.ptp(arr[:, 0]), np.ptp(arr[:, 1])
+    if span_x < 1 and span_y < 1:
+        raise PromptError(
+            f"the 4 extreme points are all the same point (within {span_x:g} x {span_y:g} px): click the top-, "
+            "bottom-, left- and right-most points of the object, which span its width and height"
+        )
+    if _max_line_distance(arr) < COLLINEAR_PX:
+        warnings.warn(
+            f"the 4 extreme points lie on one line (all within {COLLINEAR_PX:g} px of it); auto-segment expects "
+            "the top-, bottom-, left- and right-most points of an object, so the mask may be a thin sliver",
+            GtWidgetWarning,
+            stacklevel=3,
+        )
     return arr
+
+
+COLLINEAR_PX = 1.5
+"""Extreme points all within this distance of one straight line count as collinear (a warning)."""
+
+
+def _max_line_distance(points: np.ndarray) -> float:
+    """Largest distance of ``points`` from the line through the two farthest-apart of them."""
+    d = points[:, None, :] - points[None, :, :]
+    i, j = np.unravel_index(int(np.argmax((d**2).sum(-1))), d.shape[:2])
+    a, b = points[i], points[j]
+    ab = b - a
+    length = float(np.hypot(ab[0], ab[1]))
+    if length == 0:
+        return 0.0
+    cross = np.abs(ab[0] * (points[:, 1] - a[1]) - ab[1] * (points[:, 0] - a[0]))
+    return float(cross.max() / length)
 
 
 def box_from_points(points: np.ndarray) -> np.ndarray:

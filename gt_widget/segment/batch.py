@@ -1,7 +1,8 @@
 """Batch pre-labeling: segment many images from boxes or extreme points and write Ground Truth outputs.
 
 Kernel side, no UI. Inputs:
-- ``source``: a folder of images (PNG, JPEG, BMP, TIFF, WebP; sorted by name, not recursive) or an input
+- ``source``: a folder of images (PNG, JPEG, BMP, TIFF, WebP, GIF; sorted by name, not recursive; a
+  multi-frame GIF / TIFF uses its first frame, with a warning) or an input
   manifest (JSON Lines, one ``{"source-ref": "<local path>"}`` per line; relative paths are relative to the
   manifest's folder; other keys pass through to the output manifest);
 - ``prompts``: a JSON object (or a path to one) mapping an image to its objects::
@@ -11,7 +12,9 @@ Kernel side, no UI. Inputs:
 
   keyed by the image's ``source-ref`` as written, its path relative to the folder / manifest, or its file
   name. Coordinates are (x, y) pixels of the original image (after EXIF orientation). Objects are painted
-  in list order, so a later object wins where two overlap. Images without prompts are skipped (reported).
+  in list order, so a later object wins where two overlap. Images without prompts are skipped (reported);
+  a prompt key that matches no image is reported as unmatched and makes the run fail (exit code 1), since
+  it is almost always a typo or a file the folder does not hold.
 
 Outputs under ``<out_dir>/<job_name>/`` (the layout of a Ground Truth job, which ``gt-widget export`` and
 ``LabelingSession`` read): ``masks/<name>.png`` (label map: uint8, 0 = BACKGROUND, i = ``labels[i - 1]``),
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from gt_widget.errors import FormatError, GtWidgetError
+from gt_widget.errors import FormatError, GtWidgetError, GtWidgetWarning
 from gt_widget.fileio import atomic_write_bytes
 from gt_widget.groundtruth.formats import consolidated_png, consolidated_png_key, encode_png, output_manifest_line
 from gt_widget.groundtruth.labels import validate_label_names
@@ -40,7 +44,7 @@ from gt_widget.imageio import load_image
 from gt_widget.palette import label_colors
 from gt_widget.segment.base import Segmenter
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 
 
 @dataclass
@@ -62,6 +66,10 @@ class PrelabelReport:
     written: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     no_prompts: list[str] = field(default_factory=list)
+    unmatched: list[str] = field(default_factory=list)
+    """Prompt keys that name no image of the source (a typo, or a file that is not there)."""
+    warned: list[tuple[str, str]] = field(default_factory=list)
+    """(key, message) of images that were written with a warning (first frame of a GIF, clipped values...)."""
 
     @property
     def manifest(self) -> Path:
@@ -75,6 +83,11 @@ class PrelabelReport:
             f"{len(self.no_prompts)} without prompts; output manifest: {self.manifest}"
         ]
         lines += [f"  failed {key}: {msg}" for key, msg in self.failed]
+        lines += [f"  warning {key}: {msg}" for key, msg in self.warned]
+        lines += [
+            f"  prompt key {key!r} matches no image (keys are a source-ref, a relative path or a file name)"
+            for key in self.unmatched
+        ]
         return "\n".join(lines)
 
 
@@ -99,6 +112,11 @@ def list_images(source: str | os.PathLike[str]) -> list[ImageItem]:
         if not isinstance(line, dict) or not isinstance(line.get("source-ref"), str):
             raise FormatError(f'{src}:{n} has no "source-ref" string; each line needs {{"source-ref": "<path>"}}')
         ref = line["source-ref"]
+        if "://" in ref and not ref.startswith("file://"):
+            raise FormatError(
+                f"{src}:{n}: source-ref {ref!r} is a URL; gt-widget segment reads local files: download the "
+                "images (e.g. aws s3 sync) and point source-ref at the local copies"
+            )
         extra = {k: v for k, v in line.items() if k != "source-ref"}
         local = Path(ref[len("file://") :] if ref.startswith("file://") else ref)
         path = local if local.is_absolute() else src.parent / local
@@ -185,11 +203,20 @@ def prelabel(
     for _i, it, objs in todo:
         if objs is None:
             report.no_prompts.append(it.source_ref)
+    known = {key for it in items for key in it.keys}
+    report.unmatched = [key for key in table if key not in known]
     bar = tqdm([t for t in todo if t[2] is not None], desc="pre-labeling", unit="img", disable=not progress)
     for index, item, objects in bar:
         assert objects is not None
         try:
-            label_map, score = _segment_one(segmenter, item, objects, labels)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", GtWidgetWarning)
+                label_map, score = _segment_one(segmenter, item, objects, labels)
+            for w in caught:
+                if issubclass(w.category, GtWidgetWarning):
+                    report.warned.append((item.source_ref, str(w.message)))
+                else:
+                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
             stem = Path(item.path).stem
             atomic_write_bytes(job_dir / "masks" / f"{index:05d}_{stem}.png", encode_png(label_map))
             png_rel = consolidated_png_key(job_name, index)
@@ -220,6 +247,8 @@ def prelabel(
         "written": report.written,
         "failed": [{"source-ref": k, "error": m} for k, m in report.failed],
         "no_prompts": report.no_prompts,
+        "unmatched_prompts": report.unmatched,
+        "warnings": [{"source-ref": k, "warning": m} for k, m in report.warned],
         "segmenter": getattr(segmenter, "name", type(segmenter).__name__),
     }
     atomic_write_bytes(job_dir / "prelabel-report.json", json.dumps(summary, indent=1).encode())

@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         '{"cat.jpg": [{"label": "cat", "extreme_points": [[x, y], [x, y], [x, y], [x, y]]}, '
         '{"label": "dog", "box": [x0, y0, x1, y1]}]} (x, y pixels of the original image). Writes label-map '
         "PNGs, Ground Truth consolidated PNGs and an output.manifest under OUT/JOB_NAME/. A bad image is "
-        "reported and skipped; the exit code is 1 if any image failed.",
+        "reported and skipped; the exit code is 1 if any image failed or a prompt key matches no image.",
     )
     seg.add_argument("source", help="folder of images, or an input manifest (.jsonl / .manifest)")
     seg.add_argument("--prompts", required=True, help="JSON file: image -> list of {label, extreme_points|box}")
@@ -78,7 +78,7 @@ def _segment(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     print(report.summary())
-    return 1 if report.failed else 0
+    return 1 if report.failed or report.unmatched else 0
 
 
 def _weights(args: argparse.Namespace) -> int:

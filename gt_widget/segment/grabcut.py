@@ -29,6 +29,7 @@ from gt_widget.segment.base import (
     Candidate,
     Prediction,
     box_from_points,
+    require_object_prompt,
     validate_box,
     validate_clicks,
     validate_extreme_points,
@@ -134,8 +135,7 @@ class GrabCutSegmenter:
         if pts is not None:
             prompt_box = box_from_points(pts)
         prev_mask = _previous_work_mask(previous, st)
-        if prompt_box is None and prev_mask is None and not click_pos.any():
-            raise PromptError("nothing to segment: give 4 extreme points, a box, or at least one positive click")
+        require_object_prompt(prompt_box is not None, click_pos, prev_mask is not None)
 
         s = st.scale
         hw, ww = st.work.shape[:2]

@@ -43,6 +43,7 @@ from gt_widget.segment.base import (
     Prediction,
     StagedPrediction,
     box_from_points,
+    require_object_prompt,
     validate_box,
     validate_clicks,
     validate_extreme_points,
@@ -295,8 +296,7 @@ class MobileSamSegmenter:
             prompt_box = validate_box(box, shape) if box is not None else None
             if pts is not None:
                 prompt_box = box_from_points(pts)
-            if prompt_box is None and len(click_xy) == 0:
-                raise PromptError("nothing to segment: give 4 extreme points, a box, or at least one click")
+            require_object_prompt(prompt_box is not None, click_pos, previous is not None)
             prev_state = previous.state if previous is not None and isinstance(previous.state, SamPredState) else None
             if previous is not None and np.asarray(previous.mask).shape != shape:
                 raise PromptError(

@@ -19,6 +19,7 @@ Choices (Ground Truth documents no tool semantics, reference §7):
 from __future__ import annotations
 
 import itertools
+import math
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -67,6 +68,18 @@ def mask_box(mask: np.ndarray) -> Box | None:
     return (int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1)
 
 
+def check_brush_radius(radius: Any) -> float:
+    """``radius`` as a float number of image pixels, else ``WidgetError``: brush and eraser radii must be
+    finite numbers >= 0.5 (a radius below half a pixel covers no pixel centre; ``inf`` covers no image)."""
+    try:
+        r = float(radius)
+    except (TypeError, ValueError):
+        raise WidgetError(f"brush radius must be a number of pixels, e.g. 8, got {radius!r}") from None
+    if not (math.isfinite(r) and r >= 0.5):
+        raise WidgetError(f"brush radius must be a finite number of pixels >= 0.5, e.g. 8, got {radius!r}")
+    return r
+
+
 def stroke_footprint(
     points: Sequence[Sequence[float]], radius: float, shape: tuple[int, int]
 ) -> tuple[Box, np.ndarray] | None:
@@ -79,7 +92,7 @@ def stroke_footprint(
     if pts.shape[0] == 0:
         return None
     h, w = shape
-    r = float(radius)
+    r = check_brush_radius(radius)
     x0 = max(0, int(np.floor(pts[:, 0].min() - r)))
     x1 = min(w, int(np.ceil(pts[:, 0].max() + r)) + 1)
     y0 = max(0, int(np.floor(pts[:, 1].min() - r)))

@@ -50,6 +50,7 @@ from gt_widget.widget.state import (
     Part,
     Recorder,
     WidgetError,
+    check_brush_radius,
     check_labels,
     freeze_part,
     paint_part,
@@ -609,7 +610,7 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
 
     @brush_radius.setter
     def brush_radius(self, value: int) -> None:
-        if int(value) < 1:
+        if check_brush_radius(value) < 1:
             raise WidgetError(f"brush radius must be at least 1 pixel, got {value!r}")
         with self._lock:
             self._brush_radius = int(value)
@@ -776,9 +777,7 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
         pts = self._check_points(points, "brush")
         if not pts:
             raise PromptError("a brush stroke needs at least one (x, y) point")
-        r = float(self._brush_radius if radius is None else radius)
-        if not r >= 0.5:
-            raise WidgetError(f"brush radius must be at least 0.5 pixel, got {radius!r}")
+        r = check_brush_radius(self._brush_radius if radius is None else radius)
         with self._lock:
             self._finish_stroke()
             rec = self._state.begin("eraser" if erase else "brush")
