@@ -31,7 +31,7 @@ from gt_widget.fileio import atomic_write_bytes, atomic_write_text
 from gt_widget.groundtruth.instructions import ExampleImage, is_s3_location
 from gt_widget.groundtruth.labels import label_config, label_problems, validate_label_names
 from gt_widget.groundtruth.manifest import dumps_manifest, loads_manifest, manifest_problems
-from gt_widget.groundtruth.request import JobSettings, Mode, build_request, request_problems
+from gt_widget.groundtruth.request import MAX_IMAGE_BYTES, JobSettings, Mode, build_request, request_problems
 from gt_widget.groundtruth.templates import builtin_template, parse_s3_location, render_template
 
 BUNDLE_FILES = {
@@ -91,6 +91,7 @@ class JobBundle:
             + manifest_problems(self.manifest, mode=self.settings.mode)
             + request_problems(self.request, mode=self.settings.mode)
         )
+        problems += self._image_size_problems()
         prior = self.prior_label_attribute
         if prior:
             if self.request.get("LabelAttributeName") == prior:
@@ -103,6 +104,30 @@ class JobBundle:
             if missing:
                 problems.append(
                     f"manifest lines {missing[:10]}: no {prior!r} result to adjust; label those images first"
+                )
+        return problems
+
+    def _image_size_problems(self) -> list[str]:
+        """Images to label that exceed Ground Truth's per-file quota (``request.MAX_IMAGE_BYTES``, §3.1).
+        Only local files (uploaded by us) are measured; images already on S3 are not fetched to be sized."""
+        by_uri = {u.uri: u for u in self.uploads}
+        problems: list[str] = []
+        for n, line in enumerate(self.manifest, 1):
+            upload = by_uri.get(str(line.get("source-ref", "")))
+            if upload is None:
+                continue
+            if upload.data is not None:
+                size = len(upload.data)
+            else:
+                try:
+                    size = Path(upload.path or "").stat().st_size
+                except OSError:
+                    continue  # Upload.read reports a missing file when it is uploaded
+            if size > MAX_IMAGE_BYTES:
+                problems.append(
+                    f"manifest line {n} source-ref: {upload.path or upload.uri!r} is {size / 1e6:.1f} MB; Ground "
+                    f"Truth accepts images of at most {MAX_IMAGE_BYTES / 1e6:.0f} MB: downscale or recompress it "
+                    "(e.g. save as JPEG)"
                 )
         return problems
 

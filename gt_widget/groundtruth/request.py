@@ -18,6 +18,11 @@ Choices (the reference leaves them to us):
   unconsolidated; ``aws.fetch_results`` reads the worker-response files. Users with their own Lambdas pass
   ``pre_lambda_arn`` / ``acs_lambda_arn``. Default one worker per object, since nothing merges instances.
 - There is no built-in ``HumanTaskUiArn`` for image segmentation (§5.4): ``UiTemplateS3Uri`` is required.
+- Patterns of the model are Java regular expressions (the service is Java): ``.`` does not match line
+  terminators (``\n``, ``\r``, U+0085, U+2028, U+2029), so neither does ours, and a description holding
+  U+2028 is refused as the service would.
+- The default ``TaskTitle`` keeps only the characters the model's ``TaskTitle`` pattern allows (an emoji in a
+  label is dropped from the title, not from the label).
 """
 
 from __future__ import annotations
@@ -55,6 +60,25 @@ MAX_TASK_TIME_LIMIT = 28_800
 """Image and custom jobs: at most 8 hours per task (§5.2)."""
 MAX_AVAILABILITY_PUBLIC = 43_200
 MAX_AVAILABILITY_PRIVATE = 30 * 24 * 3600
+SEMANTIC_TASK_TYPES = frozenset(
+    {"SemanticSegmentation", "AdjustmentSemanticSegmentation", "VerificationSemanticSegmentation"}
+)
+"""AWS-owned Lambda task types of image semantic segmentation jobs (§5.3)."""
+
+_CUSTOM_PRICES = "0.012 0.024 0.036 0.048 0.060 0.072 0.120 0.240 0.360 0.480 0.600 0.720 0.840 0.960 1.080 1.200"
+PUBLIC_PRICES_USD: dict[str, tuple[Decimal, ...]] = {
+    "semantic": tuple(Decimal(v) for v in ["0.840", "0.960", "1.080", "1.200"]),
+    "custom": tuple(Decimal(v) for v in _CUSTOM_PRICES.split()),
+}
+"""The only prices (USD per task) the public workforce accepts, per task type: botocore's
+``PublicWorkforceTaskPrice`` documentation (reference §8) lists 0.840-1.200 for semantic segmentation and
+0.012-1.200 for "image classification, text classification, and custom tasks" (instance segmentation runs as
+a custom task). ``tests/groundtruth/test_request.py`` re-reads the tables from botocore's model."""
+
+MAX_IMAGE_BYTES = 40_000_000
+"""Ground Truth's per-image file size quota, "40 MB" (reference §3.1, DG input-data-limits); read as decimal
+megabytes, the stricter reading, since the source does not say which."""
+
 PII_FREE = "FreeOfPersonallyIdentifiableInformation"
 ADULT_FREE = "FreeOfAdultContent"
 
@@ -67,6 +91,9 @@ _TASK_TYPES = {
 _AWS_LAMBDA = re.compile(r"^arn:aws:lambda:([a-z0-9\-]+):(\d{12}):function:(PRE|ACS)-([A-Za-z0-9]+)$")
 _WORKTEAM = re.compile(r"^arn:aws[a-z\-]*:sagemaker:([a-z0-9\-]*):(\d{12}):workteam/(.*)$")
 _LAMBDA_REGION = re.compile(r"^arn:aws[a-z\-]*:lambda:([a-z0-9\-]*):")
+_KMS_REGION = re.compile(r"^arn:aws[a-z\-]*:kms:([a-z0-9\-]*):")
+_PARTITION = re.compile(r"^arn:(aws[a-z\-]*):")
+_JAVA_LINE_TERMINATORS = "\n\r\u0085\u2028\u2029"
 
 
 def _check_region(region: str) -> str:
@@ -99,6 +126,29 @@ def is_public_workteam(arn: str) -> bool:
     """Whether ``arn`` is the public (Mechanical Turk) workteam."""
     m = _WORKTEAM.match(arn or "")
     return bool(m and m.group(2) == PUBLIC_WORKTEAM_ACCOUNT and m.group(3).startswith("public-crowd"))
+
+
+def public_price_table(mode: Mode | None) -> tuple[Decimal, ...]:
+    """Prices the public workforce accepts for a job of ``mode`` (semantic: 0.840-1.200; custom tasks such
+    as instance segmentation: 0.012-1.200)."""
+    return PUBLIC_PRICES_USD["semantic" if mode == "semantic" else "custom"]
+
+
+def default_title(labels: Sequence[str], mode: Mode) -> str:
+    """``"Image semantic segmentation: cat, dog"`` with only the characters ``TaskTitle`` allows (an emoji
+    in a label is left out of the title), at most 128 characters."""
+    what = "semantic segmentation" if mode == "semantic" else "instance segmentation"
+    allowed = _title_char_allowed()
+    names = [re.sub(r"\s+", " ", "".join(ch for ch in label if allowed(ch))).strip() for label in labels]
+    text = f"Image {what}: {', '.join(n for n in names if n)}"
+    return text[:128].rstrip(" ,:")
+
+
+@lru_cache(maxsize=1)
+def _title_char_allowed() -> Callable[[str], bool]:
+    pattern = _operation_model().input_shape.members["HumanTaskConfig"].members["TaskTitle"].metadata["pattern"]
+    matcher = _pattern_matcher(pattern)
+    return (lambda ch: matcher(ch)) if matcher is not None else (lambda ch: True)
 
 
 def price_amount(usd: str | float | Decimal) -> dict[str, int]:
@@ -164,13 +214,12 @@ def build_request(settings: JobSettings) -> dict[str, Any]:
     s = settings
     pre, acs = lambda_arns(s.region, s.mode, s.adjustment) if s.region in REGION_ACCOUNTS else ("", "")
     workteam = s.workteam() if s.region in REGION_ACCOUNTS or s.workteam_arn != "public" else ""
-    what = "semantic segmentation" if s.mode == "semantic" else "instance segmentation"
     human: dict[str, Any] = {
         "WorkteamArn": workteam,
         "UiConfig": {"UiTemplateS3Uri": s.template_uri},
         "PreHumanTaskLambdaArn": s.pre_lambda_arn or pre,
         "TaskKeywords": list(s.keywords),
-        "TaskTitle": s.title or f"Image {what}: {', '.join(s.labels)}"[:128],
+        "TaskTitle": s.title or default_title(s.labels, s.mode),
         "TaskDescription": s.description or f"Paint every object of these labels: {', '.join(s.labels)}"[:255],
         "NumberOfHumanWorkersPerDataObject": s.workers_per_object or (3 if s.mode == "semantic" else 1),
         "TaskTimeLimitInSeconds": s.task_time_limit,
@@ -269,12 +318,33 @@ def _unicode_class_matcher(pattern: str) -> Callable[[str], bool] | None:
     )
 
 
+def _java_dots(pattern: str) -> str:
+    """``pattern`` with each bare ``.`` (outside ``[...]``, not escaped) made to exclude Java's line
+    terminators, as ``.`` does in Java without DOTALL (Python's excludes only ``\\n``)."""
+    out: list[str] = []
+    in_class = escaped = False
+    for ch in pattern:
+        if escaped:
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif in_class:
+            in_class = ch != "]"
+        elif ch == "[":
+            in_class = True
+        elif ch == ".":
+            out.append(f"[^{_JAVA_LINE_TERMINATORS}]")
+            continue
+        out.append(ch)
+    return "".join(out)
+
+
 @lru_cache(maxsize=64)
 def _pattern_matcher(pattern: str) -> Callable[[str], bool] | None:
     if "\\p{" in pattern:
         return _unicode_class_matcher(pattern)
     try:
-        compiled = re.compile(pattern)
+        compiled = re.compile(_java_dots(pattern))
     except re.error:
         return None  # a Java-only construct: botocore's model has none today besides \p{..}
     return lambda value: compiled.fullmatch(value) is not None
@@ -286,6 +356,7 @@ _HINTS = {
     "TaskKeywords": "; use letters and digits separated by single spaces (no hyphens or punctuation)",
     "RoleArn": "; give an IAM role ARN like arn:aws:iam::123456789012:role/GroundTruthRole",
     "WorkteamArn": "; give a workteam ARN like arn:aws:sagemaker:us-east-1:123456789012:workteam/private-crowd/team",
+    "TaskDescription": "; remove line breaks (newline, carriage return, U+0085, U+2028, U+2029): one line of text",
     "Key": "; use letters, digits, spaces and _ . : / = + - @",
     "Value": "; use letters, digits, spaces and _ . : / = + - @",
 }
@@ -359,13 +430,33 @@ def _ground_truth_problems(request: Mapping[str, Any], mode: Mode | None) -> lis
             )
         if m and m.group(1) not in REGION_ACCOUNTS:
             problems.append(f"{field_name}: value {_show(arn)}: Ground Truth has no Lambdas in region {m.group(1)!r}")
-    mp, ma = _AWS_LAMBDA.match(pre or ""), _AWS_LAMBDA.match(acs or "")
+    mp = _AWS_LAMBDA.match(pre) if isinstance(pre, str) else None
+    ma = _AWS_LAMBDA.match(acs) if isinstance(acs, str) else None
     if mp and ma and (mp.group(4), mp.group(1)) != (ma.group(4), ma.group(1)):
         problems.append(
             f"HumanTaskConfig.AnnotationConsolidationConfig.AnnotationConsolidationLambdaArn: value {_show(acs)} "
             f"does not pair with PreHumanTaskLambdaArn PRE-{mp.group(4)} in {mp.group(1)}; use ACS-{mp.group(4)} "
             "in the same region"
         )
+    # AWS-owned Lambdas of another task type (a BoundingBox Lambda on a segmentation job, §5.3).
+    allowed = {
+        "semantic": SEMANTIC_TASK_TYPES,
+        "instance": frozenset({"PassThrough"}),
+        None: SEMANTIC_TASK_TYPES | {"PassThrough"},
+    }[mode]
+    for field_name, m in (
+        ("HumanTaskConfig.PreHumanTaskLambdaArn", mp),
+        ("HumanTaskConfig.AnnotationConsolidationConfig.AnnotationConsolidationLambdaArn", ma),
+    ):
+        if m and m.group(4) not in allowed:
+            job = {"semantic": "a semantic segmentation", "instance": "an instance segmentation (custom)"}.get(
+                str(mode), "an image segmentation"
+            )
+            want = " or ".join(f"{m.group(3)}-{t}" for t in sorted(allowed))
+            problems.append(
+                f"{field_name}: value {_show(m.group(0))} is Ground Truth's {m.group(3)}-{m.group(4)} Lambda, "
+                f"made for another task type; {job} job uses {want}"
+            )
     if semantic and not pre:
         problems.append(
             "HumanTaskConfig.PreHumanTaskLambdaArn: missing; semantic segmentation needs PRE-SemanticSegmentation "
@@ -393,6 +484,57 @@ def _ground_truth_problems(request: Mapping[str, Any], mode: Mode | None) -> lis
             + ", ".join(f"{k} in {v}" for k, v in regions.items())
             + "); use ARNs of the region the job runs in"
         )
+    job_regions = sorted(set(regions.values()))
+    for field_name, key in (
+        ("OutputConfig.KmsKeyId", _get(request, "OutputConfig", "KmsKeyId")),
+        (
+            "LabelingJobAlgorithmsConfig.LabelingJobResourceConfig.VolumeKmsKeyId",
+            _get(request, "LabelingJobAlgorithmsConfig", "LabelingJobResourceConfig", "VolumeKmsKeyId"),
+        ),
+    ):
+        km = _KMS_REGION.match(key) if isinstance(key, str) else None
+        if km and len(job_regions) == 1 and km.group(1) != job_regions[0]:
+            problems.append(
+                f"{field_name}: value {_show(key)} is a KMS key in {km.group(1)}, but the job runs in "
+                f"{job_regions[0]} (its workteam and Lambdas); use a key of {job_regions[0]}: KMS keys are regional"
+            )
+
+    # One partition (aws, aws-cn, aws-us-gov...) for every ARN of the request.
+    partitions: dict[str, str] = {}
+    for field_name, arn in (
+        ("RoleArn", _get(request, "RoleArn")),
+        ("HumanTaskConfig.WorkteamArn", workteam),
+        ("HumanTaskConfig.PreHumanTaskLambdaArn", pre),
+        ("HumanTaskConfig.AnnotationConsolidationConfig.AnnotationConsolidationLambdaArn", acs),
+        ("HumanTaskConfig.UiConfig.HumanTaskUiArn", _get(human, "UiConfig", "HumanTaskUiArn")),
+        ("OutputConfig.KmsKeyId", _get(request, "OutputConfig", "KmsKeyId")),
+        ("OutputConfig.SnsTopicArn", _get(request, "OutputConfig", "SnsTopicArn")),
+        (
+            "InputConfig.DataSource.SnsDataSource.SnsTopicArn",
+            _get(request, "InputConfig", "DataSource", "SnsDataSource", "SnsTopicArn"),
+        ),
+    ):
+        pm = _PARTITION.match(arn) if isinstance(arn, str) else None
+        if pm:
+            partitions[field_name] = pm.group(1)
+    if len(set(partitions.values())) > 1:
+        counts = {p: list(partitions.values()).count(p) for p in partitions.values()}
+        role = partitions.get("RoleArn")
+        usual = max(counts, key=lambda p: (counts[p], p == role))  # the majority; the role's on a tie
+        arns = {
+            "RoleArn": _get(request, "RoleArn"),
+            "HumanTaskConfig.WorkteamArn": workteam,
+            "HumanTaskConfig.PreHumanTaskLambdaArn": pre,
+            "HumanTaskConfig.AnnotationConsolidationConfig.AnnotationConsolidationLambdaArn": acs,
+        }
+        for field_name, partition in partitions.items():
+            if partition != usual:
+                shown = f"value {_show(arns[field_name])} " if field_name in arns else ""
+                problems.append(
+                    f"{field_name}: {shown}is in ARN partition {partition!r}, the request's other ARNs in "
+                    f"{usual!r}; every ARN of a job must be in one partition (aws, aws-cn, aws-us-gov), the one "
+                    "of the region the job runs in"
+                )
 
     # Label attribute (§3.2).
     attr = _get(request, "LabelAttributeName")
@@ -457,7 +599,7 @@ def _ground_truth_problems(request: Mapping[str, Any], mode: Mode | None) -> lis
         if price is None:
             problems.append(
                 "HumanTaskConfig.PublicWorkforceTaskPrice: missing; the public (Mechanical Turk) workteam needs a "
-                "price per task, e.g. price_usd='0.036'"
+                f"price per task, e.g. price_usd='{'0.840' if semantic else '0.036'}'"
             )
         if PII_FREE not in classifiers:
             problems.append(
@@ -475,6 +617,22 @@ def _ground_truth_problems(request: Mapping[str, Any], mode: Mode | None) -> lis
             amount.get(k) for k in ("Dollars", "Cents", "TenthFractionsOfACent")
         ):
             problems.append("HumanTaskConfig.PublicWorkforceTaskPrice.AmountInUsd: value is $0; set a price per task")
+        elif isinstance(amount, Mapping) and all(
+            isinstance(amount.get(k, 0), int) for k in ("Dollars", "Cents", "TenthFractionsOfACent")
+        ):
+            usd = (
+                Decimal(amount.get("Dollars", 0))
+                + Decimal(amount.get("Cents", 0)) / 100
+                + Decimal(amount.get("TenthFractionsOfACent", 0)) / 1000
+            )
+            table = public_price_table("semantic" if semantic else "instance")
+            if usd not in table:
+                task = "semantic segmentation" if semantic else "custom (e.g. instance segmentation)"
+                problems.append(
+                    f"HumanTaskConfig.PublicWorkforceTaskPrice.AmountInUsd: value ${usd:.3f} is not a price the "
+                    f"public workforce accepts for {task} tasks; use one of {', '.join(f'{p:.3f}' for p in table)} "
+                    "(botocore's PublicWorkforceTaskPrice documentation)"
+                )
 
     # Tags: unique keys, the aws: prefix is reserved.
     tags = _get(request, "Tags")

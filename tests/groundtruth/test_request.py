@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import copy
 import re
+from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import botocore.session
 import pytest
 from botocore.stub import Stubber
+from PIL import Image
 
 from gt_widget.errors import ValidationError
 from gt_widget.groundtruth.request import (
+    MAX_IMAGE_BYTES,
+    PUBLIC_PRICES_USD,
     REGION_ACCOUNTS,
     JobSettings,
     build_request,
@@ -240,6 +245,27 @@ CASES = [
     ("Tags", [{"Key": "aws:owner", "Value": "x"}], "Tags[0].Key", "reserves"),
     ("LabelCategoryConfigS3Uri", _DELETE, "LabelCategoryConfigS3Uri", "label category configuration"),
     ("Tags", [{"Key": "k", "Value": "1"}, {"Key": "k", "Value": "2"}], "Tags[1].Key", "twice"),
+    # the rules the first audit found missing (issue 12)
+    (
+        "OutputConfig.KmsKeyId",
+        "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        "OutputConfig.KmsKeyId",
+        "KMS key in eu-west-1, but the job runs in us-east-1",
+    ),
+    ("RoleArn", "arn:aws-cn:iam::123456789012:role/GroundTruth", "RoleArn", "is in ARN partition 'aws-cn'"),
+    (
+        "HumanTaskConfig.AnnotationConsolidationConfig.AnnotationConsolidationLambdaArn",
+        "arn:aws:lambda:us-east-1:432418664414:function:ACS-BoundingBox",
+        "HumanTaskConfig.AnnotationConsolidationConfig.AnnotationConsolidationLambdaArn",
+        "ACS-BoundingBox Lambda, made for another task type",
+    ),
+    (
+        "HumanTaskConfig.TaskDescription",
+        "Paint every cat\u2028and every dog",
+        "HumanTaskConfig.TaskDescription",
+        "remove line breaks",
+    ),
+    ("HumanTaskConfig.TaskDescription", "Paint\rcats", "HumanTaskConfig.TaskDescription", "remove line breaks"),
 ]
 
 
@@ -254,6 +280,7 @@ def test_each_rule_names_field_value_and_rule(path: str, value: Any, field: str,
         and isinstance(value, (str, int))
         and not isinstance(value, bool)
         and len(str(value)) < 60
+        and str(value).isprintable()
     ):
         assert any(str(value) in p for p in hits), hits  # the value is shown
 
@@ -302,3 +329,114 @@ def test_validate_request_fails_before_any_aws_call() -> None:
 
 def test_non_object_request() -> None:
     assert problems_of(["x"]) == ["(request): must be a JSON object of CreateLabelingJob arguments, got list"]  # type: ignore[arg-type]
+
+
+def _public(mode: str, usd: str) -> list[str]:
+    request = build_request(
+        settings(mode=mode, workteam_arn="public", price_usd=usd, free_of_pii=True, label_attribute="pets")
+        if mode == "instance"
+        else settings(workteam_arn="public", price_usd=usd, free_of_pii=True)
+    )
+    return [p for p in problems_of(request) if "PublicWorkforceTaskPrice" in p]
+
+
+def test_public_price_must_be_in_the_task_types_table() -> None:
+    """Semantic segmentation: 0.840-1.200 only; custom tasks (instance): 0.012-1.200 (botocore's docs)."""
+    problems = _public("semantic", "0.036")
+    assert problems and problems[0].startswith("HumanTaskConfig.PublicWorkforceTaskPrice.AmountInUsd: value $0.036")
+    assert "0.840, 0.960, 1.080, 1.200" in problems[0]
+    for usd in ("0.840", "0.96", "1.2"):
+        assert _public("semantic", usd) == [], usd
+    assert _public("instance", "0.036") == []
+    assert "0.012" in _public("instance", "0.050")[0]
+    missing = problems_of(build_request(settings(workteam_arn="public", free_of_pii=True)))
+    assert any("price_usd='0.840'" in p for p in missing)  # our own hint is a price AWS accepts
+
+
+def test_price_tables_are_botocores() -> None:
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    doc = re.sub(r"<[^>]+>", " ", model.shape_for("PublicWorkforceTaskPrice").documentation)
+
+    def listed(after: str) -> set[Decimal]:
+        tail = doc.split(after, 1)[1].split("Use one of", 1)[0]
+        return {Decimal(v) for v in re.findall(r"\d+\.\d{3}", tail)}
+
+    assert set(PUBLIC_PRICES_USD["semantic"]) == listed("for semantic segmentation tasks")
+    assert set(PUBLIC_PRICES_USD["custom"]) == listed("text classification, and custom tasks")
+
+
+def test_default_title_with_an_emoji_label_is_valid() -> None:
+    request = build_request(settings(labels=["cat 🐱", "dog"]))
+    assert request["HumanTaskConfig"]["TaskTitle"] == "Image semantic segmentation: cat, dog"
+    assert problems_of(request) == []
+    explicit = build_request(settings(title="Cats 🐱"))
+    assert any(p.startswith("HumanTaskConfig.TaskTitle") and "pattern" in p for p in problems_of(explicit))
+
+
+def test_u2028_passes_pythons_dot_but_not_javas() -> None:
+    assert re.fullmatch(".+", "a\u2028b")  # why the model's pattern alone was not enough
+    request = _mutate("HumanTaskConfig.TaskDescription", "one\u2029two")
+    assert any(p.startswith("HumanTaskConfig.TaskDescription") for p in problems_of(request))
+    assert problems_of(_mutate("HumanTaskConfig.TaskDescription", "Paint cats · dogs — 🐱 ok")) == []
+
+
+def test_lambdas_of_the_other_segmentation_kind_are_refused() -> None:
+    pre, acs = lambda_arns("us-east-1", "instance")
+    request = _mutate("HumanTaskConfig.PreHumanTaskLambdaArn", pre)
+    request["HumanTaskConfig"]["AnnotationConsolidationConfig"]["AnnotationConsolidationLambdaArn"] = acs
+    problems = request_problems(request, mode="semantic")
+    assert any(p.startswith("HumanTaskConfig.PreHumanTaskLambdaArn") and "PRE-PassThrough" in p for p in problems)
+    semantic = build_request(settings())
+    problems = request_problems(semantic, mode="instance")
+    assert any("PRE-SemanticSegmentation Lambda, made for another task type" in p for p in problems)
+
+
+def test_kms_key_ids_without_a_region_and_same_region_keys_pass() -> None:
+    for key in ("1234abcd-12ab-34cd-56ef-1234567890ab", "alias/gt", "arn:aws:kms:us-east-1:123456789012:key/abc"):
+        assert problems_of(build_request(settings(kms_key_id=key))) == [], key
+
+
+def test_one_partition_for_every_arn() -> None:
+    request = _mutate("RoleArn", "arn:aws-cn:iam::123456789012:role/GroundTruth")
+    problems = [p for p in problems_of(request) if "partition" in p]
+    assert [p.split(":", 1)[0] for p in problems] == ["RoleArn"]  # the odd one out, not the three aws ARNs
+    request = build_request(settings(pre_lambda_arn="arn:aws-us-gov:lambda:us-gov-west-1:123456789012:function:pre"))
+    problems = [p for p in problems_of(request) if "partition" in p]
+    assert [p.split(":", 1)[0] for p in problems] == ["HumanTaskConfig.PreHumanTaskLambdaArn"]
+
+
+def _bundle(tmp_path: Path, labels: list[str], image: Path) -> list[str]:
+    from gt_widget.groundtruth.bundle import build_bundle
+
+    return build_bundle(
+        labels=labels,
+        mode="semantic",
+        sources=[str(image)],
+        s3_prefix="s3://bucket/gt",
+        role_arn="arn:aws:iam::123456789012:role/GroundTruth",
+        workteam_arn=PRIVATE,
+        job_name="pets-2024",
+        base_dir=tmp_path,
+    ).problems
+
+
+def test_images_over_40_mb_are_refused_by_name(tmp_path: Path) -> None:
+    small = tmp_path / "small.png"
+    Image.new("RGB", (8, 8)).save(small)
+    assert _bundle(tmp_path, ["cat"], small) == []
+    big = tmp_path / "big.tif"
+    with big.open("wb") as f:  # a sparse file: the quota is on bytes, which is all the rule reads
+        f.truncate(MAX_IMAGE_BYTES + 1)
+    problems = _bundle(tmp_path, ["cat"], big)
+    assert len(problems) == 1 and problems[0].startswith("manifest line 1 source-ref:")
+    assert "big.tif" in problems[0] and "at most 40 MB" in problems[0]
+
+
+def test_a_label_named_background_is_accepted_but_not_BACKGROUND(tmp_path: Path) -> None:
+    """Ground Truth's index 0 is the class "BACKGROUND" (unlabeled pixels); a real job had a "Background"
+    class beside it (reference §8), so only the exact reserved name is refused."""
+    img = tmp_path / "a.png"
+    Image.new("RGB", (8, 8)).save(img)
+    assert _bundle(tmp_path, ["Background", "cat"], img) == []
+    with pytest.raises(ValidationError, match="reserved for unlabeled pixels"):
+        _bundle(tmp_path, ["BACKGROUND"], img)
