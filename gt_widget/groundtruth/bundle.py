@@ -371,9 +371,10 @@ def build_bundle(
     short = _localise(short_instructions, extras, base, attach) if short_instructions else None
     full = _localise(full_instructions, extras, base, attach) if full_instructions else None
     adjustment = prior_label_attribute is not None
-    attr = label_attribute or "label-ref"
+    attr = label_attribute or ("label-ref" if mode == "semantic" else "label")  # custom tasks: no -ref (§8)
     if prior_label_attribute is not None and not label_attribute:
-        attr = f"{prior_label_attribute.removesuffix('-ref')}-adjusted-ref"  # must differ from the prior job's
+        suffix = "-adjusted-ref" if mode == "semantic" else "-adjusted"  # must differ from the prior job's
+        attr = prior_label_attribute.removesuffix("-ref") + suffix
     job = JobSettings(
         job_name=job_name,
         labels=list(labels),

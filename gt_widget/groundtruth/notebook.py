@@ -389,7 +389,9 @@ def job_from_session(
         if not sources:
             raise NotebookError("the session has no saved results to adjust yet: label some images first")
     else:
-        settings.setdefault("label_attribute", getattr(session, "label_attribute", None))
+        attr = getattr(session, "label_attribute", None)
+        if session.mode == "semantic" or not str(attr).endswith("-ref"):  # an instance job is custom: no -ref
+            settings.setdefault("label_attribute", attr)
     return build_bundle(
         labels=list(session.labels),
         mode=session.mode,

@@ -546,6 +546,13 @@ def _ground_truth_problems(request: Mapping[str, Any], mode: Mode | None) -> lis
                 f"LabelAttributeName: value {attr!r} must end in '-ref' for image semantic segmentation "
                 f"(the output is a PNG reference); use {attr + '-ref'!r}"
             )
+        custom = not semantic and (kind == "PassThrough" or mode == "instance")
+        if custom and attr.endswith("-ref"):
+            problems.append(
+                f"LabelAttributeName: value {attr!r} must not end in '-ref' for a custom task such as instance "
+                "segmentation (only image semantic segmentation writes a '-ref' PNG; DG sms-data-output, "
+                f"reference §8); use {attr.removesuffix('-ref') or 'label'!r}"
+            )
         if kind == "VerificationSemanticSegmentation" and attr.endswith("-ref"):
             problems.append(f"LabelAttributeName: value {attr!r} must not end in '-ref' for a verification job")
 

@@ -237,7 +237,8 @@ def test_adjustment_job_from_session_results(tmp_path: Path, mode: str) -> None:
     )
     bundle = job_from_session(session, adjust_results=True, job_name="pets-adjust", **AWS)
     assert bundle.problems == []
-    assert bundle.request["LabelAttributeName"] == "pets-adjusted-ref"
+    expected = "pets-adjusted-ref" if mode == "semantic" else "pets-adjusted"  # custom jobs: no -ref (reference §8)
+    assert bundle.request["LabelAttributeName"] == expected
     kind = "AdjustmentSemanticSegmentation" if mode == "semantic" else "PassThrough"
     assert bundle.request["HumanTaskConfig"]["PreHumanTaskLambdaArn"].endswith(f":PRE-{kind}")
     (only,) = bundle.manifest

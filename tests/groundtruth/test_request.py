@@ -440,3 +440,24 @@ def test_a_label_named_background_is_accepted_but_not_BACKGROUND(tmp_path: Path)
     assert _bundle(tmp_path, ["Background", "cat"], img) == []
     with pytest.raises(ValidationError, match="reserved for unlabeled pixels"):
         _bundle(tmp_path, ["BACKGROUND"], img)
+
+
+def test_custom_instance_jobs_refuse_a_ref_attribute(tmp_path: Path) -> None:
+    request = build_request(settings(mode="instance", label_attribute="label-ref"))
+    problems = [p for p in problems_of(request) if p.startswith("LabelAttributeName")]
+    assert len(problems) == 1 and "must not end in '-ref'" in problems[0] and "'label'" in problems[0]
+    from gt_widget.groundtruth.bundle import build_bundle
+
+    img = tmp_path / "a.png"
+    Image.new("RGB", (8, 8)).save(img)
+    bundle = build_bundle(
+        labels=["cat"],
+        mode="instance",
+        sources=[str(img)],
+        s3_prefix="s3://bucket/gt",
+        role_arn="arn:aws:iam::123456789012:role/GroundTruth",
+        workteam_arn=PRIVATE,
+        job_name="pets-2024",
+        base_dir=tmp_path,
+    )
+    assert bundle.request["LabelAttributeName"] == "label" and bundle.problems == []
