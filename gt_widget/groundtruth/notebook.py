@@ -389,9 +389,9 @@ def job_from_session(
         if not sources:
             raise NotebookError("the session has no saved results to adjust yet: label some images first")
     else:
-        attr = getattr(session, "label_attribute", None)
-        if session.mode == "semantic" or not str(attr).endswith("-ref"):  # an instance job is custom: no -ref
-            settings.setdefault("label_attribute", attr)
+        label_attr = getattr(session, "label_attribute", None)
+        if session.mode == "semantic" or not str(label_attr).endswith("-ref"):  # an instance job is custom: no -ref
+            settings.setdefault("label_attribute", label_attr)
     return build_bundle(
         labels=list(session.labels),
         mode=session.mode,
