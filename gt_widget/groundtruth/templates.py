@@ -12,6 +12,10 @@ Choices where the reference is silent:
   (``https://example.com/x.jpg``, ``data:`` URLs, relative paths) renders it unchanged.
 - ``to_json`` of an undefined value renders ``null``; it writes compact JSON with non-ASCII kept.
 - Undefined variables render as empty strings (Liquid's default), as they do in Ground Truth's previews.
+- String literals are escaped too (``{{ "James & the Giant Peach" }}`` renders ``James &amp; the Giant
+  Peach``, as the developer guide's filter example shows, reference §8). python-liquid marks literals safe
+  under autoescape; ``GroundTruthEnvironment`` turns that off for its own templates only (see
+  ``_escape_string_literals``), other python-liquid environments in the process are unaffected.
 - Presigned URLs embed the access key id and, with temporary credentials, the session token: they are
   bearer secrets like in Ground Truth itself. Only *rendered* HTML contains them, never the template source.
 """
@@ -90,37 +94,78 @@ def parse_s3_location(location: str) -> tuple[str, str]:
     return bucket, key
 
 
-def s3_client(region: str | None = None) -> Any:
+def _custom_endpoint() -> str | None:
+    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+def s3_client(region: str | None = None, *, bucket: str | None = None) -> Any:
     """A boto3 S3 client from the usual credential chain; endpoint from AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL.
 
     A custom endpoint (a local S3-compatible server) gets path-style addressing, which every such
-    server supports.
+    server supports. With ``region`` and ``bucket`` and no custom endpoint the client uses that region's own
+    S3 host (``https://<bucket>.s3.<region>.amazonaws.com``; path style for bucket names with dots, which
+    virtual hosting over HTTPS cannot serve), so presigned URLs name the host and region S3 expects.
     """
     import boto3
     from botocore.config import Config
 
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+    endpoint = _custom_endpoint()
     session = boto3.session.Session()
-    config = Config(signature_version="s3v4", s3={"addressing_style": "path" if endpoint else "auto"})
+    style = "path" if endpoint else "auto"
+    if endpoint is None and region and bucket:  # presigning: the bucket's regional host
+        suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+        endpoint = f"https://s3.{region}.{suffix}"
+        style = "path" if "." in bucket else "virtual"
+    config = Config(signature_version="s3v4", s3={"addressing_style": style})
     return session.client(
         "s3", region_name=region or session.region_name or "us-east-1", endpoint_url=endpoint, config=config
     )
 
 
+def bucket_region(client: Any, bucket: str) -> str | None:
+    """The region ``bucket`` lives in (``x-amz-bucket-region`` of HeadBucket, which S3 sends even with a
+    403 or 301 answer; else GetBucketLocation), or None when neither says."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        headers = client.head_bucket(Bucket=bucket).get("ResponseMetadata", {}).get("HTTPHeaders", {})
+    except ClientError as exc:
+        headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+    except BotoCoreError:
+        headers = {}
+    region = headers.get("x-amz-bucket-region")
+    if region:
+        return str(region)
+    try:
+        location = client.get_bucket_location(Bucket=bucket).get("LocationConstraint")
+    except (BotoCoreError, ClientError):
+        return None
+    return str(location) if location else "us-east-1"  # S3 reports us-east-1 as an empty constraint
+
+
 def boto3_presigner() -> Presigner:
-    """A ``Presigner`` that signs GET requests with boto3 (client created on first use, then reused)."""
+    """A ``Presigner`` that signs GET requests with boto3, in each bucket's own region (looked up once per
+    bucket, clients reused): a URL signed for another region, or on the global host, is refused by S3."""
     lock = threading.Lock()
-    holder: list[Any] = []
+    clients: dict[tuple[str | None, bool], Any] = {}
+    regions: dict[str, str | None] = {}
+
+    def client_for(region: str | None, bucket: str) -> Any:
+        key = (region, "." in bucket)
+        if key not in clients:
+            clients[key] = s3_client(region, bucket=bucket)
+        return clients[key]
 
     def presign(uri: str, expires_in: int) -> str:
         from botocore.exceptions import BotoCoreError, ClientError
 
         bucket, key = parse_s3_location(uri)
-        with lock:
-            if not holder:
-                holder.append(s3_client())
         try:
-            url: str = holder[0].generate_presigned_url(
+            with lock:
+                if bucket not in regions:
+                    regions[bucket] = bucket_region(client_for(None, bucket), bucket)
+                client = client_for(regions[bucket], bucket)
+            url: str = client.generate_presigned_url(
                 "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_in
             )
         except (BotoCoreError, ClientError) as exc:
@@ -146,6 +191,41 @@ def _skip_autoescape(value: Any) -> Markup:
     return Markup("" if value is None or isinstance(value, Undefined) else str(value))
 
 
+class GroundTruthEnvironment(Environment):
+    """python-liquid's ``Environment`` with Ground Truth's escaping: autoescape on, string literals included."""
+
+    escape_string_literals = True
+
+
+_literal_lock = threading.Lock()
+_literal_patched = False
+
+
+def _escape_string_literals() -> None:
+    """Make string literals plain (escapable) text in ``GroundTruthEnvironment`` renders.
+
+    python-liquid 2 evaluates a string literal to ``Markup`` (never escaped) whenever autoescape is on and
+    offers no option to change it; this wraps ``StringLiteral.evaluate`` once so that, for environments
+    whose ``escape_string_literals`` is true, a literal is ordinary text that output escapes like any value.
+    ``tests/groundtruth/test_templates.py`` pins both behaviours.
+    """
+    global _literal_patched
+    with _literal_lock:
+        if _literal_patched:
+            return
+        from liquid.builtin.expressions.primitive import StringLiteral
+
+        library_evaluate = StringLiteral.evaluate
+
+        def evaluate(self: StringLiteral, context: Any) -> Any:
+            if getattr(context.env, "escape_string_literals", False):
+                return self.value
+            return library_evaluate(self, context)
+
+        StringLiteral.evaluate = evaluate  # type: ignore[method-assign]
+        _literal_patched = True
+
+
 def make_environment(presign: Presigner | None = None, expires_in: int = 3600) -> Environment:
     """A python-liquid environment that behaves like Ground Truth's (autoescape on + GT's filters).
 
@@ -166,7 +246,8 @@ def make_environment(presign: Presigner | None = None, expires_in: int = 3600) -
         bucket, key = parse_s3_location(uri)
         return signer(f"s3://{bucket}/{key}", expiry)
 
-    env = Environment(autoescape=True)
+    _escape_string_literals()
+    env = GroundTruthEnvironment(autoescape=True)
     # python-liquid's own escape / escape_once already honour autoescape (they return Markup, so an
     # explicit `| escape` is not escaped twice), exactly GT's documented behaviour; registered by name
     # here so the environment states every filter Ground Truth adds.

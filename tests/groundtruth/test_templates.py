@@ -299,3 +299,53 @@ def test_instance_adjustment_from_passthrough_task_input() -> None:
     )
     value = json.loads(element(out, "crowd-instance-segmentation")["initial-value"] or "")
     assert value == {"src": fake_presign("s3://b/o.png", 3600), "instances": instances}
+
+
+# ------------------------------------------------------------------------------ issue 12: fidelity details
+
+
+def test_string_literals_are_autoescaped_as_in_the_developer_guide() -> None:
+    """DG's filter example: {{ "Have you read 'James & the Giant Peach'?" }} renders with &#39; and &amp;."""
+    env = make_environment(presign=fake_presign)
+    out = env.from_string("""{{ "Have you read 'James & the Giant Peach'?" }}""").render()
+    assert out == "Have you read &#39;James &amp; the Giant Peach&#39;?"
+    assert env.from_string('{% assign t = "<b>" %}{{ t }}{{ "a&b" | upcase }}').render() == "&lt;b&gt;A&amp;B"
+    assert env.from_string('{{ "<i>x</i>" | skip_autoescape }}').render() == "<i>x</i>"
+    assert env.from_string('{{ "a&b" | escape }}|{{ "a&amp;b" | escape_once }}').render() == "a&amp;b|a&amp;b"
+    assert env.from_string('{% if "a&b" == v %}same{% endif %}').render(v="a&b") == "same"
+
+
+def test_other_python_liquid_environments_keep_their_own_behaviour() -> None:
+    from liquid import Environment
+
+    make_environment(presign=fake_presign)
+    assert Environment(autoescape=True).from_string('{{ "a&b" }}').render() == "a&b"  # python-liquid's rule
+
+
+def test_presigned_urls_use_the_buckets_region(s3: Any, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    s3.create_bucket(Bucket="eu-photos", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    s3.put_object(Bucket="eu-photos", Key="cat.jpg", Body=b"meow")
+    out = render_template("{{ task.input.taskObject | grant_read_access }}", {"taskObject": "s3://eu-photos/cat.jpg"})
+    url = out.replace("&amp;", "&")
+    assert "%2Feu-west-1%2Fs3%2Faws4_request" in url  # signed for the bucket's region, not the default
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        assert resp.read() == b"meow"
+
+
+def test_presign_client_names_the_regional_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gt_widget.groundtruth.templates import s3_client
+
+    for name in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    for bucket, host in (
+        ("bkt", "https://bkt.s3.eu-west-1.amazonaws.com/"),
+        ("my.bkt", "https://s3.eu-west-1.amazonaws.com/my.bkt/"),
+    ):
+        url = s3_client("eu-west-1", bucket=bucket).generate_presigned_url(
+            "get_object", Params={"Bucket": bucket, "Key": "k.png"}, ExpiresIn=60
+        )
+        assert url.startswith(host + "k.png?"), url
+        assert "%2Feu-west-1%2Fs3%2F" in url
