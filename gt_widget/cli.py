@@ -8,8 +8,10 @@ heavy imports (torch, boto3) happen inside handlers so ``--help`` stays fast.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from gt_widget import __version__
 from gt_widget.errors import GtWidgetError
@@ -36,6 +38,20 @@ def build_parser() -> argparse.ArgumentParser:
     groundtruth_cli.register_template(template_sub)  # template render | builtin
     preview_cli.register_template(template_sub)  # template preview
     return parser
+
+
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
+
+
+def local_path(value: str) -> Path:
+    """argparse ``type=`` for arguments that name a local file or folder: a URL (``s3://...``) is refused
+    with its scheme intact (``Path`` would turn ``s3://b/k`` into ``s3:/b/k`` and report it missing)."""
+    if _URL.match(value) and not value.startswith("file://"):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is a URL; this command reads and writes local files: download it first "
+            f"(e.g. `aws s3 cp {value} .`) and pass the local path"
+        )
+    return Path(value.removeprefix("file://"))
 
 
 def os_error_message(exc: OSError) -> str:

@@ -28,7 +28,7 @@ from typing import Any
 
 from gt_widget.errors import GtWidgetError, ValidationError
 from gt_widget.fileio import atomic_write_bytes, atomic_write_text
-from gt_widget.groundtruth.instructions import ExampleImage, is_s3_location
+from gt_widget.groundtruth.instructions import URL_PATTERN, ExampleImage, is_s3_location
 from gt_widget.groundtruth.labels import label_config, label_problems, validate_label_names
 from gt_widget.groundtruth.manifest import dumps_manifest, loads_manifest, manifest_problems
 from gt_widget.groundtruth.request import MAX_IMAGE_BYTES, JobSettings, Mode, build_request, request_problems
@@ -43,7 +43,7 @@ BUNDLE_FILES = {
     "preview": "preview.html",
     "sample": "sample-task-input.json",
 }
-_IMAGE = re.compile(r"(!\[[^\]]*\]\(\s*<?)([^)\s>]+)(>?(?:\s+\"[^\"]*\")?\s*\))")
+_IMAGE = re.compile(rf"(!\[[^\]]*\]\(\s*<?)({URL_PATTERN})(>?(?:\s+\"[^\"]*\")?\s*\))")
 _URL = re.compile(r"^[a-z][a-z0-9+.\-]*://", re.IGNORECASE)
 
 
@@ -125,8 +125,8 @@ class JobBundle:
                     continue  # Upload.read reports a missing file when it is uploaded
             if size > MAX_IMAGE_BYTES:
                 problems.append(
-                    f"manifest line {n} source-ref: {upload.path or upload.uri!r} is {size / 1e6:.1f} MB; Ground "
-                    f"Truth accepts images of at most {MAX_IMAGE_BYTES / 1e6:.0f} MB: downscale or recompress it "
+                    f"manifest line {n} source-ref: {upload.path or upload.uri!r} is {size:,} bytes; Ground Truth "
+                    f"accepts images of at most 40 MB ({MAX_IMAGE_BYTES:,} bytes): downscale or recompress it "
                     "(e.g. save as JPEG)"
                 )
         return problems
@@ -146,6 +146,26 @@ class JobBundle:
             presign=presign or unsigned_url(self.settings.region),
             expires_in=expires_in,
         )
+
+    def preview_source(self) -> tuple[str, dict[str, Any]]:
+        """(template, task input) for an offline preview before anything is uploaded: every S3 URI this bundle
+        would upload a local file to is replaced by that file's path (the preview serves local files), so the
+        task shows the real first image and example images. Attachments (bytes only) stay S3 URIs."""
+        local = {u.uri: u.path for u in self.uploads if u.path and "'" not in u.path}
+        template = self.template
+        for uri, path in local.items():
+            template = template.replace(f"'{uri}'", f"'{path}'")
+        task = {k: local.get(v, v) if isinstance(v, str) else v for k, v in self.sample_input.items()}
+        return template, task
+
+    def preview(self, **kwargs: Any) -> Any:
+        """The worker task as Ground Truth workers will see it, served offline by
+        ``gt_widget.preview.preview_template`` (displays inline in a notebook); ``kwargs`` go to it
+        (``segmenter=``, ``port=``...). Call ``.stop()`` on the result when done."""
+        from gt_widget.preview import preview_template
+
+        template, task = self.preview_source()
+        return preview_template(template, task, **kwargs)
 
     @property
     def manifest_text(self) -> str:

@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from gt_widget.cli import local_path
+
 _JOB_HELP = """\
 Turn a labeling notebook into an Amazon SageMaker Ground Truth job, and bring the results back.
 
@@ -46,7 +48,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "folder: request.json (CreateLabelingJob arguments), template.liquid.html, input.manifest, "
         "label-categories.json, preview.html and job.json. Nothing is sent to AWS.",
     )
-    init.add_argument("notebook", type=Path, help="the labeling notebook (.ipynb)")
+    init.add_argument("notebook", type=local_path, help="the labeling notebook (.ipynb)")
     init.add_argument("--s3-prefix", required=True, help="s3://bucket/prefix where the job's inputs and outputs go")
     init.add_argument("--role-arn", required=True, help="IAM role Ground Truth assumes (S3 read/write, Lambda)")
     init.add_argument(
@@ -54,7 +56,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     init.add_argument("--region", default=None, help="AWS region of the job (default: boto3's, else us-east-1)")
     init.add_argument("--job-name", default=None, help="LabelingJobName (default: from the notebook)")
-    init.add_argument("--out", type=Path, default=None, help="job folder to write (default: ./<job-name>)")
+    init.add_argument("--out", type=local_path, default=None, help="job folder to write (default: ./<job-name>)")
     init.add_argument("--source", action="append", default=None, help="an image (path or s3:// URI); repeat")
     init.add_argument("--labels", default=None, help="comma-separated labels overriding the notebook's")
     init.add_argument("--label-attribute", default=None, help="LabelAttributeName (semantic: must end in -ref)")
@@ -84,9 +86,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Print the worker page of a job folder (or write it with --out). Image URLs are unsigned "
         "https URLs unless --presign is given (then boto3 presigns them with your credentials).",
     )
-    render.add_argument("folder", type=Path, help="a job folder written by `gt-widget job init`")
+    render.add_argument("folder", type=local_path, help="a job folder written by `gt-widget job init`")
     render.add_argument("--presign", action="store_true", help="presign S3 images with boto3")
-    render.add_argument("--out", type=Path, default=None, help="write the HTML here instead of stdout")
+    render.add_argument("--out", type=local_path, default=None, help="write the HTML here instead of stdout")
     render.set_defaults(func=_job_render)
 
     validate = actions.add_parser(
@@ -95,7 +97,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Exit 0 when REQUEST.json (the CreateLabelingJob keyword arguments as JSON, or a job folder) "
         "is valid; else exit 1 with one line per problem, each naming the field. No AWS call is made.",
     )
-    validate.add_argument("request", type=Path, help="request.json, or a job folder")
+    validate.add_argument("request", type=local_path, help="request.json, or a job folder")
     validate.add_argument("--mode", choices=("semantic", "instance"), default=None, help="task mode, if known")
     validate.set_defaults(func=_job_validate)
 
@@ -105,7 +107,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Validate first (nothing is sent when there are problems), then upload images, instruction "
         "images, manifest, template and label config, then create the labeling job.",
     )
-    submit.add_argument("folder", type=Path, help="a job folder written by `gt-widget job init`")
+    submit.add_argument("folder", type=local_path, help="a job folder written by `gt-widget job init`")
     submit.add_argument("--dry-run", action="store_true", help="validate and list the uploads, send nothing")
     submit.set_defaults(func=_job_submit)
 
@@ -124,7 +126,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "decode each result (checking its colours against the label map) and print one line per image.",
     )
     fetch.add_argument("job", help="job name, or a job folder")
-    fetch.add_argument("--out", type=Path, required=True, help="folder for the downloaded results")
+    fetch.add_argument("--out", type=local_path, required=True, help="folder for the downloaded results")
     fetch.add_argument("--region", default=None, help="AWS region (default: the folder's, else boto3's)")
     fetch.set_defaults(func=_job_fetch)
 
@@ -138,15 +140,15 @@ def register_template(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "escape_once, skip_autoescape, to_json, grant_read_access). grant_read_access presigns S3 images with "
         "boto3's usual credentials and region. The HTML then contains presigned URLs: treat it like one.",
     )
-    render.add_argument("template", type=Path, help="a .liquid.html / .html template file")
+    render.add_argument("template", type=local_path, help="a .liquid.html / .html template file")
     render.add_argument(
         "--input",
-        type=Path,
         required=True,
-        help='task input JSON (becomes task.input), e.g. {"taskObject": "s3://b/k.jpg", "labels": ["cat"]}',
+        help="task input (becomes task.input): a JSON file, or the JSON itself, e.g. "
+        '\'{"taskObject": "s3://b/k.jpg", "labels": ["cat"]}\'',
     )
     render.add_argument("--expires-in", type=int, default=3600, help="presigned URL lifetime in seconds")
-    render.add_argument("--out", type=Path, default=None, help="write the HTML here instead of stdout")
+    render.add_argument("--out", type=local_path, default=None, help="write the HTML here instead of stdout")
     render.set_defaults(func=_template_render)
 
     builtin = sub.add_parser(
@@ -349,16 +351,36 @@ def _job_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def read_task_input(value: str) -> Any:
+    """A ``--input`` value: inline JSON (starts with ``{``) or the path of a JSON file; ``FormatError`` saying
+    which it was taken for and what is wrong."""
+    from gt_widget.errors import FormatError
+
+    if value.lstrip().startswith("{"):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise FormatError(f"--input looks like inline JSON but is not valid JSON: {exc}") from None
+    try:
+        path = local_path(value)
+    except argparse.ArgumentTypeError as exc:
+        raise FormatError(f"--input {exc}") from None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FormatError(
+            f"task input file {value!r} not found; give a JSON file or the JSON itself, e.g. "
+            '\'{"taskObject": "s3://b/k.jpg", "labels": ["cat"]}\''
+        ) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FormatError(f"task input {value!r} is not a JSON file: {exc}") from None
+
+
 def _template_render(args: argparse.Namespace) -> int:
     from gt_widget.errors import FormatError
     from gt_widget.groundtruth.templates import render_template
 
-    try:
-        task_input = json.loads(args.input.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FormatError(f"task input {str(args.input)!r} not found") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FormatError(f"task input {str(args.input)!r} is not a JSON file: {exc}") from None
+    task_input = read_task_input(args.input)
     if not args.template.is_file():
         raise FormatError(f"template {str(args.template)!r} not found")
     html = render_template(args.template, task_input, expires_in=args.expires_in)

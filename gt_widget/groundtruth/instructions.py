@@ -20,8 +20,11 @@ from dataclasses import dataclass
 
 from gt_widget.errors import GtWidgetError
 
-_IMAGE = re.compile(r"!\[([^\]]*)\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
-_LINK = re.compile(r"\[([^\]]+)\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+URL_PATTERN = r"(?:[^()\s<>]|\([^()\s<>]*\))+"
+"""A Markdown link / image destination: no spaces, and parentheses only in balanced pairs, as CommonMark
+has it (``https://en.wikipedia.org/wiki/Cup_(vessel)`` is one URL)."""
+_IMAGE = re.compile(rf"!\[([^\]]*)\]\(\s*<?({URL_PATTERN})>?(?:\s+\"[^\"]*\")?\s*\)")
+_LINK = re.compile(rf"\[([^\]]+)\]\(\s*<?({URL_PATTERN})>?(?:\s+\"[^\"]*\")?\s*\)")
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _BULLET = re.compile(r"^\s{0,3}[-*+]\s+(.*)$")
 _ORDERED = re.compile(r"^\s{0,3}\d{1,9}[.)]\s+(.*)$")
@@ -142,6 +145,58 @@ def markdown_to_html(text: str, *, heading_offset: int = 2) -> str:
             para.append(line.strip())
     flush()
     return "\n".join(blocks)
+
+
+# Notebook-only advice (the widget's shortcut keys, Prev/Next, autosave) and what Ground Truth workers do instead.
+_KEY = r"`[^`\n]{1,9}`"
+_KEY_HINT = re.compile(
+    rf"\s*\((?:(?:keys?|press|shortcut)\b[^()\n]*|{_KEY}(?:\s*(?:[;,/]|or|and)\s*[^()\n]*)?)\)", re.IGNORECASE
+)
+"""``(keys 1-9)``, ``(key `a`)``, ``(`c`; hold shift for a negative click)``, ``(`b`)``."""
+_KEY_CLAUSES = re.compile(rf"\s*[;,]?\s*{_KEY}\s+\w+(?:\s*(?:,|and)\s*{_KEY}\s+\w+)*(?=\s*[.;]|\s*$)")
+"""`` `z` undoes, `y` redoes`` (key-binding clauses ending a sentence)."""
+_SENTENCE = re.compile(r"[^.!?\n]*[.!?]?")
+_NOTEBOOK_ONLY = re.compile(
+    r"\b(?:saved? automatically|autosaved?|auto-saved?|kernel|notebook|jupyter|"
+    r"\*?(?:next|prev(?:ious)?)\*?\s+(?:image|button)|with \*?(?:next|prev(?:ious)?)\b\*?)",
+    re.IGNORECASE,
+)
+WORKER_SUBMIT = "Choose **Submit** when every object is painted."
+"""What replaces notebook navigation / autosave advice: in Ground Truth each image is a task the worker submits."""
+
+
+def worker_text(markdown: str | None) -> str | None:
+    """Notebook instructions rewritten for Ground Truth workers (the target the job's template has).
+
+    A notebook's instruction cells are written for the widget: its shortcut keys (``keys 1-9``, ``a``,
+    ``c``...), *Prev* / *Next* between images and "your work is saved automatically". Ground Truth's worker
+    UI has none of these (reference §7): each image is one task that the worker submits. So parenthesised
+    key hints and trailing key-binding clauses are removed, and a sentence about moving between images or
+    automatic saving becomes ``WORKER_SUBMIT`` (once). Everything else (what to paint, edge rules) is kept
+    word for word. ``None`` stays ``None``.
+    """
+    if markdown is None:
+        return None
+    lines: list[str] = []
+    submit_said = False
+    for line in markdown.split("\n"):
+        text = _KEY_CLAUSES.sub("", _KEY_HINT.sub("", line))
+        sentences = [m.group(0) for m in _SENTENCE.finditer(text) if m.group(0)]
+        kept: list[str] = []
+        for sentence in sentences:
+            if _NOTEBOOK_ONLY.search(sentence):
+                if not submit_said:
+                    kept.append(" " + WORKER_SUBMIT if kept else WORKER_SUBMIT)
+                    submit_said = True
+                continue
+            kept.append(sentence)
+        out = "".join(kept).rstrip()
+        marker = re.match(r"^\s*(?:[-*+]|\d{1,9}[.)])\s*$", out)
+        if out.strip() and not marker:
+            lines.append(re.sub(r"\s+([.;,])", r"\1", out))
+        elif not line.strip():
+            lines.append("")
+    return "\n".join(lines).strip("\n") or None
 
 
 def markdown_images(text: str) -> list[ExampleImage]:

@@ -7,6 +7,8 @@ Conventions shared with notebooks/quickstart.ipynb (fixed):
 - Markdown cells carry instructions and examples, marked by a cell tag OR a heading: ``gt-short-instructions``
   / "Short instructions", ``gt-full-instructions`` / "Full instructions", ``gt-good-example`` / "Good
   example(s)", ``gt-bad-example`` / "Bad example(s)"; example images are ``![caption](path-or-s3-uri)``.
+  That text is written for the widget; ``instructions.worker_text`` rewrites it for Ground Truth workers
+  (no shortcut keys, no Prev/Next or autosave: a worker submits each image).
 
 Choices: when the notebook creates a ``LabelingSession``, its sessions define the job and stand-alone
 widgets are taken as demos; otherwise every widget counts (and they must agree). A tagged cell belongs to its section entirely (minus a marking heading); a heading's section runs
@@ -28,7 +30,7 @@ from typing import Any
 
 from gt_widget.errors import GtWidgetError
 from gt_widget.groundtruth.bundle import JobBundle, attachment_bytes, build_bundle
-from gt_widget.groundtruth.instructions import ExampleImage, markdown_images, strip_images
+from gt_widget.groundtruth.instructions import ExampleImage, markdown_images, strip_images, worker_text
 
 UI_CALLS = {"SegmentationWidget": (1, 2, 0), "LabelingSession": (1, 3, 0)}
 """Call name -> positional index of (labels, mode, image/source)."""
@@ -256,8 +258,9 @@ def read_notebook(path: str | os.PathLike[str], *, labels: Sequence[str] | None 
     bad = [img for text in sections["bad"] for img in markdown_images(text)]
     # Text of example cells (besides the images) is shown with the short instructions.
     extra_text = [strip_images(t).strip() for t in sections["good"] + sections["bad"]]
-    short = "\n\n".join(t for t in sections["short"] + [x for x in extra_text if x] if t) or None
-    full = "\n\n".join(t for t in sections["full"] if t) or None
+    # Written for the widget (keys, Next, autosave); workers get Ground Truth's version (instructions.worker_text).
+    short = worker_text("\n\n".join(t for t in sections["short"] + [x for x in extra_text if x] if t) or None)
+    full = worker_text("\n\n".join(t for t in sections["full"] if t) or None)
     keywords: dict[str, Any] = {}
     for call in calls:
         keywords.update(call.keywords)

@@ -75,9 +75,10 @@ PUBLIC_PRICES_USD: dict[str, tuple[Decimal, ...]] = {
 0.012-1.200 for "image classification, text classification, and custom tasks" (instance segmentation runs as
 a custom task). ``tests/groundtruth/test_request.py`` re-reads the tables from botocore's model."""
 
-MAX_IMAGE_BYTES = 40_000_000
-"""Ground Truth's per-image file size quota, "40 MB" (reference §3.1, DG input-data-limits); read as decimal
-megabytes, the stricter reading, since the source does not say which."""
+MAX_IMAGE_BYTES = 40 * 1024 * 1024
+"""Ground Truth's per-image file size quota, "40 MB" (reference §3.1, DG input-data-limits). The source does
+not say decimal or binary; AWS quotas written "MB" are binary elsewhere (Lambda's 6 MB payload), and the
+template preview (``gt_widget.preview.images``) uses the same 40 MiB."""
 
 PII_FREE = "FreeOfPersonallyIdentifiableInformation"
 ADULT_FREE = "FreeOfAdultContent"

@@ -52,7 +52,16 @@ def test_demo_notebook_runs_and_validates(tmp_path: Path, quickstart: str, monke
     assert "\nvalid\n" in text
     assert "request.json: exit 0 valid" in text
     assert "broken.json: exit 1 LabelAttributeName: value 'pets' must end in '-ref'" in text
-    assert "<crowd-semantic-segmentation" in text or "<crowd-instance-segmentation" in text
+    assert "<crowd-semantic-segmentation>" in text or "<crowd-instance-segmentation>" in text
+    shown = [
+        out["data"].get("text/html", "")
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for out in cell.get("outputs", [])
+        if out.get("output_type") == "execute_result"
+    ]
+    assert any("<iframe" in h and "127.0.0.1" in h for h in shown)  # the rendered task inline, not raw HTML
+    assert "<crowd-form>" not in text  # no template source dumped into the notebook
     assert "not submitted" in text
     folder = Path(text.rsplit("job folder: ", 1)[1].strip())
     request = json.loads((folder / "request.json").read_text(encoding="utf-8"))
