@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gt_widget.errors import FormatError, GtWidgetError
+from gt_widget.errors import FormatError, GtWidgetError, ValidationError
 from gt_widget.fileio import atomic_write_bytes, atomic_write_text
 from gt_widget.groundtruth.bundle import JobBundle
 from gt_widget.groundtruth.formats import (
@@ -108,9 +108,54 @@ def _content_type(uri: str) -> str:
     }.get(ext, "application/octet-stream")
 
 
+def s3_image_problems(bundle: JobBundle, s3: Any = None, *, threads: int = 16) -> list[str]:
+    """Problems of the images already on S3 (not uploaded by us, so ``JobBundle.problems`` cannot size them):
+    missing objects and objects over Ground Truth's 40 MB per-image quota (``request.MAX_IMAGE_BYTES``).
+    One HeadObject per image, ``threads`` at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from gt_widget.groundtruth.request import MAX_IMAGE_BYTES
+
+    client = s3 or s3_client(bundle.settings.region)
+    ours = {u.uri for u in bundle.uploads}
+    refs = [
+        (n, ref)
+        for n, line in enumerate(bundle.manifest, 1)
+        if isinstance(ref := line.get("source-ref"), str) and ref.startswith("s3://") and ref not in ours
+    ]
+
+    def check(item: tuple[int, str]) -> str | None:
+        n, ref = item
+        bucket, key = parse_s3_location(ref)
+        try:
+            size = int(client.head_object(Bucket=bucket, Key=key)["ContentLength"])
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("404", "NoSuchKey", "NotFound"):
+                return f"manifest line {n} source-ref: {ref!r} does not exist; upload it or fix the manifest"
+            return None  # no permission to look: Ground Truth's role may still read it
+        except BotoCoreError:
+            return None
+        if size > MAX_IMAGE_BYTES:
+            return (
+                f"manifest line {n} source-ref: {ref!r} is {size:,} bytes; Ground Truth accepts images of at "
+                f"most 40 MB ({MAX_IMAGE_BYTES:,} bytes): downscale or recompress it"
+            )
+        return None
+
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        return [p for p in pool.map(check, refs) if p]
+
+
 def submit(bundle: JobBundle, *, s3: Any = None, sagemaker: Any = None) -> str:
-    """Validate (before any AWS call), upload, then ``create_labeling_job``; returns the job ARN."""
+    """Validate (before any AWS call), check the images already on S3 (``s3_image_problems``), upload, then
+    ``create_labeling_job``; returns the job ARN."""
     bundle.validate()
+    problems = s3_image_problems(bundle, s3=s3)
+    if problems:
+        raise ValidationError(problems)
     upload_bundle(bundle, s3=s3)
     client = sagemaker or sagemaker_client(bundle.settings.region)
     response = _call(

@@ -317,3 +317,32 @@ def test_fetch_before_completion_is_a_clear_error(tmp_path: Path) -> None:
         stub.add_response("describe_labeling_job", describe("pets", "InProgress"), {"LabelingJobName": "pets"})
         with pytest.raises(AwsError, match="InProgress and has no output manifest yet"):
             fetch_results("pets", tmp_path, sagemaker=client)
+
+
+def test_submit_refuses_s3_images_over_40_mb_or_missing_before_creating_the_job(s3: Any, bucket: str) -> None:
+    from gt_widget.groundtruth.bundle import build_bundle
+    from gt_widget.groundtruth.request import MAX_IMAGE_BYTES
+
+    s3.put_object(Bucket=bucket, Key="in/ok.png", Body=tiny_png(5))
+    s3.put_object(Bucket=bucket, Key="in/huge.tif", Body=b"\0" * (MAX_IMAGE_BYTES + 1))
+    sources = [f"s3://{bucket}/in/ok.png", f"s3://{bucket}/in/huge.tif", f"s3://{bucket}/in/gone.png"]
+    bundle = build_bundle(
+        labels=["cat"],
+        mode="semantic",
+        sources=sources,
+        s3_prefix=f"s3://{bucket}/gt",
+        role_arn=ROLE,
+        workteam_arn=TEAM,
+        job_name="big-images",
+    )
+    assert bundle.problems == []  # S3 objects cannot be sized offline
+    client = sagemaker()
+    with Stubber(client) as stub, pytest.raises(ValidationError) as info:  # nothing queued: a call would fail
+        submit(bundle, sagemaker=client)
+    stub.assert_no_pending_responses()
+    assert info.value.problems == [
+        f"manifest line 2 source-ref: 's3://{bucket}/in/huge.tif' is {MAX_IMAGE_BYTES + 1:,} bytes; Ground Truth "
+        f"accepts images of at most 40 MB ({MAX_IMAGE_BYTES:,} bytes): downscale or recompress it",
+        f"manifest line 3 source-ref: 's3://{bucket}/in/gone.png' does not exist; upload it or fix the manifest",
+    ]
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix="gt/")  # nothing was uploaded
