@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from gt_widget.cli import local_path
+
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``segment`` and ``weights`` to the top-level parser."""
@@ -18,9 +20,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "PNGs, Ground Truth consolidated PNGs and an output.manifest under OUT/JOB_NAME/. A bad image is "
         "reported and skipped; the exit code is 1 if any image failed or a prompt key matches no image.",
     )
-    seg.add_argument("source", help="folder of images, or an input manifest (.jsonl / .manifest)")
-    seg.add_argument("--prompts", required=True, help="JSON file: image -> list of {label, extreme_points|box}")
-    seg.add_argument("--out", required=True, help="output folder (the job folder is OUT/JOB_NAME)")
+    seg.add_argument("source", type=local_path, help="folder of images, or an input manifest (.jsonl / .manifest)")
+    seg.add_argument(
+        "--prompts", type=local_path, required=True, help="JSON file: image -> list of {label, extreme_points|box}"
+    )
+    seg.add_argument("--out", type=local_path, required=True, help="output folder (the job folder is OUT/JOB_NAME)")
     seg.add_argument(
         "--segmenter",
         choices=["auto", "mobilesam", "grabcut"],

@@ -215,3 +215,11 @@ def test_disk_errors_in_the_cli_are_error_lines_not_tracebacks(tmp_path: Path) -
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     assert proc.stderr.startswith("error: Not a directory:") and str(blocker) in proc.stderr
+
+
+def test_segment_names_an_s3_source_intact(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    prompts = _prompts(tmp_path, {})
+    with pytest.raises(SystemExit) as info:
+        main(["segment", "s3://bucket/images/", "--prompts", str(prompts), "--out", str(tmp_path / "o")])
+    assert info.value.code == 2
+    assert "'s3://bucket/images/' is a URL" in capsys.readouterr().err
