@@ -40,7 +40,7 @@ from gt_widget.groundtruth import formats
 from gt_widget.groundtruth.formats import Instance
 from gt_widget.imageio import ImageSource, load_image
 from gt_widget.palette import PALETTE
-from gt_widget.segment.base import Prediction, Segmenter, validate_extreme_points, validate_points
+from gt_widget.segment.base import Prediction, Segmenter, click_polarity, validate_extreme_points, validate_points
 from gt_widget.widget import initial, keys
 from gt_widget.widget.render import ImagePyramid, Rect, Viewport, color_lut, overlay_rgba, photo_rgb
 from gt_widget.widget.state import (
@@ -992,7 +992,8 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
         """Refine the last auto-segmented mask: a positive click adds the region at (x, y), a negative one
         removes it. Without a mask to refine, a positive click segments the object under it."""
         ((cx, cy),) = self._check_points([(x, y)], "click")
-        click = (cx, cy, bool(positive))
+        positive = click_polarity(positive)  # "false" is refused, not taken as positive
+        click = (cx, cy, positive)
         with self._lock:
             gen = self._gen
             target = self._capture_target()

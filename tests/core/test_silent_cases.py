@@ -223,3 +223,12 @@ def test_segment_names_an_s3_source_intact(tmp_path: Path, capsys: pytest.Captur
         main(["segment", "s3://bucket/images/", "--prompts", str(prompts), "--out", str(tmp_path / "o")])
     assert info.value.code == 2
     assert "'s3://bucket/images/' is a URL" in capsys.readouterr().err
+
+
+def test_widget_corrective_click_refuses_a_string_polarity() -> None:
+    w = SegmentationWidget(np.zeros((20, 30, 3), np.uint8), ["cat"], segmenter=BoxSegmenter())
+    w.auto_segment([(15, 2), (15, 17), (5, 10), (25, 10)])
+    before = w.label_map.copy()
+    with pytest.raises(PromptError, match="polarity must be True"):
+        w.corrective_click(15, 10, positive="false")  # type: ignore[arg-type]
+    assert np.array_equal(w.label_map, before)
