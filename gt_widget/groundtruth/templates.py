@@ -98,7 +98,7 @@ def _custom_endpoint() -> str | None:
     return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
 
 
-def s3_client(region: str | None = None, *, bucket: str | None = None) -> Any:
+def s3_client(region: str | None = None, *, bucket: str | None = None, quick: bool = False) -> Any:
     """A boto3 S3 client from the usual credential chain; endpoint from AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL.
 
     A custom endpoint (a local S3-compatible server) gets path-style addressing, which every such
@@ -117,6 +117,8 @@ def s3_client(region: str | None = None, *, bucket: str | None = None) -> Any:
         endpoint = f"https://s3.{region}.{suffix}"
         style = "path" if "." in bucket else "virtual"
     config = Config(signature_version="s3v4", s3={"addressing_style": style})
+    if quick:  # a look-up that must not hold a render up offline: short timeouts, no retries
+        config = config.merge(Config(connect_timeout=3, read_timeout=5, retries={"max_attempts": 1}))
     return session.client(
         "s3", region_name=region or session.region_name or "us-east-1", endpoint_url=endpoint, config=config
     )
@@ -153,7 +155,7 @@ def boto3_presigner() -> Presigner:
     def client_for(region: str | None, bucket: str) -> Any:
         key = (region, "." in bucket)
         if key not in clients:
-            clients[key] = s3_client(region, bucket=bucket)
+            clients[key] = s3_client(region, bucket=bucket, quick=region is None)
         return clients[key]
 
     def presign(uri: str, expires_in: int) -> str:

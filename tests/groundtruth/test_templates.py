@@ -349,3 +349,16 @@ def test_presign_client_names_the_regional_host(monkeypatch: pytest.MonkeyPatch)
         )
         assert url.startswith(host + "k.png?"), url
         assert "%2Feu-west-1%2Fs3%2F" in url
+
+
+def test_presigning_still_works_when_the_region_cannot_be_looked_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9")  # nothing listens: the look-up fails at once
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-west-2")
+    start = time.monotonic()
+    out = render_template("{{ task.input.taskObject | grant_read_access }}", {"taskObject": "s3://b/k.jpg"})
+    assert time.monotonic() - start < 20
+    assert "X-Amz-Signature=" in out and "%2Fus-west-2%2Fs3%2F" in out  # the default region, as before
