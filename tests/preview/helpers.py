@@ -39,8 +39,8 @@ class ImagePointer:
         box, w, h = self._geometry()
         return box["x"] + (x + 0.5) * box["width"] / w, box["y"] + (y + 0.5) * box["height"] / h
 
-    def click(self, x: float, y: float) -> None:
-        self.page.mouse.click(*self.client(x, y))
+    def click(self, x: float, y: float, button: str = "left") -> None:
+        self.page.mouse.click(*self.client(x, y), button=button)
 
     def drag(self, points: list[tuple[float, float]], steps: int = 8) -> None:
         mouse = self.page.mouse
