@@ -7,8 +7,6 @@ answer, and a ``once`` preview that says it is closed after its answer. Screensh
 from __future__ import annotations
 
 import os
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +16,7 @@ from PIL import Image
 
 from gt_widget.groundtruth.formats import InstanceResult, read_answer
 from gt_widget.preview import preview_template
-from gt_widget.segment.base import Prediction, StagedPrediction, validate_clicks, validate_extreme_points
-from tests.preview.helpers import ImagePointer
+from tests.preview.helpers import ImagePointer, TwoStageSegmenter
 
 pytestmark = pytest.mark.browser
 
@@ -33,60 +30,6 @@ def _shot(page: Any, tmp_path: Path, name: str) -> Path:
     path = folder / f"preview-{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
-
-
-class TwoStageSegmenter:
-    """A deterministic ``StagedSegmenter``: the first answer is the extreme points' box shrunk by ``inset``
-    pixels, the refined one (after ``delay`` seconds, on the server's background thread) the full box; each
-    click sets a 5x5 square to its polarity. Records every call (prompt, previous, stage)."""
-
-    name = "two-stage"
-
-    def __init__(self, delay: float = 1.5, inset: int = 10) -> None:
-        self.delay = delay
-        self.inset = inset
-        self.shape: tuple[int, int] | None = None
-        self.calls: list[tuple[str, list[Any]]] = []
-        self.refine_started = threading.Event()
-
-    def set_image(self, image: Any) -> None:
-        self.shape = tuple(np.asarray(image).shape[:2])  # type: ignore[assignment]
-
-    @property
-    def image_shape(self) -> tuple[int, int] | None:
-        return self.shape
-
-    def _mask(self, points: Any, clicks: Any, inset: int) -> np.ndarray:
-        assert self.shape is not None
-        pts = validate_extreme_points(points, self.shape)
-        xy, positive = validate_clicks(clicks, self.shape)
-        mask = np.zeros(self.shape, bool)
-        x0, y0 = np.round(pts.min(axis=0)).astype(int) + inset
-        x1, y1 = np.round(pts.max(axis=0)).astype(int) - inset
-        mask[y0 : y1 + 1, x0 : x1 + 1] = True
-        for (x, y), pos in zip(np.round(xy).astype(int), positive, strict=True):
-            mask[max(y - 2, 0) : y + 3, max(x - 2, 0) : x + 3] = pos
-        return mask
-
-    def predict(self, extreme_points: Any = None, clicks: Any = (), previous: Any = None, box: Any = None) -> Any:
-        self.calls.append(("predict", [tuple(c) for c in clicks]))
-        return Prediction(mask=self._mask(extreme_points, clicks, 0), score=0.9)
-
-    def predict_staged(
-        self, extreme_points: Any = None, clicks: Any = (), previous: Any = None, box: Any = None
-    ) -> StagedPrediction:
-        if clicks:  # corrective clicks are answered at once, as MobileSAM does
-            return StagedPrediction(self.predict(extreme_points, clicks, previous, box))
-        self.calls.append(("first", []))
-        first = Prediction(mask=self._mask(extreme_points, (), self.inset), score=0.5)
-
-        def refine() -> Prediction:
-            self.refine_started.set()
-            time.sleep(self.delay)
-            self.calls.append(("refined", []))
-            return Prediction(mask=self._mask(extreme_points, (), 0), score=0.9)
-
-        return StagedPrediction(first, refine)
 
 
 def _count(page: Any, tag: str, value: int = 1) -> int:

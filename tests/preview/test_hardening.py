@@ -352,3 +352,47 @@ def test_job_render_presign_warns_about_the_session_token(
     out = capsys.readouterr()
     assert html in out.out
     assert "session token" in out.err
+
+
+# ------------------------------------------------------------------------------ two-stage auto-segment
+
+
+def test_segment_answers_first_then_refined_and_newer_requests_make_it_stale(llama_task: dict[str, Any]) -> None:
+    """Over HTTP: ``/api/segment`` answers the first mask with a ``refine`` id; ``/api/segment/refined`` waits
+    for the refined mask; a newer request makes an older refinement stale; a corrective click after the refined
+    answer refines the refined prediction; a segmenter without stages answers ``refine: null``."""
+    from gt_widget.preview.server import rle_to_mask
+    from tests.preview.helpers import TwoStageSegmenter
+
+    seg = TwoStageSegmenter(delay=0.5, inset=10)
+    with preview_template("builtin:semantic", llama_task, segmenter=seg) as p:  # type: ignore[arg-type]
+        src = p.images.url_for(llama_task["taskObject"])
+        pts = [[250, 60], [250, 300], [100, 180], [400, 180]]
+        t0 = time.perf_counter()
+        status, raw = _request(p.url + "api/segment", {"src": src, "points": pts})
+        first = json.loads(raw)
+        t_first = time.perf_counter() - t0
+        assert status == 200 and isinstance(first["refine"], int)
+        assert rle_to_mask(first["counts"], 371, 513).sum() == 221 * 281
+        status, raw = _request(p.url + "api/segment/refined", {"refine": first["refine"]})
+        refined = json.loads(raw)
+        t_refined = time.perf_counter() - t0
+        assert status == 200 and rle_to_mask(refined["counts"], 371, 513).sum() == 241 * 301
+        assert t_first < 0.4 < t_refined and refined["refine_s"] >= 0.5
+        assert p.last_prediction is not None and p.last_prediction.mask.sum() == 241 * 301
+
+        # a request while a refinement is pending makes it stale (the page keeps its newer answer)
+        status, raw = _request(p.url + "api/segment", {"src": src, "points": [[200, 60], *pts[1:]]})
+        old = json.loads(raw)["refine"]
+        _request(p.url + "api/segment", {"src": src, "points": pts})
+        assert json.loads(_request(p.url + "api/segment/refined", {"refine": old})[1]) == {"stale": True}
+        assert json.loads(_request(p.url + "api/segment/refined", {"refine": 10_000})[1]) == {"stale": True}
+        status, raw = _request(p.url + "api/segment/refined", {"refine": "x"})
+        assert status == 400 and "refine" in json.loads(raw)["error"]
+
+    with preview_template("builtin:semantic", llama_task, segmenter=SlowSegmenter()) as p:  # type: ignore[arg-type]
+        src = p.images.url_for(llama_task["taskObject"])
+        status, raw = _request(
+            p.url + "api/segment", {"src": src, "points": [[250, 60], [250, 300], [100, 180], [400, 180]]}
+        )
+        assert status == 200 and json.loads(raw)["refine"] is None
