@@ -9,14 +9,15 @@ Conventions: (x, y) pixels of the original image; masks travel as row-major run 
 0s (``mask_to_rle``; js/src/rle.js decodes them). A request with the previous request's points and its clicks
 plus more is a corrective click: the previous prediction (the refined one once it arrived) is passed as
 ``previous``. Interactive ``predict`` calls are serialised by one lock; ``refine`` runs outside it (the
-``StagedPrediction`` contract: the segmenter keeps that safe).
+``StagedPrediction`` contract: the segmenter keeps that safe), except that a switch to another image waits
+for a running refinement (and cancels queued ones) first.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor, wait
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
@@ -59,8 +60,9 @@ class SegmentService:
         # the last request and its prediction: a follow-up with the same points and more clicks refines it
         self._last: tuple[str, Any, list[Any], Prediction] | None = None
         self._lock = threading.Lock()  # one interactive predict / set_image at a time; requests queue on it
+        self._state = threading.Lock()  # guards _generation, _last, _jobs (never held while computing)
         self._generation = 0  # bumped by every request: older refinements become stale
-        self._jobs: dict[int, tuple[int, Future[dict[str, Any] | None]]] = {}
+        self._jobs: dict[int, Future[dict[str, Any] | None]] = {}
         self._refiner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gt-preview-refine")
 
     @property
@@ -78,8 +80,9 @@ class SegmentService:
         return self._last[3] if self._last is not None else None
 
     def close(self) -> None:
-        """Drop pending refinements and stop the background thread (idempotent)."""
-        self._refiner.shutdown(wait=False, cancel_futures=True)
+        """Drop pending refinements and stop the background thread, waiting for a running one (idempotent):
+        the segmenter may be handed to another preview or widget afterwards."""
+        self._refiner.shutdown(wait=True, cancel_futures=True)
 
     def segment(self, request: dict[str, Any]) -> dict[str, Any]:
         """Answer one ``/api/segment`` request with the first mask (and ``refine``: an id, or None if final)."""
@@ -94,23 +97,32 @@ class SegmentService:
         image = self._images.image(token)
         h, w = image.shape[:2]
         with self._lock:
-            self._generation += 1
-            generation = self._generation
+            with self._state:
+                self._generation += 1
+                generation = self._generation
+                pending = list(self._jobs.values())
             seg = self.segmenter
             t0 = time.perf_counter()
             if self._current != token:
+                # another image: no refinement of the old one may run while the segmenter switches images
+                for job in pending:
+                    job.cancel()
+                wait(pending)
                 self._current = None
                 seg.set_image(image)
                 self._current = token
             t1 = time.perf_counter()
             previous = None
-            if self._last is not None:
-                last_token, last_points, last_clicks, last_pred = self._last
+            with self._state:
+                last = self._last
+            if last is not None:
+                last_token, last_points, last_clicks, last_pred = last
                 if last_token == token and last_points == points and clicks[: len(last_clicks)] == last_clicks:
                     previous = last_pred if clicks else None
             staged = predict_staged(seg, extreme_points=points, clicks=[tuple(c) for c in clicks], previous=previous)
             t2 = time.perf_counter()
-            self._last = (token, points, list(clicks), staged.first)
+            with self._state:
+                self._last = (token, points, list(clicks), staged.first)
         answer = _answer(staged.first, h, w, getattr(seg, "name", type(seg).__name__))
         answer.update(set_image_s=round(t1 - t0, 4), predict_s=round(t2 - t1, 4), refine=None)
         if staged.refine is not None:
@@ -124,30 +136,30 @@ class SegmentService:
                 pred = refine()
                 out = _answer(pred, h, w, answer["segmenter"])
                 out["refine_s"] = round(time.perf_counter() - r0, 4)
-                with self._lock:
+                with self._state:
                     if generation != self._generation:
                         return None
                     self._last = (*key, pred)
                 return out
 
-            with self._lock:
-                self._jobs[generation] = (generation, self._refiner.submit(run))
+            with self._state:
+                self._jobs[generation] = self._refiner.submit(run)
                 for old in sorted(self._jobs)[:-_KEEP_JOBS]:
-                    self._jobs.pop(old)[1].cancel()
+                    self._jobs.pop(old).cancel()
             answer["refine"] = generation
         return answer
 
-    def refined(self, request: dict[str, Any], wait: float = REFINE_WAIT_S) -> dict[str, Any]:
+    def refined(self, request: dict[str, Any], timeout: float = REFINE_WAIT_S) -> dict[str, Any]:
         """Answer ``/api/segment/refined``: the refined mask, ``{"stale": true}`` or ``{"pending": true}``."""
         job_id = request.get("refine")
         if not isinstance(job_id, int) or isinstance(job_id, bool):
             raise PreviewError('a refined-mask request needs {"refine": the id the first answer gave}')
-        with self._lock:
+        with self._state:
             job = self._jobs.get(job_id)
         if job is None:
             return {"stale": True}
         try:
-            result = job[1].result(timeout=wait)
+            result = job.result(timeout=timeout)
         except FutureTimeout:
             return {"pending": True}
         except CancelledError:
