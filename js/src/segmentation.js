@@ -22,12 +22,13 @@
 //   the initial one (so painting then undoing is "not modified").
 import { buildAnswer } from "./answer.js";
 import { segmentUrl } from "./config.js";
+import { loadInitialMap, parseInitialValue } from "./initial-value.js";
 import { LabelModel, renderLabelPanel } from "./label-panel.js";
 import { parseLabels } from "./labels.js";
 import { MAX_LABELS } from "./palette.js";
-import { decodePng } from "./png.js";
-import { applyMask, clipBox, createIndexMap, fillPolygon, floodFill, indexToRgba, paintSegment, rgbaToIndex, segmentBox } from "./raster.js";
+import { applyMask, clipBox, createIndexMap, fillPolygon, floodFill, indexToRgba, paintSegment, segmentBox } from "./raster.js";
 import { segmentStaged } from "./segment-client.js";
+import { CSS } from "./styles.js";
 import { CORRECTIVE_HINT, TOOLS, autoSegmentAction, helpLines, toolForKey } from "./tools.js";
 import { Edit, UndoStack } from "./undo.js";
 import { clampZoom, drawUi, fitZoom, toImagePoint } from "./view.js";
@@ -36,35 +37,6 @@ import { clampZoom, drawUi, fitZoom, toImagePoint } from "./view.js";
 /** @typedef {import("./raster.js").Box} Box */
 /** @typedef {{points: number[][], clicks: [number, number, boolean][], value: number, edit: Edit | null, seq: number}} AutoJob */
 
-const CSS = `
-:host { display: block; font: 14px/1.4 system-ui, -apple-system, "Segoe UI", sans-serif; color: #16191f; }
-.root { display: grid; grid-template-columns: minmax(180px, 260px) 1fr minmax(160px, 240px); gap: 12px; }
-aside { background: #fafafa; border: 1px solid #eaeded; border-radius: 4px; padding: 10px; }
-.header { font-size: 16px; font-weight: 600; margin: 0 0 8px; }
-.toolbar { display: flex; flex-wrap: wrap; gap: 4px; align-items: center; margin-bottom: 8px; }
-.toolbar button { font: inherit; padding: 4px 10px; border: 1px solid #879596; background: #fff; border-radius: 3px; cursor: pointer; }
-.toolbar button[aria-pressed="true"] { background: #0073bb; color: #fff; border-color: #0073bb; }
-.toolbar button:disabled { opacity: .45; cursor: default; }
-.toolbar label { display: inline-flex; gap: 4px; align-items: center; margin-left: 8px; }
-.toolbar input[type=range] { width: 90px; }
-.workarea { overflow: auto; max-height: 80vh; border: 1px solid #d5dbdb; background: #f2f3f3; }
-.stage { position: relative; line-height: 0; }
-.stage canvas { position: absolute; left: 0; top: 0; width: 100%; height: 100%; image-rendering: pixelated; }
-.stage canvas.image { position: relative; }
-.stage canvas.ui { cursor: crosshair; touch-action: none; }
-.message { min-height: 1.4em; margin-top: 6px; color: #545b64; }
-.message.error { color: #d13212; }
-.help { margin: 6px 0 0; padding-left: 18px; color: #545b64; font-size: 12px; }
-.help li { margin: 1px 0; }
-.labels ul { list-style: none; margin: 0; padding: 0; }
-.labels li.label { margin: 2px 0; }
-.labels .row { display: flex; align-items: center; gap: 6px; padding: 4px 6px; border-radius: 3px; cursor: pointer; }
-.labels .row[aria-selected="true"] { background: #d9edf7; outline: 1px solid #0073bb; }
-.labels .swatch { width: 14px; height: 14px; border-radius: 2px; border: 1px solid #0003; flex: none; }
-.labels .instances { margin-left: 18px; }
-.labels button.add-instance { font: inherit; font-size: 12px; margin: 2px 0 4px 24px; cursor: pointer; }
-.labels h4, aside h4 { margin: 0 0 6px; font-size: 14px; }
-`;
 /** Base of both elements; `mode` is "semantic" or "instance". */
 export class SegmentationElement extends HTMLElement {
   /** @returns {"semantic" | "instance"} */
@@ -369,46 +341,32 @@ export class SegmentationElement extends HTMLElement {
 
   /** @param {number} token */
   async _loadInitialValue(token) {
-    const raw = this.getAttribute("initial-value");
-    if (!raw || !raw.trim()) return;
-    let value;
-    try {
-      value = JSON.parse(raw);
-    } catch (err) {
-      throw new Error(`initial-value is not valid JSON (${/** @type {Error} */ (err).message}); write it with | to_json | escape`);
-    }
-    if (!value || typeof value !== "object") throw new Error("initial-value must be a JSON object with src and labelMappings (or instances)");
+    const init = parseInitialValue(this.getAttribute("initial-value"), this.mode);
+    if (!init) return;
     const m = this._model;
     /** @type {(string | null)[]} */
     let colors;
-    if (this.mode === "semantic") {
-      const mappings = value.labelMappings ?? {};
-      m.initialColors = Object.fromEntries(Object.entries(mappings).map(([k, v]) => [k, String(/** @type {any} */ (v).color).toLowerCase()]));
-      const unknown = Object.keys(mappings).filter((k) => !m.labels.includes(k));
+    if (init.mode === "semantic") {
+      m.initialColors = init.colors;
+      const unknown = Object.keys(init.colors).filter((k) => !m.labels.includes(k));
       if (unknown.length) {
         // the label file must hold the prior job's labels (reference §4); keep going with the known ones
         this._message(`initial-value names labels that are not in labels: ${unknown.join(", ")}; their pixels are left unpainted`, true);
       }
       this._setLabels(m.labels);
-      colors = m.labels.map((n) => (n in mappings ? m.labelColors[n] : null));
+      colors = m.labels.map((n) => (n in init.colors ? m.labelColors[n] : null));
     } else {
-      const list = Array.isArray(value.instances) ? value.instances : [];
-      m.instances = list.map((/** @type {any} */ x) => ({ label: String(x.label), color: String(x.color).toLowerCase() }));
+      m.instances = init.instances;
       for (const inst of m.instances) if (!m.labels.includes(inst.label)) m.labels.push(inst.label);
       m.selectedInstance = m.instances.length ? 0 : -1;
       m.selected = m.instances.length ? m.labels.indexOf(m.instances[0].label) : 0;
       this._renderLabels();
       colors = m.instances.map((x) => x.color);
     }
-    if (!value.src) return;
-    const res = await fetch(value.src);
-    if (!res.ok) throw new Error(`could not load initial-value src ${value.src}: HTTP ${res.status}`);
-    const png = await decodePng(new Uint8Array(await res.arrayBuffer()));
+    if (!init.src || !this._map) return;
+    const map = await loadInitialMap(init.src, this._map.width, this._map.height, colors);
     if (token !== this._loadToken || !this._map) return;
-    if (png.width !== this._map.width || png.height !== this._map.height) {
-      throw new Error(`initial-value image is ${png.width}x${png.height} but the task image is ${this._map.width}x${this._map.height}`);
-    }
-    this._map = rgbaToIndex(png.rgba, png.width, png.height, colors);
+    this._map = map;
     this._initialData = this._map.data.slice();
   }
 

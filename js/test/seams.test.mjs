@@ -181,3 +181,21 @@ test("segment client: a final first answer ends it; a stale refinement ends quie
     for await (const _ of segmentStaged("http://127.0.0.1:9/x/api/segment", { src: "s", points: [], clicks: [] }));
   }, /does not answer/);
 });
+
+test("initial-value: semantic colours, instance list, and clear errors", async () => {
+  const { parseInitialValue } = await import("../src/initial-value.js");
+  assert.equal(parseInitialValue(null, "semantic"), null);
+  assert.equal(parseInitialValue("  ", "instance"), null);
+  assert.deepEqual(parseInitialValue('{"labelMappings": {"Cat": {"color": "#2CA02C"}}, "src": "u"}', "semantic"), {
+    mode: "semantic",
+    colors: { Cat: "#2ca02c" },
+    src: "u",
+  });
+  assert.deepEqual(parseInitialValue('{"instances": [{"label": "Cat", "color": "#1F77B4"}]}', "instance"), {
+    mode: "instance",
+    instances: [{ label: "Cat", color: "#1f77b4" }],
+    src: "",
+  });
+  assert.throws(() => parseInitialValue('{"labelMappings": ', "semantic"), /not valid JSON.*to_json \| escape/);
+  assert.throws(() => parseInitialValue("3", "semantic"), /must be a JSON object/);
+});
