@@ -93,6 +93,7 @@ class SegmentService:
             raise PreviewError(
                 'auto-segment request needs {"src": image URL, "points": [[x, y], ...4], "clicks": [...]}'
             )
+        _check_prompt(points, clicks)
         token = self._images.token_of_url(src)
         image = self._images.image(token)
         h, w = image.shape[:2]
@@ -165,6 +166,25 @@ class SegmentService:
         except CancelledError:
             return {"stale": True}
         return {"stale": True} if result is None else result
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _check_prompt(points: list[Any], clicks: list[Any]) -> None:
+    """JSON shapes of a request's prompt (the segmenter checks the values against the image)."""
+    if len(points) != 4 or not all(isinstance(p, list) and len(p) == 2 and all(map(_is_number, p)) for p in points):
+        raise PreviewError(
+            f"auto-segment needs exactly 4 extreme points [[x, y], ...] in pixels; got {len(points)} items"
+        )
+    for i, c in enumerate(clicks):
+        if not (
+            isinstance(c, list) and len(c) == 3 and _is_number(c[0]) and _is_number(c[1]) and isinstance(c[2], bool)
+        ):
+            raise PreviewError(
+                f"click {i} must be [x, y, true|false] (true: part of the object); check the page's script"
+            )
 
 
 def _answer(pred: Prediction, h: int, w: int, name: str) -> dict[str, Any]:

@@ -396,3 +396,19 @@ def test_segment_answers_first_then_refined_and_newer_requests_make_it_stale(lla
             p.url + "api/segment", {"src": src, "points": [[250, 60], [250, 300], [100, 180], [400, 180]]}
         )
         assert status == 200 and json.loads(raw)["refine"] is None
+
+
+def test_malformed_prompts_get_a_short_400(llama_task: dict[str, Any]) -> None:
+    with preview_template("builtin:semantic", llama_task, segmenter=SlowSegmenter()) as p:  # type: ignore[arg-type]
+        src = p.images.url_for(llama_task["taskObject"])
+        pts = [[200, 50], [210, 300], [100, 200], [400, 180]]
+        for body, expected in [
+            ({"src": src, "points": pts, "clicks": [1, 2]}, "click 0 must be [x, y, true|false]"),
+            ({"src": src, "points": pts, "clicks": [[1, 2, "false"]]}, "click 0 must be [x, y, true|false]"),
+            ({"src": src, "points": [["a" * 5000, "b"]] * 4}, "exactly 4 extreme points"),
+            ({"src": src, "points": [[1, 2]] * 3}, "exactly 4 extreme points"),
+            ({"src": src, "points": pts, "clicks": "abc"}, '"clicks"'),
+        ]:
+            status, raw = _request(p.url + "api/segment", body)
+            assert status == 400 and expected in json.loads(raw)["error"], raw[:300]
+            assert len(raw) < 400 and b"aaaaaaaaaa" not in raw
