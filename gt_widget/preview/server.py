@@ -64,6 +64,8 @@ MAX_SUBMIT_BODY = 96 * 1024 * 1024
 """Largest ``/api/submit`` body: a 100 Mpx answer PNG (Ground Truth's quota) of ~70 MB in base64 fits."""
 BACKLOG = 128
 """Connections the kernel queues before ``accept`` (http.server's default of 5 reset 35 of 50 requests)."""
+MAX_THREADS = 64
+"""Connections served at once (one thread each); a flood of idle connections cannot exhaust the process."""
 REQUEST_TIMEOUT = 30.0
 """Seconds a client may stall mid-request (headers or body) before the server gives up on it."""
 _QUOTE = 80
@@ -113,8 +115,28 @@ class _RequestError(Exception):
 
 
 class _HTTPServer(ThreadingHTTPServer):
+    """At most ``MAX_THREADS`` connections are served at once; more wait in the kernel's backlog."""
+
     request_queue_size = BACKLOG
     daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self._slots = threading.BoundedSemaphore(MAX_THREADS)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self._slots.acquire()
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Clients that stall or vanish are routine here: drop them without a traceback on stderr."""

@@ -412,3 +412,21 @@ def test_malformed_prompts_get_a_short_400(llama_task: dict[str, Any]) -> None:
             status, raw = _request(p.url + "api/segment", body)
             assert status == 400 and expected in json.loads(raw)["error"], raw[:300]
             assert len(raw) < 400 and b"aaaaaaaaaa" not in raw
+
+
+def test_a_flood_of_idle_connections_is_outlived(llama_task: dict[str, Any]) -> None:
+    """200 connections that say nothing take at most MAX_THREADS threads, each for request_timeout; a real
+    request that arrives behind them is still answered."""
+    import gt_widget.preview.server as server
+
+    with preview_template("builtin:semantic", llama_task, segmenter=SlowSegmenter(), request_timeout=1.0) as p:  # type: ignore[arg-type]
+        host, port = urlsplit(p.url).hostname, urlsplit(p.url).port
+        idle = [socket.create_connection((host, port), timeout=10) for _ in range(200)]
+        try:
+            t0 = time.perf_counter()
+            assert _request(p.url, timeout=20)[0] == 200
+            assert time.perf_counter() - t0 < 15
+            assert threading.active_count() < server.MAX_THREADS + 40
+        finally:
+            for s in idle:
+                s.close()
