@@ -5,9 +5,8 @@
    (predict + RLE + HTTP) and of ``predict`` inside it (timed by the server), so the preview's own
    overhead (request - predict: HTTP, JSON, RLE) shows,
    the RLE payload size, and the mIoU of the masks the endpoint returned (void ignored).
-2. Two stages: time to the first answer and to the refined one (``/api/segment`` then
-   ``/api/segment/refined``) for every image whose object the segmenter refines, from the first request of
-   the image (set_image included, as a worker meets it).
+2. Two stages on small DAVIS-345 objects (< 1% of the frame): time to the first answer and to the refined
+   one (``/api/segment`` then ``/api/segment/refined``), the image already set.
 3. Concurrency: 50 simultaneous ``/api/segment`` requests (one connection each): how many failed, the wall
    time and the slowest answer (they queue on the segmenter); the body limits in force.
 4. In headless Chromium: time of ``getAnswer()`` (index map -> RGBA -> PNG -> base64, what Submit sends)
@@ -97,30 +96,33 @@ def bench_segment(limit: int) -> dict[str, Any]:
 
 
 def bench_staged(seg: Any, limit: int) -> dict[str, Any]:
+    """Small DAVIS-345 objects (under 1% of the frame, where a refined answer exists): time from the
+    request to the first answer and to the refined one, once the image is set (a whole-image request sets it)."""
+    from benchmarks.protocol import load_instances
     from gt_widget.preview import preview_template
     from tests.preview.helpers import extreme_points
 
-    root = SHARED / "data" / "grabcut"
-    ids = sorted(p.stem for p in (root / "masks").glob("*.png"))[:limit]
     rows = []
-    for stem in ids:
-        image = next((root / "images").glob(stem + ".*"))
-        gt = np.asarray(Image.open(root / "masks" / f"{stem}.png").convert("L")) > 127
-        with preview_template("builtin:semantic", {"taskObject": str(image), "labels": ["object"]}, segmenter=seg) as p:
-            src = p.images.url_for(str(image))
+    for sample in load_instances("davis345", max_area=0.01)[:limit]:
+        gt = np.asarray(Image.open(sample.mask_path).convert("L")) > 127
+        h, w = gt.shape
+        task = {"taskObject": str(sample.image_path), "labels": ["object"]}
+        with preview_template("builtin:semantic", task, segmenter=seg) as p:
+            src = p.images.url_for(str(sample.image_path))
+            whole = [[w / 2, 0], [w / 2, h - 1], [0, h / 2], [w - 1, h / 2]]
+            _post(p.url + "api/segment", {"src": src, "points": whole})  # set_image, not timed
             t0 = time.perf_counter()
             body, _ = _post(p.url + "api/segment", {"src": src, "points": extreme_points(gt)})
             t_first = time.perf_counter() - t0
-            if body["refine"] is None:
-                rows.append({"image": stem, "first_s": t_first, "refined_s": None})
-                continue
-            refined, _ = _post(p.url + "api/segment/refined", {"refine": body["refine"]})
-            done = time.perf_counter() - t0 if "counts" in refined else None
-            rows.append({"image": stem, "first_s": t_first, "refined_s": done})
+            done = None
+            if body["refine"] is not None:
+                refined, _ = _post(p.url + "api/segment/refined", {"refine": body["refine"]})
+                done = time.perf_counter() - t0 if "counts" in refined else None
+            rows.append({"object": sample.id, "first_s": t_first, "refined_s": done})
     staged = [r for r in rows if r["refined_s"] is not None]
     return {
-        "images": len(rows),
-        "refined_images": len(staged),
+        "objects": len(rows),
+        "refined_objects": len(staged),
         "first_s_median_staged": statistics.median(r["first_s"] for r in staged) if staged else None,
         "refined_s_median_staged": statistics.median(r["refined_s"] for r in staged) if staged else None,
         "first_s_median_all": statistics.median(r["first_s"] for r in rows),
@@ -239,9 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  preview overhead (median)   {seg['overhead_ms_median']:.1f} ms  (HTTP + JSON + RLE)")
     print(f"  RLE reply (median)          {seg['rle_json_bytes_median']} bytes")
     print(f"  mIoU of returned masks      {seg['miou'] * 100:.1f}")
-    print("\ntwo stages (first answer, then the refined one), from the image's first request")
-    print(f"  images refined              {staged['refined_images']} of {staged['images']}")
-    if staged["refined_images"]:
+    print("\ntwo stages on small DAVIS objects (first answer, then the refined one; image already set)")
+    print(f"  objects refined             {staged['refined_objects']} of {staged['objects']}")
+    if staged["refined_objects"]:
         print(f"  first answer (median)       {staged['first_s_median_staged']:.2f} s")
         print(f"  refined answer (median)     {staged['refined_s_median_staged']:.2f} s")
     print(f"\n{conc['requests']} simultaneous /api/segment requests")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor, wait
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
@@ -122,33 +123,42 @@ class SegmentService:
                     previous = last_pred if clicks else None
             staged = predict_staged(seg, extreme_points=points, clicks=[tuple(c) for c in clicks], previous=previous)
             t2 = time.perf_counter()
+            name = str(getattr(seg, "name", type(seg).__name__))
             with self._state:
                 self._last = (token, points, list(clicks), staged.first)
-        answer = _answer(staged.first, h, w, getattr(seg, "name", type(seg).__name__))
-        answer.update(set_image_s=round(t1 - t0, 4), predict_s=round(t2 - t1, 4), refine=None)
-        if staged.refine is not None:
-            refine = staged.refine
-            key = (token, points, list(clicks))
-
-            def run() -> dict[str, Any] | None:
-                if generation != self._generation:
-                    return None  # superseded before it started
-                r0 = time.perf_counter()
-                pred = refine()
-                out = _answer(pred, h, w, answer["segmenter"])
-                out["refine_s"] = round(time.perf_counter() - r0, 4)
-                with self._state:
-                    if generation != self._generation:
-                        return None
-                    self._last = (*key, pred)
-                return out
-
-            with self._state:
-                self._jobs[generation] = self._refiner.submit(run)
-                for old in sorted(self._jobs)[:-_KEEP_JOBS]:
-                    self._jobs.pop(old).cancel()
-            answer["refine"] = generation
+                if staged.refine is not None:
+                    # queued while the segmenter lock is held: a later switch of image sees it in _jobs
+                    self._jobs[generation] = self._refiner.submit(
+                        self._refine_job, staged.refine, generation, (token, points, list(clicks)), h, w, name
+                    )
+                    for old in sorted(self._jobs)[:-_KEEP_JOBS]:
+                        self._jobs.pop(old).cancel()
+        answer = _answer(staged.first, h, w, name)
+        answer.update(set_image_s=round(t1 - t0, 4), predict_s=round(t2 - t1, 4))
+        answer["refine"] = generation if staged.refine is not None else None
         return answer
+
+    def _refine_job(
+        self,
+        refine: Callable[[], Prediction],
+        generation: int,
+        key: tuple[str, Any, list[Any]],
+        h: int,
+        w: int,
+        name: str,
+    ) -> dict[str, Any] | None:
+        """Run on the background thread: the refined answer, or None when a newer request superseded it."""
+        if generation != self._generation:
+            return None  # superseded before it started
+        r0 = time.perf_counter()
+        pred = refine()
+        out = _answer(pred, h, w, name)
+        out["refine_s"] = round(time.perf_counter() - r0, 4)
+        with self._state:
+            if generation != self._generation:
+                return None
+            self._last = (*key, pred)
+        return out
 
     def refined(self, request: dict[str, Any], timeout: float = REFINE_WAIT_S) -> dict[str, Any]:
         """Answer ``/api/segment/refined``: the refined mask, ``{"stale": true}`` or ``{"pending": true}``."""

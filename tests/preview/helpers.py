@@ -72,6 +72,7 @@ class TwoStageSegmenter:
         self.refine_started = threading.Event()
 
     def set_image(self, image: Any) -> None:
+        self.calls.append(("set_image", []))
         self.shape = tuple(np.asarray(image).shape[:2])  # type: ignore[assignment]
 
     @property
@@ -103,6 +104,7 @@ class TwoStageSegmenter:
         first = Prediction(mask=self._mask(extreme_points, (), self.inset), score=0.5)
 
         def refine() -> Prediction:
+            self.calls.append(("refine-start", []))
             self.refine_started.set()
             time.sleep(self.delay)
             self.calls.append(("refined", []))

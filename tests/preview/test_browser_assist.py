@@ -73,7 +73,7 @@ def test_first_answer_is_painted_before_the_refined_one(
     assert n_done == (300 - 60 + 1) * (400 - 100 + 1) and still is False, "the refined mask replaced the first"
     assert t_done - t_first > 1000, "the first answer came about 1.5 s before the refined one"
     assert timings["first"] < timings["refined"]
-    assert [c[0] for c in seg.calls] == ["first", "refined"]
+    assert [c[0] for c in seg.calls] == ["set_image", "first", "refine-start", "refined"]
 
 
 def test_corrective_clicks_left_adds_right_and_shift_remove(
@@ -122,6 +122,7 @@ def test_corrective_clicks_left_adds_right_and_shift_remove(
         assert outside == []
         assert page.errors == []  # type: ignore[attr-defined]
     clicks = [c for c in seg.calls if c[0] == "predict"]
+    assert "refined" not in [c[0] for c in seg.calls], "the refinement superseded by the clicks was never painted"
     assert [c[1] for c in clicks] == [
         [(200, 150, False)],
         [(200, 150, False), (300, 150, False)],

@@ -430,3 +430,22 @@ def test_a_flood_of_idle_connections_is_outlived(llama_task: dict[str, Any]) -> 
         finally:
             for s in idle:
                 s.close()
+
+
+def test_a_switch_of_image_waits_for_the_running_refinement(llama_task: dict[str, Any], grabcut_dir: Path) -> None:
+    """A template with two images: the segmenter never switches images while a refinement of the other runs."""
+    from tests.preview.helpers import TwoStageSegmenter
+
+    seg = TwoStageSegmenter(delay=1.0, inset=10)
+    sheep = str(grabcut_dir / "images" / "sheep.jpg")
+    source = '<img src="{{ task.input.taskObject | grant_read_access }}"><img src="{{ task.input.other | grant_read_access }}">'
+    with preview_template(source, {**llama_task, "other": sheep}, segmenter=seg) as p:  # type: ignore[arg-type]
+        a = p.images.url_for(llama_task["taskObject"])
+        b = p.images.url_for(sheep)
+        pts = [[250, 60], [250, 300], [100, 180], [400, 180]]
+        assert json.loads(_request(p.url + "api/segment", {"src": a, "points": pts})[1])["refine"] is not None
+        assert seg.refine_started.wait(10)
+        status, _ = _request(p.url + "api/segment", {"src": b, "points": [[50, 10], [50, 100], [10, 50], [100, 50]]})
+        assert status == 200
+    events = [c[0] for c in seg.calls]
+    assert events[:6] == ["set_image", "first", "refine-start", "refined", "set_image", "first"], events
