@@ -702,8 +702,7 @@ export class SegmentationElement extends HTMLElement {
     } else if (key === "enter") {
       if (this._tool === "polygon") this._closePolygon();
       else this.finishObject();
-    } else if (key === "n") this.finishObject();
-    else if (key === "+" || key === "=") this._setZoom(this._zoom * 1.5);
+    } else if (key === "+" || key === "=") this._setZoom(this._zoom * 1.5);
     else if (key === "-") this._setZoom(this._zoom / 1.5);
     else if (key === "0") this.fit();
     else if (/^[1-9]$/.test(key)) this.selectLabel(Number(key) - 1);

@@ -4,7 +4,8 @@
 // Corrective clicks (like CVAT's and SAM's demo): straight after an auto-segment result, in the same tool,
 // a LEFT click adds a missed part (positive click) and a RIGHT click (or Shift+click, for trackpads; Alt+click
 // also works) removes a wrong one (negative click); each replaces the result with the segmenter's refinement.
-// Enter (or N) finishes the object: the next 4 left clicks start a new one. Choosing a label or a tool
+// Enter (or Escape, or the Done button) finishes the object: the next 4 left clicks start a new one. (N is the
+// widget's "next candidate" key, so it is not used here.) Choosing a label or a tool
 // finishes it too.
 
 /** @typedef {{id: string, text: string, key: string, hint: string}} Tool */

