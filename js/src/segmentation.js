@@ -1,8 +1,9 @@
 // <crowd-semantic-segmentation> and <crowd-instance-segmentation> stand-ins (reference §1.1-§1.4): the
 // element that wires the rooms together. Rooms: view.js (canvas geometry and drawing), label-panel.js
-// (labels, instances, what paints), tools.js (tool registry, keys, corrective-click rules),
-// segment-client.js (auto-segment requests, first then refined answer), answer.js (what Submit sends),
-// raster.js / undo.js (the index map and its history).
+// (labels, instances, what paints), tools.js (tool registry, keys, corrective-click rules), paint-tools.js
+// (brush, eraser, fill, polygon), segment-client.js (auto-segment requests, first then refined answer),
+// initial-value.js (prior labels), answer.js (what Submit sends), styles.js, raster.js / undo.js (the index
+// map and its history).
 //
 // Side that owns what: in the preview the BROWSER owns the annotation (an index map, see raster.js); the
 // kernel only answers auto-segment requests (4 extreme points -> mask) and receives the submitted answer.
@@ -26,7 +27,8 @@ import { loadInitialMap, parseInitialValue } from "./initial-value.js";
 import { LabelModel, renderLabelPanel } from "./label-panel.js";
 import { parseLabels } from "./labels.js";
 import { MAX_LABELS } from "./palette.js";
-import { applyMask, clipBox, createIndexMap, fillPolygon, floodFill, indexToRgba, paintSegment, segmentBox } from "./raster.js";
+import { FillTool, PolygonTool, StrokeTool } from "./paint-tools.js";
+import { applyMask, createIndexMap, indexToRgba } from "./raster.js";
 import { segmentStaged } from "./segment-client.js";
 import { CSS } from "./styles.js";
 import { CORRECTIVE_HINT, TOOLS, autoSegmentAction, helpLines, toolForKey } from "./tools.js";
@@ -51,7 +53,6 @@ export class SegmentationElement extends HTMLElement {
   constructor() {
     super();
     this._model = new LabelModel(this.mode);
-    this._strokeValue = 0;
     /** @type {[number, number] | null} where the pointer hovers (for the brush outline) */
     this._hover = null;
     this._tool = "brush";
@@ -63,12 +64,10 @@ export class SegmentationElement extends HTMLElement {
     /** @type {Uint8Array | null} the map as the initial value left it */
     this._initialData = null;
     this._undo = new UndoStack();
-    /** @type {Edit | null} */
-    this._stroke = null;
-    /** @type {[number, number] | null} */
-    this._last = null;
-    /** @type {[number, number][]} */
-    this._polygon = [];
+    this._brush = new StrokeTool("brush");
+    this._eraser = new StrokeTool("eraser");
+    this._fill = new FillTool();
+    this._polygon = new PolygonTool();
     /** @type {[number, number][]} */
     this._extreme = [];
     this._busy = false;
@@ -405,7 +404,7 @@ export class SegmentationElement extends HTMLElement {
       tool: this._tool,
       brushSize: this._brushSize,
       hover: this._hover,
-      polygon: this._polygon,
+      polygon: this._polygon.points,
       extreme: this._extreme,
       clicks: this._auto?.clicks ?? [],
     });
@@ -442,7 +441,7 @@ export class SegmentationElement extends HTMLElement {
   }
 
   _cancelPending() {
-    this._polygon = [];
+    this._polygon.cancel();
     this._extreme = [];
     if (this._map) this._drawUi();
   }
@@ -457,33 +456,34 @@ export class SegmentationElement extends HTMLElement {
       return;
     }
     if (e.button !== 0) return;
-    if (this._tool === "brush" || this._tool === "eraser") {
-      const value = this._tool === "eraser" ? 0 : this._paintValue();
-      if (this._tool === "brush" && !value) return;
-      /** @type {HTMLElement} */ (e.target).setPointerCapture?.(e.pointerId);
-      this._stroke = new Edit(this._map, this._tool);
-      this._strokeValue = value;
-      this._last = [x, y];
-      this._paintTo(x, y);
+    const ctx = this._toolContext();
+    const stroke = this._strokeTool();
+    if (stroke) {
+      stroke.size = this._brushSize;
+      if (stroke.down(ctx, x, y)) /** @type {HTMLElement} */ (e.target).setPointerCapture?.(e.pointerId);
     } else if (this._tool === "fill") {
-      const value = this._paintValue();
-      if (!value) return;
-      const edit = new Edit(this._map, "fill");
-      edit.touch({ x0: 0, y0: 0, x1: this._map.width - 1, y1: this._map.height - 1 });
-      const box = floodFill(this._map, x, y, value);
-      this._commit(edit, box);
+      this._fill.down(ctx, x, y);
     } else if (this._tool === "polygon") {
-      if (this._polygon.length >= 3) {
-        const [fx, fy] = this._polygon[0];
-        const near = (8 * this._map.width) / /** @type {HTMLCanvasElement} */ (this._q("canvas.ui")).getBoundingClientRect().width;
-        if (Math.hypot(x - fx, y - fy) <= near) {
-          this._closePolygon();
-          return;
-        }
-      }
-      this._polygon.push([x, y]);
+      const near = (8 * this._map.width) / /** @type {HTMLCanvasElement} */ (this._q("canvas.ui")).getBoundingClientRect().width;
+      this._polygon.down(ctx, x, y, near);
       this._drawUi();
     }
+  }
+
+  /** The brush or eraser when it is the tool, else null. */
+  _strokeTool() {
+    return this._tool === "brush" ? this._brush : this._tool === "eraser" ? this._eraser : null;
+  }
+
+  /** What the painting tools may use (paint-tools.js). @returns {import("./paint-tools.js").ToolContext} */
+  _toolContext() {
+    return {
+      map: /** @type {IndexMap} */ (this._map),
+      paintValue: () => this._paintValue(),
+      commit: (edit, box) => this._commit(edit, box),
+      redraw: (box) => this._redraw(box),
+      message: (text, error) => this._message(text, error),
+    };
   }
 
   /** Auto-segment tool: an extreme point, or a corrective click on the last result (tools.js's rules). @param {PointerEvent} e @param {number} x @param {number} y */
@@ -507,57 +507,27 @@ export class SegmentationElement extends HTMLElement {
 
   /** @param {PointerEvent} e */
   _onPointerMove(e) {
-    if (this._tool === "brush" || this._tool === "eraser") {
-      this._hover = this._toImage(e);
-      this._drawUi();
-    }
-    if (!this._stroke) return;
+    const stroke = this._strokeTool();
+    if (!stroke) return;
+    this._hover = this._toImage(e);
+    this._drawUi();
+    if (!stroke.active || !this._map) return;
+    const ctx = this._toolContext();
     const events = typeof e.getCoalescedEvents === "function" ? e.getCoalescedEvents() : [];
-    for (const ev of events.length ? events : [e]) {
-      const [x, y] = this._toImage(ev);
-      this._paintTo(x, y);
-    }
+    for (const ev of events.length ? events : [e]) stroke.move(ctx, ...this._toImage(ev));
   }
 
   /** @param {PointerEvent} e */
   _onPointerUp(e) {
-    if (!this._stroke) return;
-    const [x, y] = this._toImage(e);
-    this._paintTo(x, y);
-    const edit = this._stroke;
-    this._stroke = null;
-    this._commit(edit, null);
-  }
-
-  /** @param {number} x @param {number} y */
-  _paintTo(x, y) {
-    if (!this._stroke || !this._map || !this._last) return;
-    const r = this._brushSize / 2;
-    const [lx, ly] = this._last;
-    const box = clipBox(this._map, segmentBox(lx, ly, x, y, r));
-    this._stroke.touch(box);
-    paintSegment(this._map, lx, ly, x, y, r, this._strokeValue ?? 0);
-    this._last = [x, y];
-    this._redraw(box);
+    const stroke = this._strokeTool();
+    if (!stroke?.active || !this._map) return;
+    stroke.up(this._toolContext(), ...this._toImage(e));
   }
 
   _closePolygon() {
     if (this._tool !== "polygon" || !this._map) return;
-    if (this._polygon.length < 3) {
-      this._message("a polygon needs at least 3 corners", true);
-      return;
-    }
-    const value = this._paintValue();
-    if (!value) return;
-    const pts = this._polygon;
-    this._polygon = [];
-    const xs = pts.map((p) => p[0]);
-    const ys = pts.map((p) => p[1]);
-    const edit = new Edit(this._map, "polygon");
-    edit.touch(clipBox(this._map, { x0: Math.min(...xs), y0: Math.min(...ys), x1: Math.max(...xs), y1: Math.max(...ys) }));
-    const box = fillPolygon(this._map, pts, value);
+    this._polygon.close(this._toolContext());
     this._drawUi();
-    this._commit(edit, box);
   }
 
   // ------------------------------------------------------------------------------------- auto-segment

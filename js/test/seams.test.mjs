@@ -199,3 +199,54 @@ test("initial-value: semantic colours, instance list, and clear errors", async (
   assert.throws(() => parseInitialValue('{"labelMappings": ', "semantic"), /not valid JSON.*to_json \| escape/);
   assert.throws(() => parseInitialValue("3", "semantic"), /must be a JSON object/);
 });
+
+test("paint tools: a stroke, a fill and a polygon are one undo step each; nothing selected paints nothing", async () => {
+  const { FillTool, PolygonTool, StrokeTool } = await import("../src/paint-tools.js");
+  const { UndoStack } = await import("../src/undo.js");
+  const map = createIndexMap(20, 10);
+  const undo = new UndoStack();
+  /** @type {string[]} */
+  const messages = [];
+  let value = 2;
+  const ctx = {
+    map,
+    paintValue: () => value,
+    commit: (/** @type {any} */ edit) => undo.push(edit),
+    redraw: () => {},
+    message: (/** @type {string} */ t) => messages.push(t),
+  };
+  const brush = new StrokeTool("brush");
+  brush.size = 3;
+  assert.equal(brush.down(ctx, 2, 2), true);
+  brush.move(ctx, 8, 2);
+  brush.up(ctx, 8, 2);
+  assert.equal(map.data[2 * 20 + 5], 2);
+  assert.equal(map.data[5 * 20 + 5], 0);
+  assert.equal(undo.done.length, 1);
+
+  new FillTool().down(ctx, 15, 8); // the unpainted region around (15, 8): everything but the stroke
+  assert.equal(map.data[8 * 20 + 15], 2);
+  assert.equal(undo.done.length, 2);
+  undo.undo();
+  assert.equal(map.data[8 * 20 + 15], 0);
+
+  const poly = new PolygonTool();
+  value = 1;
+  poly.down(ctx, 10, 4, 1);
+  poly.down(ctx, 14, 4, 1);
+  poly.close(ctx);
+  assert.match(messages.at(-1) ?? "", /at least 3 corners/);
+  poly.down(ctx, 14, 8, 1);
+  poly.down(ctx, 10.2, 4.2, 1); // near the first corner: closes
+  assert.equal(poly.points.length, 0);
+  assert.equal(map.data[6 * 20 + 13], 1);
+  assert.equal(undo.done.length, 2);
+
+  value = 0; // nothing selected: the brush refuses, the eraser still works
+  assert.equal(brush.down(ctx, 1, 1), false);
+  const eraser = new StrokeTool("eraser");
+  eraser.size = 3;
+  assert.equal(eraser.down(ctx, 5, 2), true);
+  eraser.up(ctx, 5, 2);
+  assert.equal(map.data[2 * 20 + 5], 0);
+});
