@@ -103,19 +103,25 @@ def _from_path(path: Path, *, max_pixels: int) -> np.ndarray:
         raise ImageLoadError(f"image file not found: {str(path)!r}; check the path (relative to {str(Path.cwd())!r})")
     if path.is_dir():
         raise ImageLoadError(f"{str(path)!r} is a folder, not an image file")
-    previous = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = None  # our own limit below replaces PIL's decompression-bomb warning
+    # PIL's process-wide decompression-bomb limit is never changed (another thread may be decoding an untrusted
+    # image meanwhile); our per-call limit is checked from the header before decoding. PIL's warning between its
+    # limit and twice it is silenced for this call only; above twice it PIL refuses first, with our message.
     try:
-        with Image.open(path) as img:
-            _check_size(img.size[0], img.size[1], max_pixels, str(path))
-            img.load()
-            return _from_pil(img, max_pixels=max_pixels, name=str(path))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                _check_size(img.size[0], img.size[1], max_pixels, str(path))
+                img.load()
+                return _from_pil(img, max_pixels=max_pixels, name=str(path))
     except ImageLoadError:
         raise
+    except Image.DecompressionBombError as exc:
+        raise ImageLoadError(
+            f"image {str(path)!r} is too large to decode safely ({exc}); the limit is "
+            f"{max_pixels / 1e6:.0f} Mpx (Ground Truth's own quota): downscale it"
+        ) from None
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
         raise ImageLoadError(_unreadable_message(path, exc)) from None
-    finally:
-        Image.MAX_IMAGE_PIXELS = previous
 
 
 def _check_size(width: int, height: int, max_pixels: int, name: str) -> None:

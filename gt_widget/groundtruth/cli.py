@@ -257,8 +257,20 @@ def _job_render(args: argparse.Namespace) -> int:
     from gt_widget.groundtruth.templates import boto3_presigner
 
     bundle = JobBundle.read(args.folder)
-    _emit(bundle.render(presign=boto3_presigner() if args.presign else None), args.out)
+    html = bundle.render(presign=boto3_presigner() if args.presign else None)
+    _emit(html, args.out)
+    _warn_session_token(html)
     return 0
+
+
+def _warn_session_token(html: str) -> None:
+    """Say so when written HTML holds presigned URLs with a session token (``template render``, ``job render``)."""
+    if "X-Amz-Security-Token=" in html:
+        print(
+            "note: the presigned URLs in this HTML embed your temporary credentials' session token (that is how "
+            "presigned URLs work); do not share the HTML beyond the URLs' lifetime",
+            file=sys.stderr,
+        )
 
 
 def _load_request(path: Path) -> Any:
@@ -385,12 +397,7 @@ def _template_render(args: argparse.Namespace) -> int:
         raise FormatError(f"template {str(args.template)!r} not found")
     html = render_template(args.template, task_input, expires_in=args.expires_in)
     _emit(html, args.out)
-    if "X-Amz-Security-Token=" in html:
-        print(
-            "note: the presigned URLs in this HTML embed your temporary credentials' session token (that is how "
-            "presigned URLs work); do not share the HTML beyond the URLs' lifetime",
-            file=sys.stderr,
-        )
+    _warn_session_token(html)
     return 0
 
 

@@ -79,6 +79,7 @@ def _run_preview(args: argparse.Namespace) -> int:
         on_submit=on_submit,
         save_to=args.save,
         open_browser=not args.no_browser,
+        once=args.once,
     )
     try:
         print(f"previewing {args.template} at {preview.url}  (Ctrl+C stops)", flush=True)

@@ -109,11 +109,16 @@ class ImageStore:
     # ----------------------------------------------------------------------------------------- serving
 
     def token_of_url(self, url: str) -> str:
-        """The token of a URL made by ``url_for`` (absolute or path only)."""
-        parts = urlsplit(url).path.split("/")
+        """The id of a URL made by ``url_for``: absolute, or its path with or without the server's prefix."""
+        path = urlsplit(url).path
+        prefix = urlsplit(self.base_url).path
+        if prefix and path.startswith(prefix + "/"):
+            path = path[len(prefix) :]
+        parts = path.split("/")
         if len(parts) < 3 or parts[1] != "images" or parts[2] not in self._entries:
+            shown = url if len(url) <= 80 else url[:77] + "..."
             raise PreviewError(
-                f"{url!r} is not an image this preview serves; auto-segment works on the task image "
+                f"{shown!r} is not an image this preview serves; auto-segment works on the task image "
                 "(src through grant_read_access)"
             )
         return parts[2]

@@ -13,9 +13,12 @@ answers (``submissions``, ``answer()``, ``worker_response()``, the ``save_to`` f
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import os
 import re
+import struct
 import tempfile
 import threading
 import time
@@ -26,8 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from gt_widget.groundtruth.formats import InstanceResult, SemanticResult, read_answer, worker_response
+from gt_widget.imageio import MAX_PIXELS
 from gt_widget.preview.images import ImageStore, PreviewError
-from gt_widget.preview.server import PreviewServer, SegmentService, wrap_page
+from gt_widget.preview.server import REQUEST_TIMEOUT, PreviewServer, SegmentService, quote_short, wrap_page
 from gt_widget.segment.base import Prediction, Segmenter
 
 SubmitCallback = Callable[[dict[str, Any]], None]
@@ -75,7 +79,13 @@ def render_preview_html(
     local paths and ``file://`` URLs, so a template can be previewed on local images; in a real job only
     S3 locations work.
     """
-    from liquid.exceptions import LiquidError
+    from liquid.exceptions import (
+        LiquidError,
+        LocalNamespaceLimitError,
+        LoopIterationLimitError,
+        OutputStreamLimitError,
+        ResourceLimitError,
+    )
 
     from gt_widget.groundtruth.templates import TemplateError, make_environment
 
@@ -96,13 +106,38 @@ def render_preview_html(
         return str(s3_filter(value))
 
     env.add_filter("grant_read_access", grant_read_access)
+    _limit_resources(env)
     try:
         return str(env.from_string(source).render(task={"input": dict(task_input)}))
+    except ResourceLimitError as exc:
+        what = {
+            LoopIterationLimitError: f"loop limit ({LOOP_LIMIT:,} iterations)",
+            OutputStreamLimitError: f"output limit ({OUTPUT_LIMIT // 2**20} MiB of HTML)",
+            LocalNamespaceLimitError: "variable-size limit",
+        }.get(type(exc), "nesting limit")
+        raise PreviewError(
+            f"the template exceeds the preview's {what}: {exc}; a task page that large or slow would not "
+            "work in the worker console either"
+        ) from None
     except LiquidError as exc:
         cause = exc.__cause__ or exc.__context__
         if isinstance(cause, PreviewError):
             raise PreviewError(str(cause)) from None
         raise TemplateError(f"template error: {exc}. Fix the Liquid syntax near the line shown") from None
+
+
+LOOP_LIMIT = 1_000_000
+"""Most loop iterations one render may run (python-liquid's ``loop_iteration_limit``)."""
+OUTPUT_LIMIT = 32 * 2**20
+"""Most characters of HTML one render may write (``output_stream_limit``)."""
+
+
+def _limit_resources(env: Any) -> None:
+    """Bound a render (python-liquid's resource limits, per environment; its defaults are unlimited)."""
+    setattr(env, "loop_iteration_limit", LOOP_LIMIT)  # noqa: B010 (class variables set per instance)
+    setattr(env, "output_stream_limit", OUTPUT_LIMIT)  # noqa: B010
+    setattr(env, "local_namespace_limit", 8 * 2**20)  # noqa: B010
+    setattr(env, "context_depth_limit", 30)  # noqa: B010 (include/render depth; python-liquid's default)
 
 
 _IMG_SRC = re.compile(r"""(<img\b[^>]*?\bsrc\s*=\s*)(["'])(.*?)\2""", re.IGNORECASE | re.DOTALL)
@@ -158,6 +193,33 @@ def _template_text(template: str | os.PathLike[str]) -> str:
         raise PreviewError(f"cannot read template {str(path)!r}: {exc}") from None
 
 
+def check_answer_png_size(answer: Mapping[str, Any], max_pixels: int = MAX_PIXELS) -> None:
+    """Refuse an answer whose PNG is larger than its ``inputImageProperties`` say or than ``max_pixels``,
+    reading only the PNG header (IHDR): a small PNG can decode to gigabytes (a decompression bomb)."""
+    data = answer.get("labeledImage", {}).get("pngImageData") if isinstance(answer.get("labeledImage"), dict) else None
+    if not isinstance(data, str):
+        return  # read_answer explains what is missing
+    text = data.split(",", 1)[-1] if data.startswith("data:") else data
+    try:
+        head = base64.b64decode(text[:44] + "=" * (-len(text[:44]) % 4))
+    except (ValueError, binascii.Error):
+        return
+    if len(head) < 24 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        return
+    width, height = struct.unpack(">II", head[16:24])
+    props = answer.get("inputImageProperties")
+    want = (props.get("width"), props.get("height")) if isinstance(props, dict) else None
+    if width * height > max_pixels:
+        raise PreviewError(
+            f"its PNG is {width}x{height} = {width * height / 1e6:.0f} Mpx, more than the {max_pixels / 1e6:.0f} Mpx "
+            "of Ground Truth's image quota; it is not decoded"
+        )
+    if want is not None and want != (width, height):
+        raise PreviewError(
+            f"its PNG is {width}x{height} but inputImageProperties say {want[0]}x{want[1]}; it is not decoded"
+        )
+
+
 def _write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -189,6 +251,8 @@ class TemplatePreview:
         expires_in: int = 3600,
         base_dirs: Sequence[str | os.PathLike[str]] = (),
         s3_client: Any = None,
+        once: bool = False,
+        request_timeout: float = REQUEST_TIMEOUT,
     ) -> None:
         dirs = [Path(d) for d in base_dirs]
         if not isinstance(task_input, Mapping):
@@ -203,17 +267,23 @@ class TemplatePreview:
         unique = list(dict.fromkeys(d.resolve() for d in [*dirs, Path.cwd()]))
         self.images = ImageStore(unique, s3_client=s3_client)
         self._on_submit = on_submit
+        self.once = once
         self.save_to = Path(save_to) if save_to is not None else None
         self._submissions: list[dict[str, Any]] = []
         self._received: list[datetime] = []
         self._cond = threading.Condition()
         self._server = PreviewServer(
-            self.images, SegmentService(self.images, segmenter), self._receive, self._list, port=port
+            self.images,
+            SegmentService(self.images, segmenter),
+            self._receive,
+            self._list,
+            port=port,
+            request_timeout=request_timeout,
         )
         try:
             self.html = render_preview_html(template, self.task_input, self.images, expires_in=expires_in)
             page, self.local_images = serve_local_img_srcs(self.html, self.images)
-            self._server.page = wrap_page(page)
+            self._server.page = wrap_page(page, base=self._server.base_path)
         except BaseException:
             self._server.stop()
             raise
@@ -273,15 +343,23 @@ class TemplatePreview:
             return list(self._submissions)
 
     def _receive(self, content: dict[str, Any]) -> dict[str, Any]:
-        # check each segmentation answer decodes as Ground Truth's would, so a broken answer fails loudly
+        if self.once and self._submissions:
+            raise PreviewError("this preview is closed: it took one answer (--once); start it again to submit more")
+        # check each segmentation answer decodes as Ground Truth's would, so a broken answer fails loudly; its
+        # PNG's size is checked from the header first, so a decompression bomb is refused before decoding
         for name, value in content.items():
             if isinstance(value, dict) and "labeledImage" in value:
                 try:
+                    check_answer_png_size(value)
                     read_answer(value)
                 except Exception as exc:
-                    raise PreviewError(f"the answer of {name!r} is not a valid Ground Truth answer: {exc}") from None
+                    raise PreviewError(
+                        f"the answer of {quote_short(name)} is not a valid Ground Truth answer: {exc}"
+                    ) from None
         received = datetime.now(timezone.utc)
         with self._cond:
+            if self.once and self._submissions:
+                raise PreviewError("this preview is closed: it took one answer (--once)")
             self._submissions.append(content)
             self._received.append(received)
             count = len(self._submissions)
@@ -291,7 +369,7 @@ class TemplatePreview:
             self._on_submit(content)
         with self._cond:
             self._cond.notify_all()
-        return {"ok": True, "submissions": count}
+        return {"ok": True, "submissions": count, "closed": self.once}
 
     @property
     def submissions(self) -> list[dict[str, Any]]:
@@ -353,6 +431,8 @@ def preview_template(
     base_dirs: Sequence[str | os.PathLike[str]] = (),
     s3_client: Any = None,
     open_browser: bool = False,
+    once: bool = False,
+    request_timeout: float = REQUEST_TIMEOUT,
 ) -> TemplatePreview:
     """Serve ``template`` rendered with ``task_input`` on 127.0.0.1 and return the running preview.
 
@@ -363,6 +443,8 @@ def preview_template(
     segmenter nothing else uses meanwhile (not the one a widget is working with). ``on_submit(answer)`` is called for each submission; ``save_to`` receives
     the latest as a worker-response JSON file (written atomically). ``base_dirs``: folders that relative
     image paths are looked up in (besides the task file's and template's folders, and the current one).
+    ``once``: take one answer, then refuse more (the page says the preview is closed). ``request_timeout``:
+    seconds a client may stall mid-request. The URL carries the preview's access token (every route needs it).
     """
     preview = TemplatePreview(
         template,
@@ -374,6 +456,8 @@ def preview_template(
         expires_in=expires_in,
         base_dirs=base_dirs,
         s3_client=s3_client,
+        once=once,
+        request_timeout=request_timeout,
     )
     if open_browser:
         import webbrowser

@@ -81,6 +81,10 @@ export class CrowdForm extends HTMLElement {
   /** Submit like the worker console: validate (submit event), collect, POST. Returns the answer or null. */
   async submit() {
     if (this._submitting) return null;
+    if (this.hasAttribute("data-closed")) {
+      this._status("This preview is closed (it took one answer): restart `gt-widget template preview` to submit again.", "error");
+      return null;
+    }
     const ev = new CustomEvent("submit", { bubbles: true, cancelable: true });
     if (!this.dispatchEvent(ev)) return null;
     this._submitting = true;
@@ -89,11 +93,23 @@ export class CrowdForm extends HTMLElement {
       const answer = await this.collect();
       const url = submitUrl();
       if (!url) throw new Error("no preview server to submit to: run `gt-widget template preview`");
-      const res = await fetch(url, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(answer) });
+      let res;
+      try {
+        res = await fetch(url, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(answer) });
+      } catch {
+        throw new Error("the preview is closed (its server does not answer): restart `gt-widget template preview` to submit again");
+      }
       const reply = await res.json().catch(() => ({}));
       if (!res.ok) throw new Error(reply.error || `the preview server refused the answer: HTTP ${res.status}`);
       this.lastAnswer = answer;
-      this._status("Submitted: the answer was handed to Python.", "ok");
+      if (reply.closed) {
+        // `--once`: the server took this answer and stops; say so, and keep the page from posting again
+        this._status("Submitted. This preview is now closed (it took one answer): you can close this tab.", "ok closed");
+        this.setAttribute("data-closed", "");
+        this.querySelectorAll('crowd-button[form-action="submit"]').forEach((b) => b.setAttribute("disabled", ""));
+      } else {
+        this._status("Submitted: the answer was handed to Python.", "ok");
+      }
       this.setAttribute("data-submitted", String(Number(this.getAttribute("data-submitted") || 0) + 1));
       this.dispatchEvent(new CustomEvent("crowd-form-submitted", { bubbles: true, detail: { answer } }));
       return answer;

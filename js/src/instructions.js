@@ -5,13 +5,8 @@
 const SHORT_CSS = `:host { display: block; font: 14px/1.45 system-ui, sans-serif; }
 h3 { margin: 0 0 .4em; font-size: 15px; }`;
 
-export class ShortInstructions extends HTMLElement {
-  constructor() {
-    super();
-    const root = this.attachShadow({ mode: "open" });
-    root.innerHTML = `<style>${SHORT_CSS}</style><h3 part="header"></h3><slot></slot>`;
-  }
-
+/** Base of both: re-renders when connected and when its `header` attribute changes. */
+class HeaderedElement extends HTMLElement {
   static get observedAttributes() {
     return ["header"];
   }
@@ -24,6 +19,17 @@ export class ShortInstructions extends HTMLElement {
     this.render();
   }
 
+  render() {}
+}
+
+export class ShortInstructions extends HeaderedElement {
+  constructor() {
+    super();
+    const root = this.attachShadow({ mode: "open" });
+    root.innerHTML = `<style>${SHORT_CSS}</style><h3 part="header"></h3><slot></slot>`;
+  }
+
+  /** @override */
   render() {
     const h = /** @type {HTMLElement} */ (this.shadowRoot?.querySelector("h3"));
     h.textContent = this.getAttribute("header") ?? "";
@@ -39,7 +45,7 @@ dialog h2 { margin: 0; font-size: 17px; }
 dialog .body { padding: 1em; overflow: auto; }
 button { font: inherit; }`;
 
-export class FullInstructions extends HTMLElement {
+export class FullInstructions extends HeaderedElement {
   constructor() {
     super();
     const root = this.attachShadow({ mode: "open" });
@@ -55,18 +61,7 @@ export class FullInstructions extends HTMLElement {
     root.querySelector("button.close")?.addEventListener("click", () => this.close());
   }
 
-  static get observedAttributes() {
-    return ["header"];
-  }
-
-  connectedCallback() {
-    this.render();
-  }
-
-  attributeChangedCallback() {
-    this.render();
-  }
-
+  /** @override */
   render() {
     const h = /** @type {HTMLElement} */ (this.shadowRoot?.querySelector("h2"));
     h.textContent = this.getAttribute("header") || "Full instructions";

@@ -64,21 +64,29 @@ def test_semantic_brush_and_auto_segment_submit_exact_answer(
         )
         assert preview.segmenter is seg
 
-        # one corrective click (protocol: the interior-most pixel of the largest error region), Shift = the
-        # pixel belongs to the object, Alt = it does not; the kernel refines the previous prediction
+        # the refined answer (if the segmenter refines this object) replaces the first in the same undo step
+        page.wait_for_function(f"() => !document.querySelector('{SEM}').hasAttribute('data-refining')", timeout=90_000)
+        assert page.locator(SEM).evaluate("e => e._undo.done.length") == 1
+
+        # one corrective click (protocol: the interior-most pixel of the largest error region) straight after
+        # it, in the same tool: left click = the pixel belongs to the object, right click = it does not; the
+        # kernel refines the prediction it sent last
         pts = extreme_points(gt)
-        first = seg.predict(extreme_points=pts)
+        first = preview.last_prediction
+        assert first is not None
         (cx, cy), positive = corrective_click(first.mask, gt)
-        page.keyboard.down("Shift" if positive else "Alt")
-        ptr.click(cx, cy)
-        page.keyboard.up("Shift" if positive else "Alt")
+        ptr.click(cx, cy, button="left" if positive else "right")
         page.wait_for_function(
             f"() => !document.querySelector('{SEM}').hasAttribute('data-busy') && "
             f"document.querySelector('{SEM}')._undo.done.length === 1 && "
             f"document.querySelector('{SEM}')._auto?.clicks.length === 1",
             timeout=60_000,
         )
-        page.wait_for_function(f"() => !document.querySelector('{SEM}').hasAttribute('data-busy')")
+        page.wait_for_function(
+            f"() => !document.querySelector('{SEM}').hasAttribute('data-busy') && "
+            f"!document.querySelector('{SEM}').hasAttribute('data-refining')",
+            timeout=90_000,
+        )
         sent = preview.last_prediction  # the refined mask the kernel sent to the page
         assert sent is not None
 

@@ -42,6 +42,8 @@ def _post(url: str, body: Any) -> tuple[int, Any]:
             return r.status, json.loads(r.read())
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read())
+    except OSError as e:  # the server went away (a --once preview after its answer)
+        return 599, {"error": str(e)}
 
 
 # ------------------------------------------------------------------------------------------------ RLE
@@ -240,7 +242,7 @@ def test_submit_validates_saves_and_calls_back(llama_task: dict[str, Any], tmp_p
         assert status == 400 and "JSON object" in body["error"]
         assert not out.exists() and got == []
         status, body = _post(p.url + "api/submit", good)
-        assert status == 200 and body == {"ok": True, "submissions": 1}
+        assert status == 200 and body == {"ok": True, "submissions": 1, "closed": False}
         assert got == [good] and p.submissions == [good]
         status, listed, _ = _get(p.url + "api/submissions")
         assert json.loads(listed) == [good]
@@ -310,12 +312,14 @@ def test_cli_preview_once_saves_the_worker_response(tmp_path: Path, llama_task: 
         assert proc.stdout is not None
         first = proc.stdout.readline()
         assert f"http://127.0.0.1:{port}/" in first, first + (proc.stderr.read() if proc.poll() is not None else "")
+        url = first.split(" at ", 1)[1].split()[0]  # http://127.0.0.1:PORT/<token>/
         lm = np.zeros((4, 4), np.uint8)
         lm[0, 0] = 1
-        status, _ = _post(
-            f"http://127.0.0.1:{port}/api/submit", {"crowd-semantic-segmentation": semantic_answer(lm, ["llama"])}
-        )
-        assert status == 200
+        answer = {"crowd-semantic-segmentation": semantic_answer(lm, ["llama"])}
+        status, reply = _post(url + "api/submit", answer)
+        assert status == 200 and reply["closed"] is True  # --once: the page is told the preview closed
+        status, reply = _post(url + "api/submit", answer)  # a second one (if it gets in before the exit) is refused
+        assert status in (400, 403, 599)
         stdout, stderr = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
