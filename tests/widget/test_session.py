@@ -312,6 +312,10 @@ def test_next_image_embedding_is_prefetched(tmp_path: Path) -> None:
             super().set_image(image)  # type: ignore[arg-type]
             self.images.append(int(np.asarray(image)[0, 0, 0]))  # the red value tells the images apart
 
+        def prepare(self, image: object) -> object:  # the background encoding of a Prefetchable segmenter
+            self.images.append(int(np.asarray(image)[0, 0, 0]))
+            return super().prepare(image)  # type: ignore[arg-type]
+
     seg = Recording()
     s = LabelingSession(_images(tmp_path / "in"), LABELS, tmp_path / "out", segmenter=seg, prefetch=True)
     deadline = time.monotonic() + 30

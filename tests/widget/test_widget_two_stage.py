@@ -4,13 +4,12 @@ in the SAME undo step, and is dropped when the user edits before it arrives."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pytest
 
-from gt_widget.segment.base import Prediction
+from gt_widget.segment.base import Prediction, StagedPrediction
 from gt_widget.widget import SegmentationWidget
 from gt_widget.widget.testing import BoxSegmenter
 
@@ -19,26 +18,27 @@ EXTREME = [(20, 10), (20, 30), (10, 20), (34, 20)]  # box x 10..34, y 10..30
 
 
 class ZoomingSegmenter(BoxSegmenter):
-    """BoxSegmenter whose 'fast' pass (zoom="off") returns the box shrunk by 3 px, and whose full pass
-    (the zoomed one) the exact box; ``hold`` keeps the full pass waiting until released."""
+    """A ``StagedSegmenter``: its first answer is the box shrunk by 3 px, its refined one (held until
+    ``hold`` is released, run by the widget's background thread) the exact box."""
 
     def __init__(self, hold: threading.Event | None = None) -> None:
         super().__init__()
         self.hold = hold
         self.calls: list[str] = []
 
-    def needs_zoom(self, extreme_points: Sequence[Sequence[float]]) -> bool:
-        return True
-
-    def predict(self, *args: Any, zoom: str | None = None, **kwargs: Any) -> Prediction:
+    def predict_staged(self, *args: Any, **kwargs: Any) -> StagedPrediction:
         pred = super().predict(*args, **kwargs)
-        self.calls.append(zoom or "auto")
-        if zoom == "off":
-            shrunk = pred.candidates[1].mask  # the box shrunk by `shrink` px per side
-            return Prediction(mask=shrunk, score=pred.score, candidates=pred.candidates, state=pred.state)
-        if self.hold is not None and not self.hold.wait(timeout=30):
-            raise TimeoutError("hold never released")
-        return pred
+        self.calls.append("first")
+        shrunk = pred.candidates[1].mask  # the box shrunk by `shrink` px per side
+        first = Prediction(mask=shrunk, score=pred.score, candidates=list(pred.candidates), state=pred.state)
+
+        def refine() -> Prediction:
+            self.calls.append("refined")
+            if self.hold is not None and not self.hold.wait(timeout=30):
+                raise TimeoutError("hold never released")
+            return pred
+
+        return StagedPrediction(first, refine)
 
 
 def _image() -> np.ndarray:
@@ -74,7 +74,7 @@ def test_fast_answer_first_then_refined_in_one_undo_step(widget_and_seg: Any) ->
     hold.set()
     assert w.wait_idle(10)
     np.testing.assert_array_equal(w.label_map == 1, _box(10, 34, 10, 30))
-    assert seg.calls == ["off", "auto"]
+    assert seg.calls == ["first", "refined"]
     w.undo()  # ONE step takes the whole auto-segment back
     assert not w.label_map.any()
     w.redo()
