@@ -168,6 +168,9 @@ class RequestQueue:
         part = editor.live_part()
         if not outcome.recorded:
             return outcome.message or self.host.status
+        note = self._click_message(pred, request) if request.clicks and not request.merge else ""
+        if "before this auto-segment" in note:  # the one thing a click cannot do: say so even if nothing changed
+            return note
         if not outcome.changed:
             return outcome.message
         n = len(pred.candidates)
@@ -175,9 +178,7 @@ class RequestQueue:
             return f"refined mask (score {pred.score:.2f}). {self.host.tools[self.host.tool].hint}"
         if part is not None and part.unsure and n >= 2:
             return f"the model is unsure (score {pred.score:.2f}): other shapes are likely; press n to see {n - 1}"
-        if request.clicks:
-            return self._click_message(pred, request)
-        return f"mask added (score {pred.score:.2f}). {self.host.tools[self.host.tool].hint}"
+        return note or f"mask added (score {pred.score:.2f}). {self.host.tools[self.host.tool].hint}"
 
     def _click_message(self, pred: Prediction, request: ModelRequest) -> str:
         editor = self.host.editor

@@ -1,5 +1,5 @@
 """The widget's keyboard and pointer scope in the browser: a tiny anywidget whose script guards its
-``.gt-widget`` ancestor.
+``.gt-labeling-session`` (or else ``.gt-widget``) ancestor: the session's navigation bar is inside it too.
 
 Why: ipycanvas forwards keys only from the focused canvas, sends no mouse button or modifier, and a key
 pressed with any other control of the widget focused (a toolbar button, a slider) would reach JupyterLab /
@@ -46,7 +46,8 @@ function render({ model, el }) {
     if (["Shift", "Control", "Alt", "Meta"].includes(e.key) && e.key !== "Shift") { e.stopPropagation(); return; }
     e.preventDefault(); e.stopPropagation(); e.stopImmediatePropagation();
     const target = typing(e.target) ? "input" : "widget";
-    model.send({ type: "key", key: e.key, shift: e.shiftKey, ctrl: e.ctrlKey, meta: e.metaKey, target });
+    const value = typing(e.target) ? String(e.target.value) : "";
+    model.send({ type: "key", key: e.key, shift: e.shiftKey, ctrl: e.ctrlKey, meta: e.metaKey, target, value });
   };
   const onKeyUp = (e) => { if (root && root.isConnected && root.contains(e.target)) e.stopPropagation(); };
   const onPointer = (e) => {
@@ -61,7 +62,7 @@ function render({ model, el }) {
     focusCanvas(root);
   };
   const attach = () => {
-    root = el.closest(".gt-widget");
+    root = el.closest(".gt-labeling-session") || el.closest(".gt-widget");
     if (!root) { setTimeout(attach, 100); return; }
     if (root.dataset.gtScope === "1") return;
     root.dataset.gtScope = "1";
@@ -99,6 +100,8 @@ export default { render };
 
 KeyHandler = Callable[[str, bool, bool, bool], None]
 PointerHandler = Callable[[str, float, float, int, bool], None]
+InputKeyHandler = Callable[[str, str], None]
+"""``handler(key, value)``: Enter or Escape in a text box of the widget, with the box's text."""
 
 
 class KeyScope(anywidget.AnyWidget):  # type: ignore[misc]
@@ -110,7 +113,7 @@ class KeyScope(anywidget.AnyWidget):  # type: ignore[misc]
         super().__init__(**kwargs)
         self._on_key = on_key
         self._on_pointer = on_pointer
-        self.on_input_key: KeyHandler | None = None
+        self.on_input_key: InputKeyHandler | None = None
         """Keys typed in a text box of the widget (Enter, Escape): a session's jump box uses it."""
         self.on_msg(self._handle)
 
@@ -125,7 +128,7 @@ class KeyScope(anywidget.AnyWidget):  # type: ignore[misc]
                 bool(content.get("meta")),
             )
             if content.get("target") == "input" and self.on_input_key is not None:
-                self.on_input_key(*args)
+                self.on_input_key(args[0], str(content.get("value", "")))
             else:
                 self._on_key(*args)
         elif kind == "pointer":

@@ -723,3 +723,106 @@ def test_points_stay_drawn_while_the_model_works(monkeypatch: pytest.MonkeyPatch
     assert w.wait_idle(10)
     assert w.requests.pending == 0
     w.close()
+
+
+# ------------------------------------------------------------------------------------------ issue 10 findings
+
+
+def test_auto_segment_inside_a_labeled_object_is_its_own_undo_step(w: SegmentationWidget) -> None:
+    """Finding 3: the second auto-segment changed nothing, recorded no step, and z deleted the first object."""
+    w.auto_segment(EXTREME)
+    w.auto_segment([(20, 14), (20, 20), (15, 17), (25, 17)])  # a patch inside it, same label
+    assert w.history == (2, 0) and w.status == "nothing changed: those pixels are already 'cat'"
+    w.undo()
+    assert np.array_equal(w.label_map == 1, _box((60, 80), 10, 34, 10, 30))
+
+
+def test_negative_click_explains_pixels_labeled_before_the_auto_segment(w: SegmentationWidget) -> None:
+    """Finding 6: a negative click cannot remove pixels that had the label before; now it says why."""
+    w.brush([(20, 20)], radius=4)  # cat, by hand
+    w.auto_segment(EXTREME)
+    w.corrective_click(20, 20, positive=False)
+    assert w.label_map[20, 20] == 1
+    assert "already 'cat' before this auto-segment" in w.status and "eraser" in w.status
+
+
+def test_right_click_from_the_browser_scope_removes_from_the_last_mask(w: SegmentationWidget) -> None:
+    w.auto_segment(EXTREME)
+    cx, cy = w.image_to_canvas(20, 20)
+    w.scope._handle(None, {"type": "pointer", "kind": "down", "x": cx, "y": cy, "button": 2, "shift": False})
+    assert w.wait_idle(10)
+    assert w.tool == "auto" and w.label_map[20, 20] == 0 and w.label_map[12, 12] == 1
+    cx, cy = w.image_to_canvas(30, 25)
+    w.scope._handle(None, {"type": "pointer", "kind": "down", "x": cx, "y": cy, "button": 0, "shift": True})
+    assert w.wait_idle(10)
+    assert w.label_map[25, 30] == 0 and w.history == (3, 0)
+
+
+def test_keys_from_the_scope_reach_the_shortcuts_and_escape_twice_releases(w: SegmentationWidget) -> None:
+    sent: list[dict[str, Any]] = []
+    w.scope.send = sent.append  # type: ignore[method-assign]
+    w.scope._handle(None, {"type": "key", "key": "b", "target": "widget"})
+    assert w.tool == "brush"
+    w.scope._handle(None, {"type": "key", "key": "Escape", "target": "widget"})
+    assert not sent and "Escape again" in w.status
+    w.scope._handle(None, {"type": "key", "key": "Escape", "target": "widget"})
+    assert sent == [{"type": "release"}] and "notebook" in w.status
+    w.toolbar.tool_buttons["fill"].click()  # a toolbar click gives the canvas the keys back
+    assert w.tool == "fill" and sent[-1] == {"type": "focus"}
+
+
+def test_instance_status_follows_relabel_select_delete(seg: BoxSegmenter) -> None:
+    """Finding 7: the status line went stale after Relabel / select / Delete."""
+    w = SegmentationWidget(_image(), LABELS, mode="instance", segmenter=seg)
+    w.brush([(10, 10)], radius=3)
+    w.label = "dog"
+    w.brush([(40, 40)], radius=3)
+    w.select_instance(1)
+    assert w.status == "2 instance(s); instance 1 (cat) selected"
+    w.relabel_instance(1, "bird")
+    assert w.status == "instance 1 is now 'bird'"
+    w.delete_instance(1)
+    assert w.status == "instance 1 deleted; 1 instance(s); no instance selected"
+    assert [c.description for c in w.toolbar.instance_chips.values()] == ["1 dog"]
+    w.close()
+
+
+def test_extreme_points_double_click_is_ignored_with_a_message(w: SegmentationWidget) -> None:
+    """Finding 5: a double click placed two identical points; the object was segmented from 3."""
+    click_image(w, *EXTREME[0])
+    click_image(w, *EXTREME[0])
+    assert "ignored" in w.status
+    for x, y in EXTREME[1:]:
+        click_image(w, x, y)
+    assert w.wait_idle(10)
+    assert np.array_equal(w.label_map == 1, _box((60, 80), 10, 34, 10, 30))
+
+
+def test_closing_a_polygon_clears_its_status_and_outline(w: SegmentationWidget) -> None:
+    """Finding 4: the outline, rubber band and 'polygon: N vertices' stayed after closing."""
+    press(w, "p")
+    for x, y in [(5, 5), (30, 5), (15, 25)]:
+        click_image(w, x, y)
+    assert w.status.startswith("polygon: 3 vertices")
+    press(w, "Enter")
+    assert w.status.startswith("polygon filled") and w.tools["polygon"].vertices == []  # type: ignore[attr-defined]
+    assert w.history == (1, 0)
+
+
+def test_o_cycles_fill_outline_hidden(w: SegmentationWidget) -> None:
+    assert w.overlay_style == "fill+outline"
+    press(w, "o")
+    assert w.overlay_style == "outline"
+    press(w, "o")
+    assert w.overlay_style == "hidden"
+    press(w, "o")
+    assert w.overlay_style == "fill+outline"
+
+
+def test_fill_tool_through_the_canvas(w: SegmentationWidget) -> None:
+    w.polygon([(10, 10), (40, 10), (40, 40), (10, 40)])
+    w.label = "dog"
+    press(w, "g")
+    click_image(w, 70, 50)  # the background around the square
+    lm = w.label_map
+    assert lm[50, 70] == 2 and lm[20, 20] == 1 and w.history == (2, 0)

@@ -103,3 +103,42 @@ def test_wait_true_returns_the_refined_mask(widget_and_seg: Any) -> None:
     mask = w.auto_segment(EXTREME, wait=True)
     assert mask is not None
     np.testing.assert_array_equal(mask, _box(10, 34, 10, 30))
+
+
+def _first_painted(w: Any) -> None:
+    for _ in range(200):
+        if (w.label_map == 1).any():
+            return
+        threading.Event().wait(0.01)
+
+
+def test_refining_mark_and_escape_keeps_the_first_answer(widget_and_seg: Any) -> None:
+    w, _seg, hold = widget_and_seg
+    w.auto_segment(EXTREME, wait=False)
+    _first_painted(w)
+    assert w.refining and "refining" in w.toolbar.busy.value and "gt-spinner" in w.toolbar.busy.value
+    w.handle_key_down("Escape")
+    assert not w.refining and "kept the first answer" in w.status
+    hold.set()
+    assert w.wait_idle(10)
+    np.testing.assert_array_equal(w.label_map == 1, _box(12, 32, 12, 28))
+    assert w.toolbar.busy.value == "" and w.history == (1, 0)
+
+
+def test_refined_mask_arriving_after_a_click_is_offered_as_a_candidate(widget_and_seg: Any) -> None:
+    w, _seg, hold = widget_and_seg
+    w.auto_segment(EXTREME, wait=False)
+    _first_painted(w)
+    w.corrective_click(40, 20, positive=True, wait=False)  # the user corrects before the refined pass lands
+    for _ in range(200):
+        if w.history == (2, 0):
+            break
+        threading.Event().wait(0.01)
+    hold.set()
+    assert w.wait_idle(10)
+    assert w.history == (2, 0) and w.label_map[20, 40] == 1  # the click stays
+    assert "candidate" in w.status
+    n = len(w.editor.live_part().prediction.candidates)  # type: ignore[union-attr]
+    for _ in range(n - 1):
+        w.next_candidate()
+    np.testing.assert_array_equal(w.label_map == 1, _box(10, 34, 10, 30))  # the refined mask, last candidate
