@@ -109,7 +109,7 @@ def help_html(mode: str = "semantic") -> str:
         "at the mouse. Pan: drag.</p>"
     )
     return (
-        '<div class="gt-widget-help"><table><thead><tr><th>key</th><th>does</th></tr></thead><tbody>'
+        '<div class="gt-widget-help-table"><table><thead><tr><th>key</th><th>does</th></tr></thead><tbody>'
         + "".join(rows)
         + "</tbody></table>"
         + mouse

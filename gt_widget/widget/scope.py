@@ -49,6 +49,11 @@ function render({ model, el }) {
     const value = typing(e.target) ? String(e.target.value) : "";
     model.send({ type: "key", key: e.key, shift: e.shiftKey, ctrl: e.ctrlKey, meta: e.metaKey, target, value });
   };
+  const onMenu = (e) => {
+    // JupyterLab opens its own menu from a document-level capture listener: stop it on window first
+    if (!root || !root.isConnected || !root.contains(e.target) || !e.target.closest(".gt-widget-canvas")) return;
+    e.preventDefault(); e.stopPropagation(); e.stopImmediatePropagation();
+  };
   const onKeyUp = (e) => { if (root && root.isConnected && root.contains(e.target)) e.stopPropagation(); };
   const onPointer = (e) => {
     const c = canvasOf(root);
@@ -70,7 +75,7 @@ function render({ model, el }) {
     window.addEventListener("keyup", onKeyUp, true);
     window.addEventListener("keypress", onKeyUp, true);
     root.addEventListener("pointerdown", onPointer, true);
-    root.addEventListener("contextmenu", (e) => { if (e.target.closest(".gt-widget-canvas")) e.preventDefault(); }, true);
+    window.addEventListener("contextmenu", onMenu, true);
     root.addEventListener("pointerover", (e) => {
       if (e.target.closest && e.target.closest(".gt-widget-canvas") && !typing(document.activeElement)) focusCanvas(root);
     });
@@ -92,6 +97,7 @@ function render({ model, el }) {
     window.removeEventListener("keydown", onKey, true);
     window.removeEventListener("keyup", onKeyUp, true);
     window.removeEventListener("keypress", onKeyUp, true);
+    window.removeEventListener("contextmenu", onMenu, true);
     if (root) delete root.dataset.gtScope;
   };
 }

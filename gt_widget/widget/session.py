@@ -624,6 +624,7 @@ class LabelingSession:
                 self._progress,
             ]
         )
+        nav.layout.flex_flow = "row wrap"  # a narrow cell wraps the bar instead of squeezing the buttons
         self.ui = W.VBox([nav, self._status, self.widget])
         self.ui.add_class("gt-labeling-session")
 

@@ -50,6 +50,12 @@ CSS = """
   border-radius: 50%; animation: gt-spin .8s linear infinite; vertical-align: middle; }
 @keyframes gt-spin { to { transform: rotate(360deg); } }
 .gt-widget .gt-widget-status, .gt-widget .gt-widget-busy { color: var(--jp-ui-font-color1, #222); }
+.gt-widget .gt-widget-help .widget-html-content, .gt-widget .gt-widget-status .widget-html-content,
+.gt-widget .gt-widget-busy .widget-html-content { height: auto; line-height: 1.4; }
+.gt-widget .gt-widget-status { flex: 1 1 auto; min-width: 0; }
+.gt-labeling-session .gt-session-prev, .gt-labeling-session .gt-session-next,
+.gt-labeling-session .gt-session-go, .gt-labeling-session .gt-session-next-unlabeled { flex-shrink: 0; }
+.gt-labeling-session .gt-session-progress .widget-html-content { height: auto; line-height: 1.4; }
 .gt-widget .gt-doubt { background: var(--jp-warn-color2, #ffcc80); }
 """
 
