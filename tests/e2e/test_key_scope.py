@@ -25,13 +25,14 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 EXTREME = [(60, 20), (60, 80), (30, 50), (100, 50)]  # box x 30..100, y 20..80 of a 160x120 image
 
-SESSION = """
+SESSION = f"EXTREME_POINTS = {EXTREME!r}\n" + """
 from pathlib import Path
 import json
 import numpy as np
 from PIL import Image
 from gt_widget.widget import LabelingSession
 from gt_widget.widget.testing import BoxSegmenter
+EXTREME = EXTREME_POINTS
 Path("images").mkdir(exist_ok=True)
 for i in range(3):
     rng = np.random.default_rng(i)
@@ -40,10 +41,10 @@ session = LabelingSession([f"images/{i}.png" for i in range(3)], labels=["cup", 
                           output_dir="out", job_name="scope", segmenter=BoxSegmenter(), prefetch=False)
 w = session.widget
 Path("transform.json").write_text(json.dumps({"canvas": [w.canvas.width, w.canvas.height],
-    "points": [w.image_to_canvas(x, y) for x, y in %r], "inside": w.image_to_canvas(60, 50),
+    "points": [w.image_to_canvas(x, y) for x, y in EXTREME], "inside": w.image_to_canvas(60, 50),
     "shift": w.image_to_canvas(80, 40)}))
 session
-""" % (EXTREME,)
+"""
 
 MARKER = "marker = 'this cell must survive'"
 
