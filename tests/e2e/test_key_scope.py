@@ -25,7 +25,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 EXTREME = [(60, 20), (60, 80), (30, 50), (100, 50)]  # box x 30..100, y 20..80 of a 160x120 image
 
-SESSION = f"EXTREME_POINTS = {EXTREME!r}\n" + """
+SESSION = (
+    f"EXTREME_POINTS = {EXTREME!r}\n"
+    + """
 from pathlib import Path
 import json
 import numpy as np
@@ -45,6 +47,7 @@ Path("transform.json").write_text(json.dumps({"canvas": [w.canvas.width, w.canva
     "shift": w.image_to_canvas(80, 40)}))
 session
 """
+)
 
 MARKER = "marker = 'this cell must survive'"
 
