@@ -284,6 +284,11 @@ class Assist:
 
     def wait_idle(self, timeout: float | None) -> bool:
         """Block until both threads are idle (a refined pass may queue more interactive work: loop)."""
+        if self.on_model_thread():
+            raise WidgetError(
+                "wait_idle was called on the model thread (from an observe_changes callback), where it would "
+                "wait for itself; call it from the notebook instead"
+            )
         for _ in range(4):
             if not (self.worker.wait_idle(timeout) and self.background.wait_idle(timeout)):
                 return False

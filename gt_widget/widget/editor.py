@@ -24,9 +24,11 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from gt_widget.errors import PromptError
 from gt_widget.groundtruth.formats import Instance
 from gt_widget.palette import PALETTE
 from gt_widget.segment.base import Candidate, Prediction
+from gt_widget.widget.initial import decode
 from gt_widget.widget.state import (
     Box,
     Edit,
@@ -180,11 +182,11 @@ class Editor:
         self._stroke = None
         self._emit(None)
 
-    def open(
-        self, key: str, shape: tuple[int, int], init: np.ndarray | None, instances: Sequence[Instance]
-    ) -> tuple[LabelState, int]:
-        """Switch to image ``key``: its kept state (with undo history) when it still holds ``init`` (the labels
-        saved for it), else a fresh state. Returns (state, undo steps kept). The old image's state is kept."""
+    def open(self, key: str, shape: tuple[int, int], initial_value: object = None) -> tuple[LabelState, int]:
+        """Switch to image ``key``: its kept state (with undo history) when it still holds ``initial_value``
+        (the labels saved for it; see ``widget.initial``), else a fresh state. Returns (state, undo steps kept).
+        The previous image's state is kept."""
+        init, instances = (None, []) if initial_value is None else decode(initial_value, self.labels, self.mode, shape)
         if self.key is not None:
             self.histories.put(self.key, self.state)
         self.key = key
@@ -199,6 +201,21 @@ class Editor:
         return st
 
     # ------------------------------------------------------------------ small queries
+
+    @property
+    def history(self) -> tuple[int, int]:
+        """(undo steps, redo steps) available."""
+        return len(self.state.undo_stack), len(self.state.redo_stack)
+
+    def snapshot(self) -> tuple[np.ndarray, list[Instance]]:
+        """(map copy, instance copies): the label map and [] in semantic mode."""
+        return self.state.map.copy(), [Instance(i.label, i.color) for i in self.state.instances]
+
+    def instance_map(self) -> np.ndarray:
+        """A copy of the instance map (instance mode only)."""
+        if self.mode != "instance":
+            raise WidgetError("instance_map exists only in instance mode; use label_map in semantic mode")
+        return self.state.map.copy()
 
     def label_name(self, value: int) -> str:
         """Label name of map value ``value`` (a label index, or an instance id in instance mode)."""
@@ -248,6 +265,10 @@ class Editor:
 
     def brush(self, points: Sequence[tuple[float, float]], radius: float, erase: bool = False) -> Outcome:
         """Paint (or erase) a round brush of ``radius`` along ``points``; one undo step."""
+        if not points:
+            raise PromptError("a brush stroke needs at least one (x, y) point")
+        if not radius >= 0.5:
+            raise WidgetError(f"brush radius must be at least 0.5 pixel, got {radius!r}")
         fp = stroke_footprint(points, radius, self.state.shape)
         return self._paint("eraser" if erase else "brush", fp, erase)
 

@@ -26,7 +26,7 @@ from gt_widget.errors import GtWidgetError, PromptError
 from gt_widget.groundtruth.formats import Instance
 from gt_widget.imageio import ImageSource
 from gt_widget.segment.base import Segmenter, validate_extreme_points, validate_points
-from gt_widget.widget import initial, keys
+from gt_widget.widget import keys
 from gt_widget.widget.assist import Assist, message
 from gt_widget.widget.commands import Commands
 from gt_widget.widget.editor import Editor, Outcome
@@ -90,8 +90,6 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
         self.add_class("gt-widget")
         self.load_image(image, initial_value=initial_value)
 
-    # =========================================================================== status, busy, refresh
-
     def say(self, text: str) -> None:
         """Show ``text`` in the status line."""
         self._status = text
@@ -129,21 +127,14 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
         """Call ``callback(widget)`` after every committed edit (in the thread that made it)."""
         self._callbacks.append(callback)
 
-    # =========================================================================== images
-
     def load_image(self, image: ImageSource, initial_value: Any = None) -> None:
         """Show ``image`` (clearing labels, or loading ``initial_value``; a revisited image whose labels are
         unchanged gets its undo history back) and start computing its embedding in the background."""
         rgb, cached, cache_keys = self.assist.decode(image)
         h, w = rgb.shape[:2]
-        init_map, init_inst = (
-            initial.decode(initial_value, self.editor.labels, self.editor.mode, (h, w))
-            if initial_value is not None
-            else (None, [])
-        )
         with self._lock:
             self.screen.show(rgb)  # first: the editor's change event draws in the new view
-            state, kept = self.editor.open(cache_keys[-1], (h, w), init_map, init_inst)
+            state, kept = self.editor.open(cache_keys[-1], (h, w), initial_value)
             self._rgb = rgb
             self.outputs = Outputs(state, initial_value is not None, self._worker_id)
             for tool in self.tools.values():
@@ -160,8 +151,6 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
         """Decode (and, for a ``Prefetchable`` segmenter, encode) ``image`` in the background."""
         self.assist.prefetch(image)
 
-    # =========================================================================== properties
-
     labels = property(lambda self: list(self.editor.labels), doc="The label names (index i + 1 in ``label_map``).")
     image = property(lambda self: self._rgb, doc="The current image, RGB uint8 (H, W, 3).")
     view = property(lambda self: self.screen.view, doc="The zoom/pan transform (see ``gt_widget.widget.render``).")
@@ -171,9 +160,7 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
     mouse = property(lambda self: self.screen.mouse, doc="Last pointer position (canvas px), None outside.")
     overlay_style = property(lambda self: self.screen.overlay, doc="'fill+outline', 'outline' or 'hidden'.")
     selected_instance = property(lambda self: self.editor.state.selected, doc="Selected instance id (0 = none).")
-    history = property(
-        lambda self: (len(self.editor.state.undo_stack), len(self.editor.state.redo_stack)), doc="(undo, redo) steps."
-    )
+    history = property(lambda self: self.editor.history, doc="(undo steps, redo steps) available.")
 
     @property
     def mode(self) -> Mode:
@@ -246,14 +233,7 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
 
     def wait_idle(self, timeout: float | None = 60) -> bool:
         """Block until model work (prefetch and refined passes included) is done; False on timeout."""
-        if self.assist.on_model_thread():
-            raise WidgetError(
-                "wait_idle was called on the model thread (from an observe_changes callback), where it would "
-                "wait for itself; call it from the notebook instead"
-            )
         return self.assist.wait_idle(timeout)
-
-    # ------------------------------------------------------------------ maps and outputs
 
     @property
     def label_map(self) -> np.ndarray:
@@ -264,28 +244,24 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
     @property
     def instance_map(self) -> np.ndarray:
         """uint8 (H, W): 0 = none, k = ``instances[k - 1]`` (instance mode only)."""
-        if self.mode != "instance":
-            raise WidgetError("instance_map exists only in instance mode; use label_map in semantic mode")
         with self._lock:
-            return self.editor.state.map.copy()
+            return self.editor.instance_map()
 
     @property
     def instance_masks(self) -> list[np.ndarray]:
         """Bool (H, W) mask of each instance, in instance order (instance mode only)."""
-        imap = self.instance_map
-        return [imap == k + 1 for k in range(len(self.editor.state.instances))]
+        imap, n = self.instance_map, len(self.instances)
+        return [imap == k + 1 for k in range(n)]
 
     @property
     def instances(self) -> list[Instance]:
         """The instances (label, colour), id k = position k - 1 (instance mode; [] in semantic mode)."""
-        with self._lock:
-            return [Instance(i.label, i.color) for i in self.editor.state.instances]
+        return self.snapshot()[1]
 
     def snapshot(self) -> tuple[np.ndarray, list[Instance]]:
         """(map copy, instances) taken atomically (the label map and [] in semantic mode)."""
         with self._lock:
-            st = self.editor.state
-            return st.map.copy(), [Instance(i.label, i.color) for i in st.instances]
+            return self.editor.snapshot()
 
     def initial_value_modified(self) -> bool | None:
         """Whether the labels differ from ``initial_value`` (None when there was none)."""
@@ -307,8 +283,6 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
         with self._lock:
             return self.outputs.consolidated_png(self.editor.state)
 
-    # =========================================================================== edits (Python API)
-
     def _edit(self, fn: Callable[[], Outcome], status: str | None = None) -> Outcome:
         with self._lock:
             outcome = fn()
@@ -327,12 +301,7 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
         self._stroke(points, radius, erase=True)
 
     def _stroke(self, points: Sequence[Sequence[float]], radius: float | None, erase: bool) -> None:
-        pts = self._points(points, "brush")
-        if not pts:
-            raise PromptError("a brush stroke needs at least one (x, y) point")
-        r = float(self._brush_radius if radius is None else radius)
-        if not r >= 0.5:
-            raise WidgetError(f"brush radius must be at least 0.5 pixel, got {radius!r}")
+        pts, r = self._points(points, "brush"), float(self._brush_radius if radius is None else radius)
         self._edit(lambda: self.editor.brush(pts, r, erase), "erased" if erase else f"painted {self.label!r}")
 
     def commit_stroke(self) -> None:
@@ -379,7 +348,6 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
         """Make instance ``k`` (1-based) the one that painting and auto-segment add to."""
         with self._lock:
             self.editor.select_instance(k)
-            self.screen.draw_overlay()
         self._after(Outcome(False, recorded=False), self.editor.instance_status())
 
     def relabel_instance(self, k: int, label: str) -> None:
@@ -390,8 +358,6 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
         """Delete instance ``k`` and its pixels (later ids shift down by one); one undo step."""
         out = self._edit(lambda: self.editor.delete_instance(k))
         self.say(f"instance {k} deleted; " + self.editor.instance_status() if out.changed else out.message)
-
-    # ------------------------------------------------------------------ model tools
 
     def auto_segment(self, points: Sequence[Sequence[float]], wait: bool = True) -> np.ndarray | None:
         """Segment the object whose 4 extreme points (x, y) are given, in the current label (or the selected
@@ -416,8 +382,6 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
             idx, outcome = self.editor.next_candidate()
         self._after(outcome, outcome.message)
         return idx
-
-    # ------------------------------------------------------------------ view
 
     def zoom(self, factor: float, center: Sequence[float] | None = None) -> None:
         """Zoom by ``factor`` (> 1 magnifies) keeping image point ``center`` fixed (default: canvas centre)."""
@@ -446,8 +410,6 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
         """Editor change: repaint the changed part of the label layer."""
         self.screen.draw_overlay(box)
 
-    # =========================================================================== events
-
     def handle_mouse_down(self, cx: float, cy: float) -> None:
         """ipycanvas mouse-down at canvas pixel (cx, cy) (left button)."""
         self.handle_pointer("down", cx, cy)
@@ -473,8 +435,6 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
         if not self.toolbar.muted:
             self._guard(lambda: self.commands.intent(name, value))
         self.scope.focus()
-
-    # =========================================================================== lifecycle
 
     def close(self) -> None:
         """Stop the model threads and close the widget and its children."""

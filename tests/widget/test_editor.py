@@ -156,19 +156,19 @@ def test_instance_policy_keeps_queued_answers_together_and_status_is_current() -
 
 def test_histories_bring_back_an_images_undo_steps_while_labels_match() -> None:
     ed = Editor(["a"])
-    ed.open("img1", SHAPE, None, [])
+    ed.open("img1", SHAPE)
     ed.brush([(5, 5)], 2)
     ed.brush([(15, 5)], 2)
     saved = ed.state.map.copy()
-    ed.open("img2", SHAPE, None, [])
+    ed.open("img2", SHAPE)
     assert ed.state.undo_stack == []
-    state, kept = ed.open("img1", SHAPE, saved, [])
+    state, kept = ed.open("img1", SHAPE, saved)
     assert kept == 2 and np.array_equal(state.map, saved)
     ed.undo()
     assert ed.state.map[5, 15] == 0 and ed.state.map[5, 5] == 1
     changed = saved.copy()
     changed[0, 0] = 1  # labels changed elsewhere (another tool wrote the file): no stale history
-    _state, kept = ed.open("img1", SHAPE, changed, [])
+    _state, kept = ed.open("img1", SHAPE, changed)
     assert kept == 0
 
 
@@ -176,5 +176,5 @@ def test_histories_are_bounded_by_bytes() -> None:
     ed = Editor(["a"])
     ed.histories.max_bytes = 3 * SHAPE[0] * SHAPE[1] + 100
     for i in range(6):
-        ed.open(f"img{i}", SHAPE, None, [])
+        ed.open(f"img{i}", SHAPE)
     assert len(ed.histories._states) <= 3

@@ -116,6 +116,10 @@ def test_refining_mark_and_escape_keeps_the_first_answer(widget_and_seg: Any) ->
     w, _seg, hold = widget_and_seg
     w.auto_segment(EXTREME, wait=False)
     _first_painted(w)
+    for _ in range(200):  # the interactive job that painted the first answer ends a moment later
+        if "refining" in w.toolbar.busy.value:
+            break
+        threading.Event().wait(0.01)
     assert w.refining and "refining" in w.toolbar.busy.value and "gt-spinner" in w.toolbar.busy.value
     w.handle_key_down("Escape")
     assert not w.refining and "kept the first answer" in w.status
