@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 
-from gt_widget.widget.tools.base import Host, Pointer, Sketch, Tool
+from gt_widget.widget.tools.base import Host, PlacingTool, Pointer, Sketch
 
 MIN_POINT_GAP = 6.0
 """An extreme point closer than this many canvas pixels to an earlier one is ignored (a double click)."""
 
 
-class AutoTool(Tool):
+class AutoTool(PlacingTool):
     """Collects 4 extreme points, then asks the model; placed points and their box stay visible."""
 
     name = "auto"
@@ -22,8 +22,10 @@ class AutoTool(Tool):
         "right click or Shift+click removes from the last mask."
     )
 
-    def __init__(self) -> None:
-        self.points: list[tuple[float, float]] = []
+    @property
+    def points(self) -> list[tuple[float, float]]:
+        """The points placed so far (image pixels)."""
+        return self.placed
 
     def down(self, host: Host, p: Pointer) -> None:
         if p.negative:
@@ -44,21 +46,10 @@ class AutoTool(Tool):
             host.say(f"extreme point {n}/4")
             host.draw_interaction()
             return
-        pts, self.points = self.points, []
+        pts, self.placed = self.placed, []
         host.say("segmenting...")
         host.draw_interaction()
         host.auto_segment(pts, wait=False)
-
-    def cancel(self, host: Host) -> bool:
-        had = bool(self.points)
-        self.points.clear()
-        return had
-
-    def back(self, host: Host) -> bool:
-        if not self.points:
-            return False
-        self.points.pop()
-        return True
 
     def draw(self, host: Host, sketch: Sketch) -> None:
         view = host.view

@@ -130,3 +130,22 @@ class Tool:
     def deactivate(self, host: Host) -> None:
         """Another tool was chosen: finish or drop what is in progress."""
         self.cancel(host)
+
+
+class PlacingTool(Tool):
+    """A tool that places points one click at a time (extreme points, polygon vertices): Escape drops them,
+    Backspace removes the last one."""
+
+    def __init__(self) -> None:
+        self.placed: list[tuple[float, float]] = []
+
+    def cancel(self, host: Host) -> bool:
+        had = bool(self.placed)
+        self.placed.clear()
+        return had
+
+    def back(self, host: Host) -> bool:
+        if not self.placed:
+            return False
+        self.placed.pop()
+        return True

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 
-from gt_widget.widget.tools.base import Host, Pointer, Sketch, Tool
+from gt_widget.widget.tools.base import Host, PlacingTool, Pointer, Sketch
 
 CLOSE_DISTANCE = 8.0
 """A polygon closes when clicked within this many canvas pixels of its first vertex."""
 
 
-class PolygonTool(Tool):
+class PolygonTool(PlacingTool):
     """Collects vertices; closing fills the polygon (one undo step) and clears its outline."""
 
     name = "polygon"
@@ -19,8 +19,10 @@ class PolygonTool(Tool):
     tooltip = "Polygon: click vertices, Enter or the first vertex closes (p)"
     hint = "Polygon: click vertices; click the first vertex or press Enter to close, Escape cancels."
 
-    def __init__(self) -> None:
-        self.vertices: list[tuple[float, float]] = []
+    @property
+    def vertices(self) -> list[tuple[float, float]]:
+        """The vertices placed so far (image pixels)."""
+        return self.placed
 
     def down(self, host: Host, p: Pointer) -> None:
         if len(self.vertices) >= 3:
@@ -38,7 +40,7 @@ class PolygonTool(Tool):
 
     def close(self, host: Host) -> None:
         """Fill the polygon and forget it (its outline and rubber band go with the redraw)."""
-        verts, self.vertices = self.vertices, []
+        verts, self.placed = self.placed, []
         host.polygon(verts)
 
     def enter(self, host: Host) -> bool:
@@ -47,17 +49,6 @@ class PolygonTool(Tool):
                 host.say(f"a polygon needs at least 3 vertices; it has {len(self.vertices)}")
             return bool(self.vertices)
         self.close(host)
-        return True
-
-    def cancel(self, host: Host) -> bool:
-        had = bool(self.vertices)
-        self.vertices.clear()
-        return had
-
-    def back(self, host: Host) -> bool:
-        if not self.vertices:
-            return False
-        self.vertices.pop()
         return True
 
     def draw(self, host: Host, sketch: Sketch) -> None:
