@@ -35,6 +35,9 @@ DOUBT_MARGIN = 0.05
 (IoU < 0.9), scores within this margin of it (or the chosen score is below ``unsure_score``). The single
 constant to tune against the calibration measured on ../shared/data."""
 
+UNSURE_SCORE = 0.8
+"""Below this score the model's own answer is doubtful whatever the other candidates say."""
+
 CACHE_SIZE = 6
 """Prefetched / visited images whose decoded pixels and model state are kept."""
 
@@ -44,7 +47,7 @@ def message(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, GtWidgetError) else f"{type(exc).__name__}: {exc}"
 
 
-def model_doubts(pred: Prediction, unsure_score: float = 0.8, margin: float = DOUBT_MARGIN) -> bool:
+def model_doubts(pred: Prediction, unsure_score: float = UNSURE_SCORE, margin: float = DOUBT_MARGIN) -> bool:
     """Is another shape likely better? The score is below ``unsure_score``, or a clearly different candidate
     (IoU < 0.9 with the chosen mask) scores within ``margin`` of it."""
     if pred.score < unsure_score:

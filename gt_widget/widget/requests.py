@@ -15,7 +15,7 @@ import numpy as np
 
 from gt_widget.errors import GtWidgetError, PromptError
 from gt_widget.segment.base import Prediction
-from gt_widget.widget.assist import DOUBT_MARGIN, message, model_doubts
+from gt_widget.widget.assist import DOUBT_MARGIN, UNSURE_SCORE, message, model_doubts
 from gt_widget.widget.editor import ModelRequest, Outcome
 from gt_widget.widget.state import WidgetError
 from gt_widget.widget.tools.base import Sketch
@@ -32,7 +32,7 @@ POSITIVE, NEGATIVE = "#00c853", "#d50000"
 class RequestQueue:
     """The widget's model requests for the current image generation ``gen``."""
 
-    def __init__(self, host: SegmentationWidget, doubt: tuple[float, float] = (0.8, DOUBT_MARGIN)) -> None:
+    def __init__(self, host: SegmentationWidget, doubt: tuple[float, float] = (UNSURE_SCORE, DOUBT_MARGIN)) -> None:
         self.host = host
         self.doubt = doubt
         """(unsure_score, margin) of ``assist.model_doubts``."""

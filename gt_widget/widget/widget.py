@@ -27,7 +27,7 @@ from gt_widget.groundtruth.formats import Instance
 from gt_widget.imageio import ImageSource
 from gt_widget.segment.base import Segmenter, validate_extreme_points, validate_points
 from gt_widget.widget import keys
-from gt_widget.widget.assist import Assist, message
+from gt_widget.widget.assist import DOUBT_MARGIN, UNSURE_SCORE, Assist, message
 from gt_widget.widget.commands import Commands
 from gt_widget.widget.editor import Editor, Outcome
 from gt_widget.widget.outputs import Outputs
@@ -61,8 +61,8 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
         canvas_size: tuple[int, int] = (900, 600),
         brush_radius: int | None = None,
         max_history: int = 100,
-        unsure_score: float = 0.8,
-        unsure_margin: float = 0.05,
+        unsure_score: float = UNSURE_SCORE,
+        unsure_margin: float = DOUBT_MARGIN,
         worker_id: str = "local-notebook",
         **kwargs: Any,
     ) -> None:
