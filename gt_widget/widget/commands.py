@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from gt_widget.widget import keys
 from gt_widget.widget.render import OVERLAY_STYLES
+from gt_widget.widget.state import WidgetError
 from gt_widget.widget.toolbar import ToolbarState
 
 if TYPE_CHECKING:
@@ -116,6 +117,39 @@ class Commands:
             help=w._help,
         )  # fmt: skip
 
+    # ------------------------------------------------------------------ settings (the façade's property setters)
+
+    def set_tool(self, name: str) -> None:
+        """Activate tool ``name`` (the previous one finishes or drops what it had)."""
+        w = self.w
+        if name not in w.tools:
+            raise WidgetError(f"unknown tool {name!r}; choose one of {list(w.tools)}")
+        with w._lock:
+            w.tools[w.tool].deactivate(w)
+            w._tool = name
+            w.say(w.tools[name].hint)
+            w.refresh()
+
+    def set_label(self, label: str) -> None:
+        """Choose the label painting uses (instance mode: the label of new instances)."""
+        with self.w._lock:
+            self.w.say(self.w.editor.set_label(label))
+            self.w.refresh()
+
+    def set_opacity(self, value: float) -> None:
+        """Overlay fill opacity, 0..1."""
+        with self.w._lock:
+            self.w.screen.set_opacity(value)
+            self.w.refresh()
+
+    def set_brush(self, radius: int) -> None:
+        """Brush / eraser radius in image pixels (>= 1)."""
+        if int(radius) < 1:
+            raise WidgetError(f"brush radius must be at least 1 pixel, got {radius!r}")
+        with self.w._lock:
+            self.w._brush_radius = int(radius)
+            self.w.refresh()
+
     # ------------------------------------------------------------------ actions
 
     def take_negative_once(self) -> bool:
@@ -170,8 +204,6 @@ class Commands:
             w.select_instance((sel - 1 + step) % n + 1 if sel else 1)
 
     def delete_selected(self) -> None:
-        from gt_widget.widget.state import WidgetError
-
         if self.w.mode != "instance":
             return
         if not self.w.selected_instance:
@@ -179,8 +211,6 @@ class Commands:
         self.w.delete_instance(self.w.selected_instance)
 
     def relabel_selected(self) -> None:
-        from gt_widget.widget.state import WidgetError
-
         if not self.w.selected_instance:
             raise WidgetError("select an instance first (click its chip, or use , and .)")
         self.w.relabel_instance(self.w.selected_instance, self.w.label)

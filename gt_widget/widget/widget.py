@@ -34,7 +34,7 @@ from gt_widget.widget.outputs import Outputs
 from gt_widget.widget.requests import RequestQueue
 from gt_widget.widget.scope import KeyScope
 from gt_widget.widget.screen import Screen
-from gt_widget.widget.state import Box, Mode, WidgetError
+from gt_widget.widget.state import Box, Mode
 from gt_widget.widget.toolbar import Toolbar
 from gt_widget.widget.tools import TOOLS, Tool, make_tools
 
@@ -141,9 +141,9 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
                 tool.cancel(self)
             if self._fixed_radius is None:
                 self._brush_radius = max(2, round(min(h, w) / 80))
-            self.requests.gen = self.assist.start_image(rgb, cached, cache_keys)
             history = f" ({kept} undo steps kept)" if kept else ""
-            self.say(f"{w}x{h} image{history}. {self.tools[self._tool].hint}")
+            self.say(f"{w}x{h} image{history}. {self.tools[self._tool].hint}")  # before the model may report
+            self.requests.gen = self.assist.start_image(rgb, cached, cache_keys)
             self.redraw()
             self.refresh()
 
@@ -175,60 +175,19 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
         """Image point under canvas pixel position (cx, cy)."""
         return self.screen.view.to_image(cx, cy)
 
-    @property
-    def tool(self) -> str:
-        """The active tool (a name from ``tools.TOOLS``)."""
-        return self._tool
-
-    @tool.setter
-    def tool(self, value: str) -> None:
-        if value not in self.tools:
-            raise WidgetError(f"unknown tool {value!r}; choose one of {list(TOOLS)}")
-        with self._lock:
-            self.tools[self._tool].deactivate(self)
-            self._tool = value
-            self.say(self.tools[value].hint)
-            self.refresh()
-
-    @property
-    def label(self) -> str:
-        """The current label (what painting uses; in instance mode, the label of new instances)."""
-        return self.editor.label
-
-    @label.setter
-    def label(self, value: str) -> None:
-        with self._lock:
-            self.say(self.editor.set_label(value))
-            self.refresh()
-
-    @property
-    def opacity(self) -> float:
-        """Overlay (fill) opacity, 0..1."""
-        return self.screen.opacity
-
-    @opacity.setter
-    def opacity(self, value: float) -> None:
-        with self._lock:
-            self.screen.set_opacity(value)
-            self.refresh()
+    tool = property(lambda self: self._tool, lambda self, v: self.commands.set_tool(v), doc="The active tool.")
+    label = property(lambda self: self.editor.label, lambda self, v: self.commands.set_label(v), doc="Current label.")
+    opacity = property(
+        lambda self: self.screen.opacity, lambda self, v: self.commands.set_opacity(v), doc="Overlay opacity 0..1."
+    )
+    brush_radius = property(
+        lambda self: self._brush_radius, lambda self, v: self.commands.set_brush(v), doc="Brush radius (image px)."
+    )
 
     def set_overlay(self, style: str) -> None:
         """Show the labels as one of ``render.OVERLAY_STYLES`` (fill+outline / outline / hidden)."""
         with self._lock:
             self.screen.set_overlay(style)
-            self.refresh()
-
-    @property
-    def brush_radius(self) -> int:
-        """Brush / eraser radius in image pixels."""
-        return self._brush_radius
-
-    @brush_radius.setter
-    def brush_radius(self, value: int) -> None:
-        if int(value) < 1:
-            raise WidgetError(f"brush radius must be at least 1 pixel, got {value!r}")
-        with self._lock:
-            self._brush_radius = int(value)
             self.refresh()
 
     def wait_idle(self, timeout: float | None = 60) -> bool:
