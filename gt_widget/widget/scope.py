@@ -43,7 +43,8 @@ function render({ model, el }) {
   const onKey = (e) => {
     if (!root || !root.isConnected || !root.contains(e.target)) return;
     if (typing(e.target) && e.key !== "Enter" && e.key !== "Escape") { e.stopPropagation(); return; }
-    if (["Shift", "Control", "Alt", "Meta"].includes(e.key) && e.key !== "Shift") { e.stopPropagation(); return; }
+    // Tab keeps moving the focus between controls (keyboard users); modifiers alone do nothing
+    if (e.key === "Tab" || ["Control", "Alt", "Meta"].includes(e.key)) { e.stopPropagation(); return; }
     e.preventDefault(); e.stopPropagation(); e.stopImmediatePropagation();
     const target = typing(e.target) ? "input" : "widget";
     const value = typing(e.target) ? String(e.target.value) : "";
