@@ -160,8 +160,8 @@ def bench_size(width: int, height: int, repeat: int, wire: _Wire) -> dict[str, A
         w.label = ["a", "b", "c"][i % 3]
         w.brush([(x, height * 0.1), (x, height * 0.9)], radius=max(3, min(width, height) / 80))
     row["history_steps"] = w.history[0]
-    row["history_bytes_60_strokes"] = w._state.history_bytes()
-    row["label_map_bytes"] = int(np.prod(w._state.shape))
+    row["history_bytes_60_strokes"] = w.editor.state.history_bytes()
+    row["label_map_bytes"] = int(np.prod(w.editor.state.shape))
     undo60 = _times(w.undo, 60)
     row["undo_ms_p50"] = _p(undo60, 50)
     w.close()

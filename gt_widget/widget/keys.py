@@ -1,16 +1,18 @@
 """Keyboard shortcuts: one table that both the key handler and the help panel read.
 
-Keys are ``KeyboardEvent.key`` values as ipycanvas forwards them from the focused canvas (it calls
-``preventDefault``, so JupyterLab does not also act on them). Ground Truth documents no shortcuts for the
+Keys are ``KeyboardEvent.key`` values, forwarded by the widget's key scope (``scope.py``) from anywhere
+inside the widget (or by ipycanvas from the focused canvas); neither lets them reach JupyterLab. Ground Truth documents no shortcuts for the
 2-D segmentation UI (reference §7); these follow napari's labels layer and common editors.
-ipycanvas sends no key-up events and mouse events carry no buttons or modifiers, so "hold Shift" cannot be
-observed: pressing Shift arms a one-shot negative click instead, and ``x`` toggles the click polarity.
+Tool keys come from the tool registry (``tools.registry``), so a new tool brings its key along. Right click
+and Shift+click arrive through the key scope; pressing Shift alone arms a one-shot negative click too.
 """
 
 from __future__ import annotations
 
 import html
 from dataclasses import dataclass
+
+from gt_widget.widget.tools.registry import TOOL_CLASSES
 
 
 @dataclass(frozen=True)
@@ -22,18 +24,15 @@ class Shortcut:
     help: str
 
 
-SHORTCUTS: tuple[Shortcut, ...] = (
-    Shortcut(("1", "2", "3", "4", "5", "6", "7", "8", "9"), "label", "choose label 1-9 (the number before each label)"),
-    Shortcut(("a",), "tool:auto", "auto-segment: click the 4 extreme points (top, bottom, left, right)"),
-    Shortcut(("c",), "tool:click", "corrective clicks on the last auto-segmented mask"),
-    Shortcut(("x",), "toggle_polarity", "corrective clicks: switch between adding (+) and removing (-)"),
+_ACTIONS: tuple[Shortcut, ...] = (
+    Shortcut(
+        ("1", "2", "3", "4", "5", "6", "7", "8", "9"), "label", "choose label 1-9 (the number on each label chip)"
+    ),
+    Shortcut((" ",), "tool:pan", "pan (also h)"),
+    Shortcut(("x",), "toggle_polarity", "corrective clicks: flip what the left button does (add / remove)"),
     Shortcut(("shift",), "negative_once", "the next corrective click removes (-)"),
-    Shortcut(("b",), "tool:brush", "brush"),
-    Shortcut(("e",), "tool:eraser", "eraser"),
-    Shortcut(("p",), "tool:polygon", "polygon: click vertices, close on the first vertex or Enter"),
-    Shortcut(("h", " "), "tool:pan", "pan (drag the image)"),
-    Shortcut(("enter",), "polygon_close", "close the polygon being drawn"),
-    Shortcut(("escape",), "cancel", "cancel the polygon or the extreme points being placed"),
+    Shortcut(("enter",), "enter", "close the polygon being drawn"),
+    Shortcut(("escape",), "cancel", "cancel what is being placed / keep the first answer; twice: back to the notebook"),
     Shortcut(("backspace",), "remove_last", "remove the last polygon vertex / extreme point"),
     Shortcut(("z", "ctrl+z"), "undo", "undo"),
     Shortcut(("y", "shift+z", "ctrl+y", "ctrl+shift+z"), "redo", "redo"),
@@ -43,16 +42,25 @@ SHORTCUTS: tuple[Shortcut, ...] = (
     Shortcut(("f", "0"), "fit", "fit the image to the canvas"),
     Shortcut(("]",), "brush_bigger", "larger brush"),
     Shortcut(("[",), "brush_smaller", "smaller brush"),
-    Shortcut(("o",), "toggle_overlay", "hide / show the labels"),
+    Shortcut(("o",), "cycle_overlay", "labels: fill + outline / outline only / hidden"),
     Shortcut(("i",), "add_instance", "instance mode: add an instance of the current label"),
     Shortcut((".",), "next_instance", "instance mode: select the next instance"),
     Shortcut((",",), "previous_instance", "instance mode: select the previous instance"),
     Shortcut(("delete",), "delete_instance", "instance mode: delete the selected instance"),
+    Shortcut(("arrowleft", "pageup"), "previous_image", "session: previous image"),
+    Shortcut(("arrowright", "pagedown"), "next_image", "session: next image"),
     Shortcut(("?",), "help", "show / hide this help"),
 )
 
+SHORTCUTS: tuple[Shortcut, ...] = (
+    *(Shortcut((t.key,), f"tool:{t.name}", t.tooltip) for t in TOOL_CLASSES),
+    *_ACTIONS,
+)
+"""Every shortcut: the tools' keys (from the registry) and the widget's actions."""
+
 _NAMED = {"Enter": "enter", "Escape": "escape", "Esc": "escape", "Backspace": "backspace", "Delete": "delete"}
-_NAMED.update({"Shift": "shift", "Spacebar": " "})
+_NAMED.update({"Shift": "shift", "Spacebar": " ", "ArrowLeft": "arrowleft", "ArrowRight": "arrowright"})
+_NAMED.update({"PageUp": "pageup", "PageDown": "pagedown"})
 
 
 def normalize(key: str, shift: bool = False, ctrl: bool = False, meta: bool = False) -> str:
@@ -77,26 +85,31 @@ def lookup(key: str, shift: bool = False, ctrl: bool = False, meta: bool = False
 
 
 def _show(key: str) -> str:
-    return {" ": "space"}.get(key, key)
+    return {" ": "space", "arrowleft": "←", "arrowright": "→"}.get(key, key)
+
+
+_INSTANCE_ACTIONS = ("add_instance", "next_instance", "previous_instance", "delete_instance")
 
 
 def help_html(mode: str = "semantic") -> str:
     """The help panel: every shortcut of ``SHORTCUTS`` plus the mouse gestures, as an HTML table."""
     rows = []
     for s in SHORTCUTS:
-        if s.action in ("add_instance", "next_instance", "previous_instance", "delete_instance") and mode != "instance":
+        if s.action in _INSTANCE_ACTIONS and mode != "instance":
             continue
         keys = " / ".join(f"<kbd>{html.escape(_show(k))}</kbd>" for k in s.keys)
         if s.action == "label":
             keys = "<kbd>1</kbd> ... <kbd>9</kbd>"
         rows.append(f"<tr><td>{keys}</td><td>{html.escape(s.help)}</td></tr>")
     mouse = (
-        "<p><b>Mouse</b>: click the canvas first so it receives keys. Auto: 4 clicks on the extreme points of "
-        "one object; 4 more on a part it missed add to the same mask. Brush/eraser: drag (one drag = one undo "
-        "step); the brush overwrites other labels. Wheel: zoom at the mouse. Pan: drag.</p>"
+        "<p><b>Mouse</b>: keys work wherever the focus is inside the widget. Auto: 4 clicks on the extreme "
+        "points of one object; 4 more on a part it missed add to the same mask; right click (or Shift+click) "
+        "removes a region from the last mask, left click adds with the click tool. Brush/eraser: drag (one "
+        "drag = one undo step); the brush overwrites other labels. Fill: click a closed region. Wheel: zoom "
+        "at the mouse. Pan: drag.</p>"
     )
     return (
-        '<div class="gt-widget-help"><table><thead><tr><th>key</th><th>does</th></tr></thead><tbody>'
+        '<div class="gt-widget-help-table"><table><thead><tr><th>key</th><th>does</th></tr></thead><tbody>'
         + "".join(rows)
         + "</tbody></table>"
         + mouse

@@ -20,11 +20,14 @@ offsets, and ``image_to_canvas`` / ``canvas_to_image`` do the arithmetic.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from ipycanvas import Canvas, MultiCanvas, hold_canvas
 
 from gt_widget.palette import hex_to_rgb
 
@@ -173,13 +176,51 @@ def overlay_rgba(index_map: np.ndarray, view: Viewport, rect: Rect, lut: np.ndar
     """RGBA (h, w, 4) of canvas ``rect``, transparent outside the image. Zoomed in (scale >= 1) each canvas
     pixel takes the colour of the image pixel under its centre (nearest: crisp edges); zoomed out it takes
     the largest map value it covers, so thin strokes never vanish from the view."""
+    return lut[sample_values(index_map, view, rect)]
+
+
+def sample_values(index_map: np.ndarray, view: Viewport, rect: Rect) -> np.ndarray:
+    """The map value shown at each canvas pixel of ``rect`` (see ``overlay_rgba``), 0 outside the image."""
     if view.scale < 1.0:
-        return lut[_block_max(index_map, view, rect)]
+        return _block_max(index_map, view, rect)
     ys, xs = view.sample_indices(rect)
     vals = index_map[np.ix_(np.maximum(ys, 0), np.maximum(xs, 0))]
     vals[ys < 0, :] = 0
     vals[:, xs < 0] = 0
-    return lut[vals]
+    return vals
+
+
+OVERLAY_STYLES: tuple[str, ...] = ("fill+outline", "outline", "hidden")
+"""What the label layer shows; the ``o`` key cycles through them."""
+
+
+def outline_lut(colors: Sequence[str], darken: float = 0.55) -> np.ndarray:
+    """(256, 4) RGBA per map value for contours: each colour darkened by ``darken``, opaque."""
+    lut = np.zeros((256, 4), np.uint8)
+    for i, color in enumerate(colors):
+        lut[i + 1, :3] = [round(c * darken) for c in hex_to_rgb(color)]
+        lut[i + 1, 3] = 255
+    return lut
+
+
+def styled_overlay(
+    index_map: np.ndarray, view: Viewport, rect: Rect, fill: np.ndarray, line: np.ndarray, style: str
+) -> np.ndarray:
+    """RGBA of canvas ``rect`` in ``style`` (one of ``OVERLAY_STYLES``): the fill and/or a 1-canvas-pixel
+    contour (pixels whose 4-neighbour shows another value) in the darker ``line`` colours."""
+    cx0, cy0, cx1, cy1 = rect
+    if style == "hidden":
+        return np.zeros((cy1 - cy0, cx1 - cx0, 4), np.uint8)
+    big = (max(0, cx0 - 1), max(0, cy0 - 1), min(view.canvas_w, cx1 + 1), min(view.canvas_h, cy1 + 1))
+    vals = sample_values(index_map, view, big)
+    pad = np.pad(vals, 1, mode="edge")
+    edge = (vals > 0) & (
+        (pad[:-2, 1:-1] != vals) | (pad[2:, 1:-1] != vals) | (pad[1:-1, :-2] != vals) | (pad[1:-1, 2:] != vals)
+    )
+    rgba = fill[vals] if style == "fill+outline" else np.zeros((*vals.shape, 4), np.uint8)
+    rgba[edge] = line[vals[edge]]
+    ox, oy = cx0 - big[0], cy0 - big[1]
+    return np.ascontiguousarray(rgba[oy : oy + cy1 - cy0, ox : ox + cx1 - cx0])
 
 
 class ImagePyramid:
@@ -223,3 +264,117 @@ def photo_rgb(pyramid: ImagePyramid, view: Viewport, rect: Rect) -> np.ndarray:
         borderMode=cv2.BORDER_CONSTANT,
         borderValue=BACKDROP,
     )
+
+
+RENDER_LOCK = threading.RLock()
+"""ipycanvas' ``hold_canvas`` batches through one global manager, so draws from the UI thread and the model
+threads must not interleave."""
+
+_DEPTH = [0]
+"""Nesting depth of ``drawing()`` (guarded by RENDER_LOCK)."""
+
+
+@contextmanager
+def drawing() -> Iterator[None]:
+    """Batch every draw command inside into one comm message (nested uses join the outer batch)."""
+    with RENDER_LOCK:
+        if _DEPTH[0]:
+            _DEPTH[0] += 1
+            try:
+                yield
+            finally:
+                _DEPTH[0] -= 1
+            return
+        _DEPTH[0] = 1
+        try:
+            with hold_canvas():
+                yield
+        finally:
+            _DEPTH[0] = 0
+
+
+class CanvasSketch:
+    """``tools.base.Sketch`` on an ipycanvas layer."""
+
+    def __init__(self, layer: Canvas) -> None:
+        self.layer = layer
+
+    def circle(self, cx: float, cy: float, r: float, fill: str | None = None, stroke: str | None = None) -> None:
+        if fill is not None:
+            self.layer.fill_style = fill
+            self.layer.fill_circle(cx, cy, r)
+        if stroke is not None:
+            self.layer.stroke_style = stroke
+            self.layer.stroke_circle(cx, cy, r)
+
+    def lines(self, points: Sequence[tuple[float, float]], color: str, dashed: bool = False) -> None:
+        self.layer.stroke_style = color
+        self.layer.set_line_dash([6, 4] if dashed else [])
+        self.layer.stroke_lines(list(points))
+        self.layer.set_line_dash([])
+
+    def rect(self, x: float, y: float, w: float, h: float, fill: str | None = None, stroke: str | None = None) -> None:
+        if fill is not None:
+            self.layer.fill_style = fill
+            self.layer.fill_rect(x, y, w, h)
+        if stroke is not None:
+            self.layer.stroke_style = stroke
+            self.layer.stroke_rect(x, y, w, h)
+
+
+class Layers:
+    """The canvas' named layers: ``photo`` (0), ``overlay`` (1, the labels), ``interaction`` (2, marks)."""
+
+    def __init__(self, width: int, height: int) -> None:
+        self.canvas = MultiCanvas(3, width=width, height=height)
+        self.canvas.add_class("gt-widget-canvas")
+        self.photo, self.overlay, self.interaction = self.canvas[0], self.canvas[1], self.canvas[2]
+        self.sketch = CanvasSketch(self.interaction)
+
+    def resize(self, view: Viewport) -> None:
+        """Fit the canvas to ``view`` (a narrower notebook cell scales it down with CSS)."""
+        c = self.canvas
+        if (c.width, c.height) != (view.canvas_w, view.canvas_h):
+            c.width, c.height = view.canvas_w, view.canvas_h
+        c.layout.width = f"{view.canvas_w}px"
+        c.layout.max_width = "100%"
+        c.layout.height = "auto"
+
+    def draw_photo(self, pyramid: ImagePyramid, view: Viewport) -> None:
+        """Repaint the photo layer."""
+        with drawing():
+            self.photo.clear()
+            self.photo.put_image_data(photo_rgb(pyramid, view, (0, 0, view.canvas_w, view.canvas_h)), 0, 0)
+
+    def draw_overlay(
+        self,
+        index_map: np.ndarray,
+        view: Viewport,
+        luts: tuple[np.ndarray, np.ndarray],
+        style: str,
+        box: tuple[int, int, int, int] | None = None,
+    ) -> None:
+        """Repaint the labels (all, or the canvas rectangle of image ``box`` grown by a pixel for contours)."""
+        if box is not None:
+            y0, y1, x0, x1 = box
+            box = (max(0, y0 - 1), y1 + 1, max(0, x0 - 1), x1 + 1)
+        rect = view.image_rect() if box is None else view.box_rect(box)
+        layer = self.overlay
+        with drawing():
+            layer.image_smoothing_enabled = False
+            if box is None:
+                layer.clear()
+            if rect is None:
+                return
+            rgba = styled_overlay(index_map, view, rect, luts[0], luts[1], style)
+            x0c, y0c, x1c, y1c = rect
+            if box is not None:
+                layer.clear_rect(x0c, y0c, x1c - x0c, y1c - y0c)
+            if rgba[..., 3].any():
+                layer.put_image_data(rgba, x0c, y0c)
+
+    def begin_interaction(self) -> CanvasSketch:
+        """Clear the interaction layer and return the sketch to draw on (inside ``drawing()``)."""
+        self.interaction.clear()
+        self.interaction.line_width = 2
+        return self.sketch

@@ -233,20 +233,31 @@ class LabelingSession:
     # ----------------------------------------------------------------------------------------- navigation
 
     def next(self) -> int:
-        """Show the next image (stays on the last one); returns the new index."""
-        return self.go(min(self.index + 1, len(self._items) - 1))
+        """Show the next image (stays on the last one, saying so); returns the new index."""
+        if self.index >= len(self._items) - 1:
+            return self._stay(f"already at the last image ({len(self._items)})")
+        return self.go(self.index + 1)
 
     def prev(self) -> int:
-        """Show the previous image (stays on the first one); returns the new index."""
-        return self.go(max(self.index - 1, 0))
+        """Show the previous image (stays on the first one, saying so); returns the new index."""
+        if self.index <= 0:
+            return self._stay("already at the first image")
+        return self.go(self.index - 1)
 
     def next_unlabeled(self) -> int:
-        """Show the first unlabeled image after the current one (wrapping); stays put when all are labeled."""
+        """Show the first unlabeled image after the current one (wrapping); stays put when all are labeled,
+        saying so."""
         n = len(self._items)
         for step in range(1, n + 1):
             i = (self.index + step) % n
             if not self.is_labeled(i):
                 return self.go(i)
+        return self._stay(f"all {n} images are labeled")
+
+    def _stay(self, notice: str) -> int:
+        """Navigation that cannot move: tell the user instead of doing nothing."""
+        self.notice = notice
+        self._refresh_ui()
         return self.index
 
     def go(self, index: int) -> int:
@@ -559,7 +570,11 @@ class LabelingSession:
             description="Next", icon="arrow-right", tooltip="next image", layout=W.Layout(width="80px")
         )
         self._unlabeled_button = W.Button(description="Next unlabeled", tooltip="first unlabeled image after this one")
-        self._jump = W.BoundedIntText(value=self.index + 1, min=1, max=len(self._items), layout=W.Layout(width="90px"))
+        self._jump = W.BoundedIntText(
+            value=self.index + 1, min=1, max=len(self._items), continuous_update=True, layout=W.Layout(width="90px")
+        )
+        self._jump.add_class("gt-session-jump")
+        self._jump_shown = self.index
         self._jump_button = W.Button(
             description="Go", tooltip="show the image with this number", layout=W.Layout(width="50px")
         )
@@ -578,6 +593,8 @@ class LabelingSession:
         self._next_button.on_click(lambda _b: self._ui_call(self.next))
         self._unlabeled_button.on_click(lambda _b: self._ui_call(self.next_unlabeled))
         self._jump_button.on_click(lambda _b: self._ui_call(lambda: self.go(int(self._jump.value) - 1)))
+        self.widget.commands.navigate = lambda step: self._ui_call(self.next if step > 0 else self.prev)
+        self.widget.scope.on_input_key = self._jump_key
         nav = W.HBox(
             [
                 self._prev_button,
@@ -588,8 +605,21 @@ class LabelingSession:
                 self._progress,
             ]
         )
+        nav.layout.flex_flow = "row wrap"  # a narrow cell wraps the bar instead of squeezing the buttons
         self.ui = W.VBox([nav, self._status, self.widget])
         self.ui.add_class("gt-labeling-session")
+
+    def _jump_key(self, key: str, text: str) -> None:
+        """Enter in the jump box goes to the number typed (the browser sends the box's text with the key)."""
+        if key != "Enter":
+            return
+        try:
+            number = int(text.strip())
+        except ValueError:
+            self.notice = f"type an image number (1..{len(self._items)}) in the box, then Enter"
+            self._refresh_ui()
+            return
+        self._ui_call(lambda: self.go(number - 1))
 
     def _ui_call(self, action: Any) -> None:
         self.notice = None
@@ -610,12 +640,16 @@ class LabelingSession:
             f"<b>{self.progress_text}</b> &nbsp;·&nbsp; image {self.index + 1} of {len(self._items)}: "
             f"<code>{html.escape(item.name)}</code> ({mark})"
         )
-        self._jump.value = self.index + 1
-        problems = [m for m in (self.error, self.last_save_error, self.notice) if m]
-        if problems:
-            self._status.value = "".join(f"<span style='color:#b00020'>{html.escape(m)}</span><br>" for m in problems)
-        else:
-            self._status.value = f"<span style='color:#555'>autosaving to {html.escape(str(self.job_dir))}</span>"
+        if self._jump_shown != self.index:  # never overwrite a number being typed (an autosave refreshes too)
+            self._jump.value = self.index + 1
+            self._jump_shown = self.index
+        self._prev_button.disabled = self.index == 0
+        self._next_button.disabled = self.index >= len(self._items) - 1
+        problems = [m for m in (self.error, self.last_save_error) if m]
+        lines = [f"<span style='color:var(--jp-error-color1, #b00020)'>{html.escape(m)}</span>" for m in problems]
+        lines += [f"<span>{html.escape(self.notice)}</span>"] if self.notice else []
+        autosave = f"<span style='opacity:0.7'>autosaving to {html.escape(str(self.job_dir))}</span>"
+        self._status.value = "<br>".join(lines) if lines else autosave
         with contextlib.suppress(Exception):
             self.widget.layout.display = "none" if self.error else None
 

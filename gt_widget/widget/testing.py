@@ -5,7 +5,7 @@ they span (pixel centres inside ``[min x, max x] x [min y, max y]`` after roundi
 box shrunk by ``shrink`` pixels per side and grown by ``shrink`` pixels per side; every click then adds
 (positive) or removes (negative) the disc of ``click_radius`` around it, in order. ``set_image`` can be
 slowed down (``delay`` seconds) or held until ``gate`` is set, to test that clicks made while the model is
-busy are queued, not dropped. It also offers ``get_state``/``set_state`` so prefetching can be exercised.
+busy are queued, not dropped. It is ``Prefetchable`` (``prepare``/``get_state``/``set_state``) so prefetching can be exercised.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ class BoxSegmenter:
         self._shape: tuple[int, int] | None = None
         self._image_id = 0
         self.set_image_calls = 0
+        self.prepare_calls = 0
         self.predict_calls = 0
         self.threads: set[str] = set()
 
@@ -65,6 +66,13 @@ class BoxSegmenter:
         self._shape = (int(rgb.shape[0]), int(rgb.shape[1]))
         self._image_id += 1
         self.set_image_calls += 1
+
+    def prepare(self, image: ImageSource) -> Any:
+        """Encode another image without changing the current one (``segment.base.Prefetchable``)."""
+        self.threads.add(threading.current_thread().name)
+        rgb = load_image(image)
+        self.prepare_calls += 1
+        return ((int(rgb.shape[0]), int(rgb.shape[1])), -self.prepare_calls)
 
     def get_state(self) -> Any:
         """Opaque per-image state (here just the size)."""

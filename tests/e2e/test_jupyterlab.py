@@ -120,7 +120,7 @@ def test_label_in_jupyterlab(browser: Any, grabcut_dir: Path, weights_path: Path
             assert np.abs(after[bg_rows, bg_cols][far_bg] - before[bg_rows, bg_cols][far_bg]).mean() < 8
 
             # --- brush: choose the tool in the toolbar, drag on the canvas (one stroke = one undo step)
-            page.get_by_role("button", name="Brush", exact=True).click()
+            page.locator(".gt-widget .gt-tool-brush").click()  # the CSS contract (icon buttons)
             box = canvas_box(page)  # the click may have scrolled the notebook
             (x0, y0), (x1, y1) = (to_page(box, size, *p) for p in info["brush"])
             page.mouse.move(x0, y0)
@@ -145,7 +145,7 @@ def test_label_in_jupyterlab(browser: Any, grabcut_dir: Path, weights_path: Path
             assert (after_brush[pred] == 1).all()  # the object is untouched
 
             # --- undo (toolbar button): back to exactly the auto-segment result
-            page.get_by_role("button", name="Undo", exact=True).click()
+            page.locator(".gt-widget .gt-action-undo").click()
             wait_file(manifest, timeout=60, predicate=lambda p: not brushed(p))
             final, line, png = latest_result(job)
             assert (final == label_map).all()

@@ -312,6 +312,10 @@ def test_next_image_embedding_is_prefetched(tmp_path: Path) -> None:
             super().set_image(image)  # type: ignore[arg-type]
             self.images.append(int(np.asarray(image)[0, 0, 0]))  # the red value tells the images apart
 
+        def prepare(self, image: object) -> object:  # the background encoding of a Prefetchable segmenter
+            self.images.append(int(np.asarray(image)[0, 0, 0]))
+            return super().prepare(image)  # type: ignore[arg-type]
+
     seg = Recording()
     s = LabelingSession(_images(tmp_path / "in"), LABELS, tmp_path / "out", segmenter=seg, prefetch=True)
     deadline = time.monotonic() + 30
@@ -325,3 +329,53 @@ def test_next_image_embedding_is_prefetched(tmp_path: Path) -> None:
     assert s.widget.wait_idle(30)
     assert seg.images.count(30) == 1, seg.images  # restored from the prefetch, not recomputed
     assert seg.images.count(60) == 1, seg.images  # and image 2 is prefetched in turn
+
+
+def test_navigation_says_why_it_cannot_move_and_disables_prev_on_the_first_image(tmp_path: Path) -> None:
+    """Finding 8: Prev on image 1 and "Next unlabeled" with all done did nothing and said nothing."""
+    s = _session(_images(tmp_path / "in"), tmp_path / "out")
+    assert s.index == 0 and s._prev_button.disabled and not s._next_button.disabled
+    s._prev_button.click()
+    assert s.index == 0 and "already at the first image" in s._status.value
+    for i in range(len(s)):
+        s.go(i)
+        s.widget.brush([(3, 3)], radius=2)
+        s.flush()
+    s._unlabeled_button.click()
+    assert f"all {len(s)} images are labeled" in s._status.value
+    assert s._next_button.disabled  # on the last image
+    s.widget.handle_key_down("ArrowLeft")  # keys navigate too
+    assert s.index == len(s) - 2 and not s._prev_button.disabled
+    s.widget.handle_key_down("PageDown")
+    assert s.index == len(s) - 1
+    s.close()
+
+
+def test_enter_in_the_jump_box_goes_there_and_an_autosave_never_resets_the_typed_number(tmp_path: Path) -> None:
+    """Finding 8: Enter in the jump box did nothing; Go right after an edit went to the current image."""
+    s = _session(_images(tmp_path / "in"), tmp_path / "out")
+    s._jump.value = 3  # the user types 3...
+    s.widget.brush([(3, 3)], radius=2)  # ...right after an edit, whose autosave refreshes the bar
+    s.flush()
+    s._refresh_ui()
+    assert s._jump.value == 3
+    s._jump_button.click()
+    assert s.index == 2
+    s.widget.scope._handle(None, {"type": "key", "key": "Enter", "target": "input", "value": "1"})
+    assert s.index == 0
+    s.widget.scope._handle(None, {"type": "key", "key": "Enter", "target": "input", "value": "x"})
+    assert s.index == 0 and "type an image number" in s._status.value
+    s.close()
+
+
+def test_coming_back_to_an_image_brings_its_undo_history_back(tmp_path: Path) -> None:
+    """Finding 8: undo history was gone when you came back to an image."""
+    s = _session(_images(tmp_path / "in"), tmp_path / "out")
+    s.widget.brush([(3, 3)], radius=2)
+    s.widget.brush([(10, 10)], radius=2)
+    s.next()
+    assert s.widget.history == (0, 0)
+    s.prev()
+    assert s.widget.history == (2, 0) and "2 undo steps kept" in s.widget.status
+    assert s.widget.undo() and s.widget.label_map[10, 10] == 0 and s.widget.label_map[3, 3] == 1
+    s.close()

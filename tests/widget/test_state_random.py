@@ -50,7 +50,7 @@ def _apply(w: SegmentationWidget, o: tuple[Any, ...]) -> None:
         (x0, y0), (x1, y1) = o[1], o[2]
         w.auto_segment([(x0, y0), (x1, y1), ((x0 + x1) / 2, y0), ((x0 + x1) / 2, y1)])
     elif kind == "click":
-        if o[2] or w._live_part() is not None:
+        if o[2] or w.editor.live_part() is not None:
             w.corrective_click(*o[1], positive=o[2])
     elif kind == "candidate":
         w.next_candidate()

@@ -206,7 +206,7 @@ def test_unsure_model_invites_cycling(scores: tuple[float, ...], shrink: int, un
     w = SegmentationWidget(_image(), LABELS, segmenter=BoxSegmenter(scores=scores, shrink=shrink))
     w.auto_segment(EXTREME)
     assert ("unsure" in w.status) == unsure
-    assert (w._cand_b.button_style == "warning") == unsure and not w._cand_b.disabled
+    assert (w.toolbar.candidate_button.button_style == "warning") == unsure and not w.toolbar.candidate_button.disabled
     w.close()
 
 
@@ -214,7 +214,7 @@ def test_clicks_while_busy_are_queued_then_applied_on_the_model_thread() -> None
     gate = threading.Event()
     seg = BoxSegmenter(gate=gate)
     w = SegmentationWidget(_image(), LABELS, segmenter=seg)
-    assert w.busy and "⏳" in w._busy_w.value
+    assert w.busy and "gt-spinner" in w.toolbar.busy.value
     for x, y in EXTREME:
         click_image(w, x, y)
     w.tool = "click"
@@ -222,7 +222,7 @@ def test_clicks_while_busy_are_queued_then_applied_on_the_model_thread() -> None
     assert not w.label_map.any() and "queued" in w.status  # nothing dropped, nothing applied yet
     gate.set()
     assert w.wait_idle(10)
-    assert not w.busy and w._busy_w.value == ""
+    assert not w.busy and w.toolbar.busy.value == ""
     assert np.array_equal(w.label_map == 1, _box((60, 80), 10, 34, 10, 30) | _disc((60, 80), 40, 20, 3))
     assert seg.threads == {"gt-widget-model"}  # every model call ran off the main thread
     w.close()
@@ -366,24 +366,24 @@ def test_fifty_five_undo_steps_through_keys(w: SegmentationWidget) -> None:
 
 
 def test_every_shortcut_is_in_the_help_panel(w: SegmentationWidget) -> None:
-    text = w._help.value
+    text = w.toolbar.help.value
     for s in SHORTCUTS:
         if "instance" in s.action:
             continue
         assert s.help.split(":")[0] in text
-    assert w._help.layout.display == "none"
+    assert w.toolbar.help.layout.display == "none"
     press(w, "?")
-    assert w._help.layout.display == "block"
+    assert w.toolbar.help.layout.display == "block"
 
 
 def test_tool_and_label_keys(w: SegmentationWidget) -> None:
     for key, tool in [("c", "click"), ("b", "brush"), ("e", "eraser"), ("p", "polygon"), (" ", "pan"), ("a", "auto")]:
         press(w, key)
-        assert w.tool == tool and w._tools.value == tool
+        assert w.tool == tool and "gt-tool-active" in w.toolbar.tool_buttons[tool]._dom_classes
     press(w, "h")
     assert w.tool == "pan"
     press(w, "3")
-    assert w.label == "bird" and w._label_picker.value == "bird"
+    assert w.label == "bird" and "gt-label-selected" in w.toolbar.label_chips[2]._dom_classes
     press(w, "9")  # no 9th label: ignored
     assert w.label == "bird"
     r = w.brush_radius
@@ -391,7 +391,7 @@ def test_tool_and_label_keys(w: SegmentationWidget) -> None:
     assert w.brush_radius > r
     press(w, "[")
     assert w.brush_radius == r
-    w._label_picker.value = "cat"  # the toolbar drives the same state
+    w.toolbar.label_chips[0].click()  # the toolbar drives the same state
     assert w.label == "cat"
 
 
@@ -479,8 +479,8 @@ def test_instance_add_key_and_list_widget(seg: BoxSegmenter) -> None:
     press(w, "i")
     press(w, "i")
     assert [i.label for i in w.instances] == ["dog", "dog"] and w.selected_instance == 2
-    assert [v for _, v in w._instance_list.options] == [1, 2]
-    w._instance_list.value = 1
+    assert list(w.toolbar.instance_chips) == [1, 2]
+    w.toolbar.instance_chips[1].click()
     assert w.selected_instance == 1
     w.close()
 
@@ -632,9 +632,9 @@ def test_relabel_through_the_toolbar_keeps_the_selection(seg: BoxSegmenter) -> N
     w = SegmentationWidget(_image(), LABELS, mode="instance", segmenter=seg)
     w.brush([(10, 10)], radius=3)  # instance 1, cat
     w.select_instance(1)
-    w._label_picker.value = "bird"  # pick the new label in the toolbar...
+    w.toolbar.label_chips[2].click()  # pick the new label in the toolbar...
     assert w.selected_instance == 1 and "new 'bird' instance" in w.status
-    w._relabel_selected()  # ...then press Relabel
+    w.toolbar.instances_row.children[-2].click()  # ...then press Relabel
     assert [i.label for i in w.instances] == ["bird"] and w.label_map[10, 10] == 3
     w.label = "dog"
     w.brush([(40, 40)], radius=3)  # another label chosen: a new instance
@@ -691,10 +691,10 @@ def test_undoing_a_bad_click_keeps_the_mask_refinable(w: SegmentationWidget) -> 
     assert np.array_equal(w.label_map == 1, box)
     w.corrective_click(30, 25, positive=False)  # refines the auto-segmented mask, without the undone click
     assert np.array_equal(w.label_map == 1, box & ~_disc((60, 80), 30, 25, 3))
-    assert w._live_part() is not None and w._live_part().clicks == [(30.0, 25.0, False)]  # type: ignore[union-attr]
+    assert w.editor.live_part() is not None and w.editor.live_part().clicks == [(30.0, 25.0, False)]  # type: ignore[union-attr]
     w.undo()
     w.undo()
-    assert not w.label_map.any() and w._live_part() is None
+    assert not w.label_map.any() and w.editor.live_part() is None
     w.redo()
     press(w, "n")  # the redone auto-segment's candidates can be cycled again
     assert np.array_equal(w.label_map == 1, _box((60, 80), 12, 32, 12, 28))
@@ -721,5 +721,108 @@ def test_points_stay_drawn_while_the_model_works(monkeypatch: pytest.MonkeyPatch
     assert expected <= set(drawn)
     gate.set()
     assert w.wait_idle(10)
-    assert not w._inflight
+    assert w.requests.pending == 0
     w.close()
+
+
+# ------------------------------------------------------------------------------------------ issue 10 findings
+
+
+def test_auto_segment_inside_a_labeled_object_is_its_own_undo_step(w: SegmentationWidget) -> None:
+    """Finding 3: the second auto-segment changed nothing, recorded no step, and z deleted the first object."""
+    w.auto_segment(EXTREME)
+    w.auto_segment([(20, 14), (20, 20), (15, 17), (25, 17)])  # a patch inside it, same label
+    assert w.history == (2, 0) and w.status == "nothing changed: those pixels are already 'cat'"
+    w.undo()
+    assert np.array_equal(w.label_map == 1, _box((60, 80), 10, 34, 10, 30))
+
+
+def test_negative_click_explains_pixels_labeled_before_the_auto_segment(w: SegmentationWidget) -> None:
+    """Finding 6: a negative click cannot remove pixels that had the label before; now it says why."""
+    w.brush([(20, 20)], radius=4)  # cat, by hand
+    w.auto_segment(EXTREME)
+    w.corrective_click(20, 20, positive=False)
+    assert w.label_map[20, 20] == 1
+    assert "already 'cat' before this auto-segment" in w.status and "eraser" in w.status
+
+
+def test_right_click_from_the_browser_scope_removes_from_the_last_mask(w: SegmentationWidget) -> None:
+    w.auto_segment(EXTREME)
+    cx, cy = w.image_to_canvas(20, 20)
+    w.scope._handle(None, {"type": "pointer", "kind": "down", "x": cx, "y": cy, "button": 2, "shift": False})
+    assert w.wait_idle(10)
+    assert w.tool == "auto" and w.label_map[20, 20] == 0 and w.label_map[12, 12] == 1
+    cx, cy = w.image_to_canvas(30, 25)
+    w.scope._handle(None, {"type": "pointer", "kind": "down", "x": cx, "y": cy, "button": 0, "shift": True})
+    assert w.wait_idle(10)
+    assert w.label_map[25, 30] == 0 and w.history == (3, 0)
+
+
+def test_keys_from_the_scope_reach_the_shortcuts_and_escape_twice_releases(w: SegmentationWidget) -> None:
+    sent: list[dict[str, Any]] = []
+    w.scope.send = sent.append  # type: ignore[method-assign]
+    w.scope._handle(None, {"type": "key", "key": "b", "target": "widget"})
+    assert w.tool == "brush"
+    w.scope._handle(None, {"type": "key", "key": "Escape", "target": "widget"})
+    assert not sent and "Escape again" in w.status
+    w.scope._handle(None, {"type": "key", "key": "Escape", "target": "widget"})
+    assert sent == [{"type": "release"}] and "notebook" in w.status
+    w.toolbar.tool_buttons["fill"].click()  # a toolbar click gives the canvas the keys back
+    assert w.tool == "fill" and sent[-1] == {"type": "focus"}
+
+
+def test_instance_status_follows_relabel_select_delete(seg: BoxSegmenter) -> None:
+    """Finding 7: the status line went stale after Relabel / select / Delete."""
+    w = SegmentationWidget(_image(), LABELS, mode="instance", segmenter=seg)
+    w.brush([(10, 10)], radius=3)
+    w.label = "dog"
+    w.brush([(40, 40)], radius=3)
+    w.select_instance(1)
+    assert w.status == "2 instance(s); instance 1 (cat) selected"
+    w.relabel_instance(1, "bird")
+    assert w.status == "instance 1 is now 'bird'"
+    w.delete_instance(1)
+    assert w.status == "instance 1 deleted; 1 instance(s); no instance selected"
+    assert [c.description for c in w.toolbar.instance_chips.values()] == ["1 dog"]
+    w.close()
+
+
+def test_extreme_points_double_click_is_ignored_with_a_message(w: SegmentationWidget) -> None:
+    """Finding 5: a double click placed two identical points; the object was segmented from 3."""
+    click_image(w, *EXTREME[0])
+    click_image(w, *EXTREME[0])
+    assert "ignored" in w.status
+    for x, y in EXTREME[1:]:
+        click_image(w, x, y)
+    assert w.wait_idle(10)
+    assert np.array_equal(w.label_map == 1, _box((60, 80), 10, 34, 10, 30))
+
+
+def test_closing_a_polygon_clears_its_status_and_outline(w: SegmentationWidget) -> None:
+    """Finding 4: the outline, rubber band and 'polygon: N vertices' stayed after closing."""
+    press(w, "p")
+    for x, y in [(5, 5), (30, 5), (15, 25)]:
+        click_image(w, x, y)
+    assert w.status.startswith("polygon: 3 vertices")
+    press(w, "Enter")
+    assert w.status.startswith("polygon filled") and w.tools["polygon"].vertices == []  # type: ignore[attr-defined]
+    assert w.history == (1, 0)
+
+
+def test_o_cycles_fill_outline_hidden(w: SegmentationWidget) -> None:
+    assert w.overlay_style == "fill+outline"
+    press(w, "o")
+    assert w.overlay_style == "outline"
+    press(w, "o")
+    assert w.overlay_style == "hidden"
+    press(w, "o")
+    assert w.overlay_style == "fill+outline"
+
+
+def test_fill_tool_through_the_canvas(w: SegmentationWidget) -> None:
+    w.polygon([(10, 10), (40, 10), (40, 40), (10, 40)])
+    w.label = "dog"
+    press(w, "g")
+    click_image(w, 70, 50)  # the background around the square
+    lm = w.label_map
+    assert lm[50, 70] == 2 and lm[20, 20] == 1 and w.history == (2, 0)

@@ -77,11 +77,14 @@ def test_brush_sends_only_the_changed_region_as_rgba(rec: Recorder) -> None:
     assert len(puts) == 1
     rgba, x, y, _ = puts[0]
     assert rgba.shape[2] == 4  # RGBA -> ipycanvas encodes PNG (lossless), not JPEG
-    assert (rgba.shape[1], rgba.shape[0]) == (70, 70)  # the disc's 7x7 pixel box at 10 canvas px per pixel
-    assert (x, y) == (370, 270)
-    centre = rgba[35, 35]
+    # the disc's 7x7 pixel box grown by 1 pixel (its contour's neighbours) at 10 canvas px per pixel
+    assert (rgba.shape[1], rgba.shape[0]) == (90, 90)
+    assert (x, y) == (360, 260)
+    centre = rgba[45, 45]
     assert tuple(centre) == (*hex_to_rgb(PALETTE[0]), round(0.6 * 255))
-    assert ("clear_rect", overlay, (370, 270, 70, 70), "MainThread") in rec.calls
+    edge = rgba[45, 10]  # the disc's leftmost pixel column starts at canvas x 370: a darker, opaque contour
+    assert edge[3] == 255 and tuple(edge[:3]) == tuple(round(c * 0.55) for c in hex_to_rgb(PALETTE[0]))
+    assert ("clear_rect", overlay, (360, 260, 90, 90), "MainThread") in rec.calls
     assert not _puts(rec, w.canvas[0])  # the photo is not re-sent for an edit
     assert overlay.image_smoothing_enabled is False
     w.close()
@@ -118,8 +121,12 @@ def test_opacity_and_reconnect_redraw_everything(rec: Recorder) -> None:
     photo = _puts(rec, w.canvas[0])[0][0]
     assert photo.shape == (600, 800, 3)
     rec.calls.clear()
+    w.handle_key_down("o")  # outline only
+    ((rgba, _x, _y, _),) = _puts(rec, w.canvas[1])
+    assert rgba[300, 400, 3] == 0 and rgba[..., 3].max() == 255
+    rec.calls.clear()
     w.handle_key_down("o")  # hide labels
-    assert not _puts(rec, w.canvas[1])
+    assert not _puts(rec, w.canvas[1]) and w.overlay_style == "hidden"
     w.close()
 
 
@@ -133,7 +140,7 @@ def test_model_results_are_drawn_from_the_model_thread(rec: Recorder) -> None:
     puts = _puts(rec, w.canvas[1])
     assert puts and all(t == "gt-widget-model" for *_, t in puts)
     rgba, _x, _y, _ = puts[-1]
-    assert rgba[..., 3].all() and rgba.shape[:2] == (210, 250)  # the 25x21 box
+    assert rgba[10:-10, 10:-10, 3].all() and rgba.shape[:2] == (230, 270)  # the 25x21 box (+1 px margin)
     w.close()
 
 
@@ -154,7 +161,7 @@ def test_huge_image_sends_canvas_sized_messages(rec: Recorder) -> None:
     assert rec.wire_bytes < 1_500_000
     w.undo()
     assert not w.label_map.any()
-    assert w._state.history_bytes() < 5_000_000
+    assert w.editor.state.history_bytes() < 5_000_000
     w.close()
     assert load_s < 30
 

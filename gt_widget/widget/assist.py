@@ -1,0 +1,305 @@
+"""Model assistance: the segmenter, its threads, the embedding cache, prefetch and staged requests.
+
+Knows nothing about label maps or the UI: it runs model calls and hands answers to callbacks.
+
+Threads: interactive work (embedding the current image, auto-segment, clicks) runs FIFO on one thread
+(``gt-widget-model``); background work (prefetching the next image, the refined second pass of a staged
+answer) runs on a separate thread (``gt-widget-background``), so a click never queues behind an encoder
+run. That split relies on the segmenter contract (``gt_widget.segment.base``): ``Prefetchable.prepare`` and
+``StagedPrediction.refine`` are safe beside ``predict``. Capabilities are tested with ``isinstance``.
+
+Generations: every ``load_image`` bumps ``gen``; an answer for an older generation is dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gt_widget.errors import GtWidgetError
+from gt_widget.imageio import ImageSource, load_image
+from gt_widget.segment.base import Prediction, Prefetchable, Segmenter, StagedPrediction, predict_staged
+from gt_widget.widget.state import WidgetError
+from gt_widget.widget.worker import BACKGROUND, INTERACTIVE, ModelWorker
+
+DOUBT_MARGIN = 0.05
+"""The "other shapes available" cue: raised when another candidate, clearly different from the chosen mask
+(IoU < 0.9), scores within this margin of it (or the chosen score is below ``unsure_score``). The single
+constant to tune against the calibration measured on ../shared/data."""
+
+UNSURE_SCORE = 0.8
+"""Below this score the model's own answer is doubtful whatever the other candidates say."""
+
+CACHE_SIZE = 6
+"""Prefetched / visited images whose decoded pixels and model state are kept."""
+
+
+def message(exc: BaseException) -> str:
+    """A one-line description of ``exc`` for the status line."""
+    return str(exc) if isinstance(exc, GtWidgetError) else f"{type(exc).__name__}: {exc}"
+
+
+def model_doubts(pred: Prediction, unsure_score: float = UNSURE_SCORE, margin: float = DOUBT_MARGIN) -> bool:
+    """Is another shape likely better? The score is below ``unsure_score``, or a clearly different candidate
+    (IoU < 0.9 with the chosen mask) scores within ``margin`` of it."""
+    if pred.score < unsure_score:
+        return True
+    chosen = np.asarray(pred.mask, bool)
+    area = int(chosen.sum())
+    for cand in pred.candidates:
+        if cand.mask is pred.mask or pred.score - cand.score >= margin:
+            continue
+        other = np.asarray(cand.mask, bool)
+        inter = int(np.count_nonzero(chosen & other))
+        union = area + int(other.sum()) - inter
+        if union and inter / union < 0.9:
+            return True
+    return False
+
+
+class Cached:
+    """A visited or prefetched image: decoded pixels and (Prefetchable segmenters) its model state."""
+
+    def __init__(self, rgb: np.ndarray) -> None:
+        self.rgb = rgb
+        self.model_state: Any = None
+
+
+def path_key(image: ImageSource) -> str | None:
+    """Cache key of an image file (path, mtime, size), None for in-memory images."""
+    if isinstance(image, (str, os.PathLike)):
+        p = Path(image)
+        try:
+            st = p.stat()
+        except OSError:
+            return None
+        return f"path:{p.resolve()}:{st.st_mtime_ns}:{st.st_size}"
+    return None
+
+
+def content_key(rgb: np.ndarray) -> str:
+    """Cache key of decoded pixels."""
+    return "rgb:" + hashlib.blake2b(rgb.data, digest_size=16).hexdigest() + f":{rgb.shape}"
+
+
+class Assist:
+    """Runs the segmenter for the current image (see module docstring).
+
+    ``on_busy(bool)``: interactive work started / finished. ``on_note(text)``: what the model does now.
+    ``on_status(text)``: a message for the user. ``on_refining(bool)``: a refined pass runs / ended.
+    """
+
+    def __init__(
+        self,
+        segmenter: Segmenter | None,
+        on_busy: Callable[[bool], None],
+        on_note: Callable[[str], None],
+        on_status: Callable[[str], None],
+        on_refining: Callable[[bool], None],
+    ) -> None:
+        if segmenter is not None and not callable(getattr(segmenter, "predict", None)):
+            raise WidgetError("segmenter must follow gt_widget.segment.base.Segmenter (set_image and predict)")
+        self.segmenter = segmenter
+        self._error: str | None = None
+        self._on_note, self._on_status, self._on_refining = on_note, on_status, on_refining
+        self.worker = ModelWorker(on_busy=on_busy)
+        self.background = ModelWorker(name="gt-widget-background")
+        self.cache: OrderedDict[str, Cached] = OrderedDict()
+        self.gen = 0
+        self._embedded_gen = -1
+        self._rgb: np.ndarray | None = None
+        self._refine_token: object | None = None
+
+    # ------------------------------------------------------------------ images
+
+    def decode(self, image: ImageSource) -> tuple[np.ndarray, Cached | None, list[str]]:
+        """(rgb, cache entry or None, cache keys) for ``image``, reusing a prefetched decode."""
+        pkey = path_key(image)
+        cached = self.cache.get(pkey) if pkey else None
+        rgb = cached.rgb if cached is not None else load_image(image)
+        ckey = content_key(rgb)
+        if cached is None:
+            cached = self.cache.get(ckey)
+        return rgb, cached, [k for k in (pkey, ckey) if k]
+
+    def start_image(self, rgb: np.ndarray, entry: Cached | None, keys: list[str]) -> int:
+        """Make ``rgb`` the current image and embed it on the model thread; returns its generation."""
+        self.gen += 1
+        gen = self.gen
+        self._rgb = rgb
+        self._refine_token = None
+        self._on_note("computing the image embedding")
+        self.worker.submit(lambda: self._embed(gen, rgb, entry, keys), INTERACTIVE)
+        return gen
+
+    def ensure_segmenter(self) -> Segmenter:
+        """The segmenter, loading the default one lazily (model thread)."""
+        if self.segmenter is not None:
+            return self.segmenter
+        if self._error is not None:
+            raise WidgetError(self._error)
+        try:
+            from gt_widget.segment import load_segmenter
+
+            self._on_note("loading the segmentation model")
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                self.segmenter = load_segmenter()
+            for w in caught:  # e.g. "MobileSAM unavailable, using GrabCut": the user must see it
+                self._on_status(f"⚠ {w.message}")
+        except Exception as exc:
+            self._error = (
+                f"no segmentation model: {message(exc)}. Brush, eraser, polygon and fill still work; pass "
+                "segmenter=... or fix the model to use auto-segment"
+            )
+            raise WidgetError(self._error) from None
+        return self.segmenter
+
+    def _embed(self, gen: int, rgb: np.ndarray, entry: Cached | None, keys: list[str]) -> None:
+        """Model thread: make the segmenter ready for image ``gen`` (restoring a prefetched state if any)."""
+        if gen != self.gen:
+            return  # another image was loaded meanwhile
+        try:
+            seg = self.ensure_segmenter()
+            self._on_note("computing the image embedding")
+            if isinstance(seg, Prefetchable) and entry is not None and entry.model_state is not None:
+                seg.set_state(entry.model_state)
+            else:
+                seg.set_image(rgb)
+                if isinstance(seg, Prefetchable):
+                    done = entry or Cached(rgb)
+                    done.model_state = seg.get_state()
+                    for k in keys:
+                        self._remember(k, done)
+            self._embedded_gen = gen
+            if gen == self.gen:
+                self._on_note("")
+        except Exception as exc:
+            if gen == self.gen:
+                self._on_status(f"⚠ {message(exc)}")
+            raise
+
+    def ready(self, gen: int) -> Segmenter:
+        """Model thread: the segmenter, embedded for image ``gen`` (retrying a failed embedding)."""
+        seg = self.ensure_segmenter()
+        if self._embedded_gen != gen and self._rgb is not None:
+            self._embed(gen, self._rgb, None, [])
+        self._on_note("segmenting")
+        return seg
+
+    @property
+    def embedded(self) -> bool:
+        """Whether the current image's embedding is ready."""
+        return self._embedded_gen == self.gen
+
+    def _remember(self, key: str, entry: Cached) -> None:
+        self.cache[key] = entry
+        self.cache.move_to_end(key)
+        while len(self.cache) > CACHE_SIZE:
+            self.cache.popitem(last=False)
+
+    def prefetch(self, image: ImageSource) -> None:
+        """Decode ``image`` and, for a ``Prefetchable`` segmenter, encode it, on the background thread."""
+        pkey = path_key(image)
+
+        def job() -> None:
+            rgb = load_image(image)
+            ckey = content_key(rgb)
+            if (pkey and pkey in self.cache) or ckey in self.cache:
+                return
+            entry = Cached(rgb)
+            try:
+                seg: Segmenter | None = self.ensure_segmenter()
+            except WidgetError:
+                seg = None
+            if isinstance(seg, Prefetchable):
+                entry.model_state = seg.prepare(rgb)  # encodes without touching the current image
+            for k in (pkey, ckey):
+                if k:
+                    self._remember(k, entry)
+
+        self.background.submit(job, BACKGROUND)
+
+    # ------------------------------------------------------------------ requests
+
+    def submit(self, job: Callable[[], Any]) -> Future[Any]:
+        """Queue an interactive job (FIFO on the model thread)."""
+        return self.worker.submit(job, INTERACTIVE)
+
+    def staged(self, gen: int, **prompt: Any) -> StagedPrediction:
+        """Model thread: a staged prediction for image ``gen`` (see ``segment.base.predict_staged``)."""
+        return predict_staged(self.ready(gen), **prompt)
+
+    def refine_later(
+        self, gen: int, refine: Callable[[], Prediction], apply: Callable[[Prediction], bool]
+    ) -> Future[Any]:
+        """Run ``refine`` on the background thread, then ``apply`` its answer unless the image changed or
+        ``keep_first`` was called meanwhile (the future's result: whether it was applied). The "refining…"
+        mark is on while it runs."""
+        token = object()
+        self._refine_token = token
+        self._on_refining(True)
+
+        def job() -> bool:
+            try:
+                if self._refine_token is not token or gen != self.gen:
+                    return False
+                pred = refine()
+                return self._refine_token is token and gen == self.gen and apply(pred)
+            finally:
+                if self._refine_token is token:
+                    self._refine_token = None
+                    self._on_refining(False)
+
+        return self.background.submit(job, INTERACTIVE)
+
+    @property
+    def refining(self) -> bool:
+        """Whether a refined pass is pending or running."""
+        return self._refine_token is not None
+
+    def keep_first(self) -> bool:
+        """Drop the pending refined pass (the user keeps the first answer); True if there was one."""
+        if self._refine_token is None:
+            return False
+        self._refine_token = None
+        self._on_refining(False)
+        return True
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def busy(self) -> bool:
+        """Interactive work queued or running."""
+        return self.worker.busy
+
+    def on_model_thread(self) -> bool:
+        """Whether the caller runs on one of the model threads."""
+        return self.worker.on_worker_thread() or self.background.on_worker_thread()
+
+    def wait_idle(self, timeout: float | None) -> bool:
+        """Block until both threads are idle (a refined pass may queue more interactive work: loop)."""
+        if self.on_model_thread():
+            raise WidgetError(
+                "wait_idle was called on the model thread (from an observe_changes callback), where it would "
+                "wait for itself; call it from the notebook instead"
+            )
+        for _ in range(4):
+            if not (self.worker.wait_idle(timeout) and self.background.wait_idle(timeout)):
+                return False
+            if self.worker.idle and self.background.idle:
+                return True
+        return self.worker.idle and self.background.idle
+
+    def close(self) -> None:
+        """Stop both threads."""
+        self.worker.close()
+        self.background.close()
