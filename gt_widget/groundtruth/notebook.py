@@ -281,8 +281,8 @@ def default_job_name(stem: str) -> str:
 
 
 def _expand_sources(sources: Sequence[Any], base_dir: Path) -> list[str | dict[str, Any]]:
-    """Folders / manifests / S3 prefixes named by the notebook -> one entry per image (via widget.sources)."""
-    from gt_widget.widget.sources import list_sources
+    """Folders / manifests / S3 prefixes named by the notebook -> one entry per image (via gt_widget.sources)."""
+    from gt_widget.sources import list_sources
 
     out: list[str | dict[str, Any]] = []
     for item in sources:

@@ -1,6 +1,6 @@
 """A labeling session: many images, one ``SegmentationWidget``, autosave in Ground Truth's output layout, resume.
 
-One job: walk a list of images (``gt_widget.widget.sources``) with next / prev / jump controls and save every
+One job: walk a list of images (``gt_widget.sources``) with next / prev / jump controls and save every
 result the moment it changes, exactly where Ground Truth would put it (reference §1.3, §1.6, §3.2, §3.3)::
 
     <output_dir>/<job_name>/annotations/worker-response/iteration-1/<datasetObjectId>/<timestamp>.json
@@ -67,7 +67,7 @@ from gt_widget.groundtruth.formats import (
 )
 from gt_widget.imageio import load_image
 from gt_widget.palette import label_colors
-from gt_widget.widget.sources import ImageCache, SourceItem, SourceSpec, list_sources
+from gt_widget.sources import ImageCache, SourceItem, SourceSpec, list_sources
 
 if TYPE_CHECKING:
     from gt_widget.segment.base import Segmenter
@@ -650,15 +650,15 @@ class LabelingSession:
     # ---------------------------------------------------------------------------------------------- exports
 
     def export_coco(self, path: str | os.PathLike[str], *, compressed: bool = False) -> Path:
-        """COCO JSON with RLE masks of every labeled image (see ``gt_widget.widget.export``)."""
-        from gt_widget.widget.export import export_coco
+        """COCO JSON with RLE masks of every labeled image (see ``gt_widget.groundtruth.export``)."""
+        from gt_widget.groundtruth.export import export_coco
 
         self.flush()
         return export_coco(self.job_dir, path, labels=self.labels, compressed=compressed)
 
     def export_png(self, out_dir: str | os.PathLike[str]) -> list[Path]:
         """One label-map PNG per labeled image (and per-instance PNGs in instance mode)."""
-        from gt_widget.widget.export import export_png_masks
+        from gt_widget.groundtruth.export import export_png_masks
 
         self.flush()
         return export_png_masks(self.job_dir, out_dir, labels=self.labels)

@@ -20,7 +20,7 @@ from gt_widget.groundtruth.formats import (
 )
 from gt_widget.widget import LabelingSession, SessionError
 from gt_widget.widget import session as session_mod
-from gt_widget.widget.sources import s3_client
+from gt_widget.sources import s3_client
 from gt_widget.widget.testing import BoxSegmenter
 
 LABELS = ["cat", "dog"]

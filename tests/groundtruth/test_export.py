@@ -14,7 +14,7 @@ from hypothesis.extra.numpy import arrays
 from gt_widget.errors import FormatError
 from gt_widget.groundtruth.formats import Instance, consolidated_png, output_manifest_line
 from gt_widget.palette import label_colors
-from gt_widget.widget.export import (
+from gt_widget.groundtruth.export import (
     export_coco,
     export_png_masks,
     mask_bbox,
