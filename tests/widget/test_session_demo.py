@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from gt_widget.cli import main
+from gt_widget.groundtruth.export import rle_decode
 from gt_widget.groundtruth.formats import read_consolidated_png
 from gt_widget.widget.demo import sample_image, sample_images
-from gt_widget.groundtruth.export import rle_decode
 
 
 def test_sample_images_and_licences() -> None:
