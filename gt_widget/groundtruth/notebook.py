@@ -385,7 +385,8 @@ def job_from_session(
             path = Path(session.output_dir) / str(session.job_name) / "manifests" / "output" / "output.manifest"
         if hasattr(session, "flush"):
             session.flush()  # results still being written by the autosave thread
-        sources = read_manifest(path, check=False) if Path(path).exists() else []
+        lines = read_manifest(path, check=False) if Path(path).exists() else []
+        sources = [line for line in lines if prior in line]  # lines of images not labeled yet have no attribute
         if not sources:
             raise NotebookError("the session has no saved results to adjust yet: label some images first")
     else:
