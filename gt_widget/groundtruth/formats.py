@@ -205,7 +205,12 @@ def worker_response(
                 "submissionTime": _iso_z(submitted),
                 "timeSpentInSeconds": max(0.0, round((submitted - accepted).total_seconds(), 3)),
                 "workerId": worker_id,
-                "workerMetadata": None,
+                # choice: a private workforce's shape, {"identityData": {identityProviderType, issuer, sub}}
+                # (reference §8, DG sms-data-output.md "Worker Metadata"), so readers written for real jobs work;
+                # the values say honestly that a local notebook user, not a Cognito/OIDC identity, answered
+                "workerMetadata": {
+                    "identityData": {"identityProviderType": "Local", "issuer": "gt_widget", "sub": worker_id}
+                },
             }
         ]
     }
