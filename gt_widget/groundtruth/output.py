@@ -334,3 +334,36 @@ def read_job_output(
         decode_line(line, i, get_bytes, newest_response=newest, label_attribute=label_attribute, labels=labels)
         for i, line in enumerate(lines)
     ]
+
+
+def instance_adjustment_lines(
+    job_dir: str | os.PathLike[str], label_attribute: str
+) -> tuple[list[dict[str, Any]], str]:
+    """Lines of a labeled instance job ready to be adjusted by workers, and their attribute (``<attr>-ref``).
+
+    A custom job's line keeps its masks in the worker response; ``crowd-instance-segmentation``'s
+    ``initial-value`` needs an overlay image and the instance list (reference §1.4). So each labeled line gets
+    ``<attr>-ref`` = an overlay PNG in the instances' colours (written to ``<job>/gt-widget-prior/``, ours)
+    and ``<attr>-ref-metadata.instances``; lines not labeled yet are left out.
+    """
+    from gt_widget.groundtruth.formats import consolidated_png
+
+    root = Path(job_dir)
+    prior = f"{label_attribute}-ref"
+    out: list[dict[str, Any]] = []
+    for item in read_job_output(root, label_attribute=label_attribute):
+        if not isinstance(item.result, InstanceResult):
+            continue
+        result = item.result
+        png = atomic_write_bytes(
+            root / "gt-widget-prior" / f"{item.index}.png",
+            consolidated_png(result.instance_map, [i.color for i in result.instances]),
+        )
+        line = {k: v for k, v in item.line.items() if k not in (label_attribute, f"{label_attribute}-metadata")}
+        line[prior] = str(png)
+        line[f"{prior}-metadata"] = {
+            "instances": [{"color": i.color, "label": i.label} for i in result.instances],
+            "type": CUSTOM_TYPE,
+        }
+        out.append(line)
+    return out, prior

@@ -292,3 +292,35 @@ def test_worker_response_of_ours_reads_back() -> None:
         "workerId",
         "workerMetadata",
     }
+
+
+def test_an_instance_session_can_be_sent_to_workers_for_adjustment(tmp_path: Path) -> None:
+    """The custom line keeps masks in the worker response; the adjustment job gets an overlay PNG (§1.4)."""
+    import html as html_lib
+
+    from gt_widget.groundtruth.formats import read_consolidated_png
+    from gt_widget.groundtruth.notebook import job_from_session
+
+    imgs = _images(tmp_path / "in", 2)
+    s = LabelingSession(imgs, LABELS, tmp_path / "out", mode="instance", segmenter=BoxSegmenter(), prefetch=False)
+    s.widget.add_instance("dog")
+    s.widget.brush([(10, 10)], radius=4)
+    imap = s.widget.instance_map.copy()
+    assert s.flush()
+    bundle = job_from_session(
+        s,
+        adjust_results=True,
+        job_name="pets-adjust",
+        s3_prefix="s3://my-bucket/gt",
+        role_arn="arn:aws:iam::123456789012:role/GroundTruth",
+        workteam_arn="arn:aws:sagemaker:us-east-1:123456789012:workteam/private-crowd/pets",
+    )
+    (only,) = bundle.manifest  # the unlabeled image is not sent
+    assert only["label-ref-metadata"]["instances"] == [{"color": "#2ca02c", "label": "dog"}]
+    overlay = {u.uri: u.read() for u in bundle.uploads}[only["label-ref"]]
+    np.testing.assert_array_equal(read_consolidated_png(overlay), imap)
+    found = re.search(r"initial-value='([^']*)'", bundle.render())
+    assert found is not None
+    value = json.loads(html_lib.unescape(found.group(1)))
+    assert value["instances"] == [{"color": "#2ca02c", "label": "dog"}] and value["src"].endswith("/prior/0.png")
+    s.close()
