@@ -41,7 +41,7 @@ def _rss_gb() -> float:
 def child(folder: Path) -> dict[str, Any]:
     """Visit every image of ``folder`` in a session (runs in the child process)."""
     from gt_widget.widget import LabelingSession
-    from gt_widget.widget.store import MEMORY_BUDGET_BYTES
+    from gt_widget.widget.memory import MEMORY_BUDGET_BYTES
     from gt_widget.widget.testing import BoxSegmenter
 
     start = _rss_gb()

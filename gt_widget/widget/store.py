@@ -19,7 +19,7 @@ A journal append that fails (full disk) keeps the edit in memory as a pending sn
 record of that image a full one, so the journal never depends on a record it lost.
 
 Memory: pending snapshots of images other than the one shown are zlib-compressed once their total passes
-``MEMORY_BUDGET_BYTES`` (label maps compress ~100x), so unsaved work on many huge images stays bounded.
+``memory.MEMORY_BUDGET_BYTES`` (label maps compress ~100x), so unsaved work on many huge images stays bounded.
 
 One writer per folder: ``FolderLock``. A second session of the same folder in the same process (re-running
 the notebook cell) takes over from the first: the old store stops its writer, hands over its unsaved
@@ -60,11 +60,9 @@ from gt_widget.groundtruth.formats import (
 from gt_widget.groundtruth.output import OutputLayout, instance_line, parse_worker_response_name, write_output_manifest
 from gt_widget.palette import label_colors
 from gt_widget.sources import SourceItem
+from gt_widget.widget import memory
 from gt_widget.widget.journal import EDIT, FolderLock, Journal, LockedError, Record, apply, changed_box
 
-MEMORY_BUDGET_BYTES = 256 * 2**20
-"""Bytes of uncompressed unsaved snapshots a session keeps for images other than the one shown; beyond it they
-are kept zlib-compressed (the one knob of the session's per-image memory)."""
 RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0)
 """Waits between attempts to write a snapshot that failed (the last one repeats)."""
 
@@ -544,13 +542,13 @@ class SessionStore:
     # ----------------------------------------------------------------------------------------- memory
 
     def _bound_memory(self) -> None:
-        """Compress unsaved snapshots of images not shown once they pass ``MEMORY_BUDGET_BYTES``."""
+        """Compress unsaved snapshots of images not shown once they pass ``memory.MEMORY_BUDGET_BYTES``."""
         total = 0
         for snap in sorted(self._pending.values(), key=lambda s: -s.seq):
             if snap.index == self.current or snap.map is None:
                 continue
             total += snap.nbytes
-            if total > MEMORY_BUDGET_BYTES:
+            if total > memory.MEMORY_BUDGET_BYTES:
                 snap.pack()
 
 

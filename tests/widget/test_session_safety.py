@@ -21,7 +21,7 @@ from PIL import Image
 
 from gt_widget.fileio import atomic_write_bytes
 from gt_widget.groundtruth.formats import read_answer
-from gt_widget.widget import LabelingSession, SessionError
+from gt_widget.widget import LabelingSession, SessionError, memory
 from gt_widget.widget import store as store_mod
 from gt_widget.widget.journal import Journal, changed_box
 from gt_widget.widget.testing import BoxSegmenter
@@ -329,7 +329,7 @@ def test_changed_box_is_tight() -> None:
 def test_unsaved_snapshots_of_other_images_are_compressed_beyond_the_budget(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(store_mod, "MEMORY_BUDGET_BYTES", 1)
+    monkeypatch.setattr(memory, "MEMORY_BUDGET_BYTES", 1)
     imgs = _images(tmp_path / "in", n=3, size=(300, 200))
     s = _session(imgs, tmp_path / "out")
 
