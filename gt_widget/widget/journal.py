@@ -70,15 +70,29 @@ class Record:
 
 def changed_box(old: np.ndarray | None, new: np.ndarray) -> Box | None:
     """Tight ``(y0, y1, x0, x1)`` box of the pixels that differ (the whole image when ``old`` is None or of
-    another shape); None when nothing changed."""
+    another shape); None when nothing changed. Compares 8 pixels at a time to find the changed rows (an
+    80-megapixel map in tens of milliseconds), then only that band for the columns."""
     if old is None or old.shape != new.shape:
         return (0, int(new.shape[0]), 0, int(new.shape[1]))
-    diff = old != new
-    rows = np.flatnonzero(diff.any(axis=1))
-    if rows.size == 0:
+    h, w = int(new.shape[0]), int(new.shape[1])
+    a = np.ascontiguousarray(old, np.uint8).reshape(-1)
+    b = np.ascontiguousarray(new, np.uint8).reshape(-1)
+    words = a.size // 8
+    diff = a[: words * 8].view(np.uint64) != b[: words * 8].view(np.uint64)
+    first = last = -1
+    if diff.any():
+        first = int(diff.argmax()) * 8
+        last = (words - 1 - int(diff[::-1].argmax())) * 8 + 7
+    tail = np.flatnonzero(a[words * 8 :] != b[words * 8 :])
+    if tail.size:
+        first = first if first >= 0 else words * 8 + int(tail[0])
+        last = words * 8 + int(tail[-1])
+    if first < 0:
         return None
-    cols = np.flatnonzero(diff[rows[0] : rows[-1] + 1].any(axis=0))
-    return (int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1)
+    y0, y1 = first // w, min(last // w + 1, h)
+    cols = np.flatnonzero((old[y0:y1] != new[y0:y1]).any(axis=0))
+    rows = np.flatnonzero((old[y0:y1, cols[0] : cols[-1] + 1] != new[y0:y1, cols[0] : cols[-1] + 1]).any(axis=1))
+    return (y0 + int(rows[0]), y0 + int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1)
 
 
 def apply(base: np.ndarray, record: Record) -> np.ndarray:

@@ -321,6 +321,17 @@ def test_changed_box_is_tight() -> None:
     assert changed_box(a, b) == (10, 41, 5, 31)
     assert changed_box(a, a) is None
     assert changed_box(None, a) == (0, 50, 0, 60)
+    rng = np.random.default_rng(5)  # odd widths and sizes not divisible by 8 against the plain definition
+    for _ in range(500):
+        h, w = (int(v) for v in rng.integers(1, 30, 2))
+        old = rng.integers(0, 3, (h, w)).astype(np.uint8)
+        new = old.copy()
+        for _k in range(int(rng.integers(0, 3))):
+            new[rng.integers(0, h), rng.integers(0, w)] += 1
+        d = old != new
+        rows, cols = np.flatnonzero(d.any(axis=1)), np.flatnonzero(d.any(axis=0))
+        want = None if rows.size == 0 else (int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1)
+        assert changed_box(old, new) == want
 
 
 # ------------------------------------------------------------------------------------------- memory
