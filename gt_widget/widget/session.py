@@ -61,6 +61,7 @@ from gt_widget.groundtruth.formats import InstanceResult, SemanticResult
 from gt_widget.groundtruth.output import OutputLayout, check_custom_attribute
 from gt_widget.imageio import load_image
 from gt_widget.sources import ImageCache, SourceItem, SourceSpec, list_sources
+from gt_widget.widget import memory
 from gt_widget.widget.store import SessionStore, StoreError
 
 if TYPE_CHECKING:
@@ -317,7 +318,10 @@ class LabelingSession:
 
     def _prefetch(self, index: int) -> None:
         try:
-            image = load_image(self._cache.local_path(self._items[index]))
+            path = self._cache.local_path(self._items[index])  # an S3 image is downloaded now, either way
+            if _decoded_bytes(path) > memory.MEMORY_BUDGET_BYTES:
+                return  # a huge image is decoded when shown, not twice at once (memory.py)
+            image = load_image(path)
             if self.index == index - 1:
                 self.widget.prefetch(image)
         except Exception:  # a bad next image is reported when it is shown, not here
@@ -529,6 +533,17 @@ class LabelingSession:
 def _result_shape(result: SemanticResult | InstanceResult) -> tuple[int, int]:
     arr = result.instance_map if isinstance(result, InstanceResult) else result.label_map
     return int(arr.shape[0]), int(arr.shape[1])
+
+
+def _decoded_bytes(path: Path) -> int:
+    """Bytes of ``path`` decoded as RGB, from its header only (0 when unreadable: the loader will say why)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            return int(img.size[0]) * int(img.size[1]) * 3
+    except Exception:
+        return 0
 
 
 def _short(value: Any) -> str:

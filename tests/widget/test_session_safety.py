@@ -12,6 +12,7 @@ import os
 import random
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -359,3 +360,29 @@ def test_unsaved_snapshots_of_other_images_are_compressed_beyond_the_budget(
     assert s.flush(timeout=30)
     s.close()
     assert (_session(imgs, tmp_path / "out").result(0).label_map == m0).all()  # type: ignore[union-attr]
+
+
+def test_images_over_the_budget_are_not_decoded_twice_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The next image is prefetched only when its decoded pixels fit the budget (a 99 MP photo does not)."""
+    from gt_widget.widget import session as session_mod
+
+    decoded: list[str] = []
+    real = session_mod.load_image
+
+    def spy(source: object) -> np.ndarray:
+        decoded.append(Path(str(source)).name)
+        return real(source)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(session_mod, "load_image", spy)
+    imgs = _images(tmp_path / "in", n=2, size=(64, 48))
+    for budget, expected in ((64 * 48 * 3, ["img0.png", "img1.png"]), (64 * 48 * 3 - 1, ["img0.png"])):
+        monkeypatch.setattr(memory, "MEMORY_BUDGET_BYTES", budget)
+        decoded.clear()
+        s = LabelingSession(imgs, LABELS, tmp_path / f"out{budget}", segmenter=BoxSegmenter(), prefetch=True)
+        s.widget.wait_idle(timeout=30)
+        deadline = time.monotonic() + 10
+        while decoded != expected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.0)  # the prefetch thread had time to decode, had it wanted to
+        assert decoded == expected
+        s.close()
