@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+import warnings
 import weakref
 import zlib
 from collections.abc import Callable, Mapping, Sequence
@@ -314,8 +315,26 @@ class SessionStore:
             return not self._pending and not self._busy
 
     def close(self) -> None:
-        """Flush (briefly), stop the writer, release the lock. Unsaved edits stay in the journal."""
+        """Flush (briefly), stop the writer, release the lock. Edits that could not be written stay in the
+        journal (replayed by the next session); a warning names the images whose edits were in memory only."""
         self.flush(timeout=30)
+        with self._cond:
+            lost = sorted(i + 1 for i in self._pending if i in self._unjournaled)
+            unsaved = sorted(i + 1 for i in self._pending)
+        if lost:
+            warnings.warn(
+                f"closing with edits of images {lost} that could be neither saved nor journaled "
+                f"({self.last_error}); they are lost. Free disk space before closing next time",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        elif unsaved:
+            warnings.warn(
+                f"edits of images {unsaved} are not in Ground Truth's files yet ({self.last_error}); they are in "
+                "the journal and the next session on this folder writes them",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         self.hand_over()
         with _LIVE_LOCK:
             ref = _LIVE.get(self.layout.job_dir)
