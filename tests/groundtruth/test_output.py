@@ -324,3 +324,21 @@ def test_an_instance_session_can_be_sent_to_workers_for_adjustment(tmp_path: Pat
     value = json.loads(html_lib.unescape(found.group(1)))
     assert value["instances"] == [{"color": "#2ca02c", "label": "dog"}] and value["src"].endswith("/prior/0.png")
     s.close()
+
+
+def test_an_instance_session_becomes_a_job_with_a_custom_attribute(tmp_path: Path) -> None:
+    from gt_widget.groundtruth.notebook import job_from_session
+
+    s = LabelingSession(
+        _images(tmp_path / "in", 1), LABELS, tmp_path / "out", mode="instance", segmenter=BoxSegmenter(), prefetch=False
+    )
+    bundle = job_from_session(
+        s,
+        job_name="pets-instances",
+        s3_prefix="s3://my-bucket/gt",
+        role_arn="arn:aws:iam::123456789012:role/GroundTruth",
+        workteam_arn="arn:aws:sagemaker:us-east-1:123456789012:workteam/private-crowd/pets",
+    )
+    assert bundle.request["LabelAttributeName"] == "label"  # a custom job's attribute must not end in -ref (§8)
+    assert bundle.problems == []
+    s.close()
