@@ -11,10 +11,10 @@ its ``-metadata``), ``annotations/consolidated-annotation/output/<id>_<ts>.png``
 ``annotations/worker-response/iteration-N/<id>/<ts>.json``. DescribeLabelingJob gives
 ``LabelingJobOutput.OutputDatasetS3Uri`` and ``LabelingJobStatus``.
 
-Choices: semantic results are read from the consolidated ``-ref`` PNG of the output manifest; instance
-results (a custom PassThrough job has no consolidated format, §3.2) from the line's own answer when it
-carries one, else from the newest worker-response file of that object (``datasetObjectId`` = the line's
-0-based position, as Ground Truth numbers manifest lines).
+Lines are decoded by ``groundtruth.output.decode_line`` (the one reader of job output, shared with local
+folders): semantic results from the consolidated ``-ref`` PNG; instance results (a custom job, §8) from the
+worker response its metadata names, else the newest worker-response file of that object (``datasetObjectId``
+= the line's 0-based position, as Ground Truth numbers manifest lines).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,15 +30,9 @@ from typing import Any
 from gt_widget.errors import FormatError, GtWidgetError, ValidationError
 from gt_widget.fileio import atomic_write_bytes, atomic_write_text
 from gt_widget.groundtruth.bundle import JobBundle
-from gt_widget.groundtruth.formats import (
-    InstanceResult,
-    SemanticResult,
-    color_map_names,
-    find_label_attribute,
-    read_answer,
-    read_consolidated_png,
-)
+from gt_widget.groundtruth.formats import InstanceResult, SemanticResult, read_answer
 from gt_widget.groundtruth.manifest import loads_manifest
+from gt_widget.groundtruth.output import decode_line
 from gt_widget.groundtruth.templates import parse_s3_location, s3_client
 
 TERMINAL = ("Completed", "Failed", "Stopped")
@@ -250,30 +244,6 @@ def _get_bytes(client: Any, uri: str) -> bytes:
     return bytes(response["Body"].read())
 
 
-def _semantic_from_line(line: Mapping[str, Any], attr: str, png: bytes, labels: Sequence[str] | None) -> SemanticResult:
-    meta = line.get(f"{attr}-metadata") or {}
-    color_map = meta.get("internal-color-map")
-    if not isinstance(color_map, Mapping):
-        raise FormatError(
-            f"output line has no {attr}-metadata.internal-color-map; is {attr!r} a segmentation attribute?"
-        )
-    index_map = read_consolidated_png(png, color_map)
-    names = color_map_names(color_map)
-    order = list(labels) if labels is not None else names
-    missing = [n for n in names if n not in order]
-    if missing:
-        raise FormatError(f"internal-color-map names {missing}, which are not among the labels {order}")
-    lut = [0] * 256
-    keys = sorted(int(k) for k in color_map if int(k) != 0)
-    for key in keys:
-        lut[key] = order.index(str(color_map[str(key)]["class-name"])) + 1
-    import numpy as np
-
-    label_map = np.asarray(lut, np.uint8)[index_map]
-    colors = {str(color_map[str(k)]["class-name"]): str(color_map[str(k)]["hex-color"]).lower() for k in keys}
-    return SemanticResult(label_map, order, colors)
-
-
 def _worker_response_keys(client: Any, output_root: str) -> dict[str, list[str]]:
     """``{datasetObjectId: [keys of its worker-response files]}``, listed once per fetch."""
     from botocore.exceptions import BotoCoreError, ClientError
@@ -292,20 +262,18 @@ def _worker_response_keys(client: Any, output_root: str) -> dict[str, list[str]]
     return found
 
 
-def _from_worker_responses(
-    client: Any, responses: dict[str, list[str]], index: int, labels: Sequence[str] | None
-) -> InstanceResult | SemanticResult:
+def _newest_worker_response(responses: dict[str, list[str]], index: int) -> str | None:
+    """The newest worker-response URI of object ``index``: the highest iteration, then the latest name."""
     keys = responses.get(str(index))
     if not keys:
-        raise FormatError(f"object {index} has no result in the output manifest and no worker-response file")
+        return None
 
-    # newest: the highest iteration, then the latest timestamp
     def order(uri: str) -> tuple[int, str]:
         iteration = uri.rsplit("/", 3)[-3]
         number = iteration.rsplit("-", 1)[-1]
         return (int(number) if number.isdigit() else 0, uri.rsplit("/", 1)[-1])
 
-    return read_answer(_get_bytes(client, max(keys, key=order)), labels)
+    return max(keys, key=order)
 
 
 def fetch_results(
@@ -333,32 +301,32 @@ def fetch_results(
     output_root = status.output_manifest.rsplit("/manifests/", 1)[0]
     items: list[FetchedItem] = []
     responses: dict[str, list[str]] | None = None
-    for index, line in enumerate(lines):
-        attr = status.label_attribute or find_label_attribute(line)
-        value = line.get(attr)
-        png_path: Path | None = None
-        result: SemanticResult | InstanceResult
-        if isinstance(value, str) and attr.endswith("-ref"):
-            png = _get_bytes(client, value)
-            png_path = atomic_write_bytes(out / "consolidated" / value.rsplit("/", 1)[-1], png)
-            meta = line.get(f"{attr}-metadata") or {}
-            if "instances" in meta:  # our instance format (formats.output_manifest_line)
-                from gt_widget.groundtruth.formats import Instance
 
-                insts = [Instance(str(i["label"]), str(i["color"]).lower()) for i in meta["instances"]]
-                result = InstanceResult(read_consolidated_png(png, meta.get("internal-color-map")), insts)
-            else:
-                result = _semantic_from_line(line, attr, png, labels)
-        else:
-            try:
-                if value is None:
-                    raise FormatError("no answer in the line")
-                result = read_answer(value, labels)
-            except FormatError:
-                if responses is None:
-                    responses = _worker_response_keys(client, output_root)
-                result = _from_worker_responses(client, responses, index, labels)
-        items.append(FetchedItem(index, str(line.get("source-ref", "")), result, png_path, line))
+    def newest(index: int) -> str | None:
+        nonlocal responses
+        if responses is None:
+            responses = _worker_response_keys(client, output_root)
+        return _newest_worker_response(responses, index)
+
+    for index, line in enumerate(lines):
+        decoded = decode_line(
+            line,
+            index,
+            lambda uri: _get_bytes(client, uri),
+            newest_response=newest,
+            label_attribute=status.label_attribute,
+            labels=labels,
+        )
+        if decoded.result is None:  # no label attribute: a worker response may still hold the answer
+            ref = newest(index)
+            if ref is None:
+                raise FormatError(f"object {index} has no result in the output manifest and no worker-response file")
+            decoded.result = read_answer(_get_bytes(client, ref), labels)
+        png_path: Path | None = None
+        if decoded.png_ref is not None:  # keep a local copy of each consolidated PNG
+            png = _get_bytes(client, decoded.png_ref)
+            png_path = atomic_write_bytes(out / "consolidated" / decoded.png_ref.rsplit("/", 1)[-1], png)
+        items.append(FetchedItem(index, decoded.source_ref, decoded.result, png_path, decoded.line))
     atomic_write_text(
         out / "fetched.json",
         json.dumps(

@@ -10,8 +10,10 @@ Choices where the reference is silent (each marked "choice" in the code):
   says the encoding of unpainted pixels is not documented; readers match RGB of opaque pixels, so both
   transparent and white decode as background);
 - ``labelMappings`` lists only labels that are painted (the real payload in §1.3 lists only ``Bird``);
-- instance mode has no built-in consolidated format (§3.2): we write the same palette PNG as semantic mode,
-  index k = k-th instance, with ``internal-color-map`` and an ``instances`` list in the metadata.
+- instance mode has no built-in consolidated format (§3.2, §8): sessions write instance jobs as a custom job
+  writes them (``groundtruth/output.py: instance_line``). ``output_manifest_line(mode="instance")`` (a palette
+  PNG indexed by instance, with an ``instances`` list) is our earlier, invented format, kept only so that
+  folders written by earlier versions and adjustment inputs built from them still read.
 """
 
 from __future__ import annotations
@@ -205,7 +207,12 @@ def worker_response(
                 "submissionTime": _iso_z(submitted),
                 "timeSpentInSeconds": max(0.0, round((submitted - accepted).total_seconds(), 3)),
                 "workerId": worker_id,
-                "workerMetadata": None,
+                # choice: a private workforce's shape, {"identityData": {identityProviderType, issuer, sub}}
+                # (reference §8, DG sms-data-output.md "Worker Metadata"), so readers written for real jobs work;
+                # the values say honestly that a local notebook user, not a Cognito/OIDC identity, answered
+                "workerMetadata": {
+                    "identityData": {"identityProviderType": "Local", "issuer": "gt_widget", "sub": worker_id}
+                },
             }
         ]
     }

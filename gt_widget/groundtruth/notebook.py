@@ -284,8 +284,8 @@ def default_job_name(stem: str) -> str:
 
 
 def _expand_sources(sources: Sequence[Any], base_dir: Path) -> list[str | dict[str, Any]]:
-    """Folders / manifests / S3 prefixes named by the notebook -> one entry per image (via widget.sources)."""
-    from gt_widget.widget.sources import list_sources
+    """Folders / manifests / S3 prefixes named by the notebook -> one entry per image (via gt_widget.sources)."""
+    from gt_widget.sources import list_sources
 
     out: list[str | dict[str, Any]] = []
     for item in sources:
@@ -388,7 +388,14 @@ def job_from_session(
             path = Path(session.output_dir) / str(session.job_name) / "manifests" / "output" / "output.manifest"
         if hasattr(session, "flush"):
             session.flush()  # results still being written by the autosave thread
-        sources = read_manifest(path, check=False) if Path(path).exists() else []
+        if session.mode == "instance" and not prior.endswith("-ref") and Path(path).exists():
+            # a custom job's lines keep masks in worker responses: give workers an overlay PNG (output.py)
+            from gt_widget.groundtruth.output import instance_adjustment_lines
+
+            sources, prior = instance_adjustment_lines(Path(path).parents[2], prior)
+        else:
+            lines = read_manifest(path, check=False) if Path(path).exists() else []
+            sources = [line for line in lines if prior in line]  # images not labeled yet have no attribute
         if not sources:
             raise NotebookError("the session has no saved results to adjust yet: label some images first")
     else:

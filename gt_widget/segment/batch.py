@@ -31,6 +31,7 @@ import os
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +39,10 @@ import numpy as np
 
 from gt_widget.errors import FormatError, GtWidgetError, GtWidgetWarning
 from gt_widget.fileio import atomic_write_bytes
-from gt_widget.groundtruth.formats import consolidated_png, consolidated_png_key, encode_png, output_manifest_line
+from gt_widget.groundtruth.formats import consolidated_png, encode_png, output_manifest_line
 from gt_widget.groundtruth.labels import validate_label_names
+from gt_widget.groundtruth.manifest import loads_manifest
+from gt_widget.groundtruth.output import OutputLayout, write_output_manifest
 from gt_widget.imageio import load_image
 from gt_widget.palette import label_colors
 from gt_widget.segment.base import Segmenter
@@ -74,7 +77,7 @@ class PrelabelReport:
     @property
     def manifest(self) -> Path:
         """Path of the output manifest."""
-        return self.job_dir / "manifests" / "output" / "output.manifest"
+        return OutputLayout(self.job_dir).output_manifest_path
 
     def summary(self) -> str:
         """One paragraph for people: counts, then one line per failure."""
@@ -102,14 +105,8 @@ def list_images(source: str | os.PathLike[str]) -> list[ImageItem]:
     if not src.exists():
         raise FormatError(f"{str(src)!r} does not exist: pass a folder of images or an input manifest (.jsonl)")
     items: list[ImageItem] = []
-    for n, raw in enumerate(src.read_text(encoding="utf-8").splitlines(), 1):
-        if not raw.strip():
-            continue
-        try:
-            line = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise FormatError(f"{src}:{n} is not valid JSON ({exc}); each line must be a JSON object") from None
-        if not isinstance(line, dict) or not isinstance(line.get("source-ref"), str):
+    for n, line in enumerate(loads_manifest(src.read_bytes(), source=str(src), check=False), 1):
+        if not isinstance(line.get("source-ref"), str):
             raise FormatError(f'{src}:{n} has no "source-ref" string; each line needs {{"source-ref": "<path>"}}')
         ref = line["source-ref"]
         if "://" in ref and not ref.startswith("file://"):
@@ -191,7 +188,8 @@ def prelabel(
         raise FormatError("no labels: the prompts name no object; add objects with a 'label'")
     labels = validate_label_names(labels)  # the one label rule set (duplicates, > 255, BACKGROUND, ...)
     colors = list(label_colors(labels).values())
-    job_dir = Path(out_dir) / job_name
+    layout = OutputLayout(Path(out_dir).resolve() / job_name)
+    job_dir = layout.job_dir
     report = PrelabelReport(job_dir=job_dir, labels=labels)
     if segmenter is None:
         from gt_widget.segment import load_segmenter
@@ -219,14 +217,13 @@ def prelabel(
                     warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
             stem = Path(item.path).stem
             atomic_write_bytes(job_dir / "masks" / f"{index:05d}_{stem}.png", encode_png(label_map))
-            png_rel = consolidated_png_key(job_name, index)
-            png_path = Path(out_dir) / png_rel
+            png_path = layout.consolidated_png_path(index, datetime.now(timezone.utc))
             atomic_write_bytes(png_path, consolidated_png(label_map, colors))
             lines.append(
                 output_manifest_line(
                     item.source_ref,
                     label_attribute,
-                    str(png_path.resolve()),
+                    layout.ref(png_path),
                     labels,
                     job_name=job_name,
                     colors=colors,
@@ -240,8 +237,7 @@ def prelabel(
             report.failed.append((item.source_ref, str(exc)))
             if on_error is not None:
                 on_error(item.source_ref, str(exc))
-    manifest = "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines)
-    atomic_write_bytes(report.manifest, manifest.encode())
+    write_output_manifest(report.manifest, lines)
     summary = {
         "labels": labels,
         "written": report.written,

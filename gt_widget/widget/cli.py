@@ -47,7 +47,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from gt_widget.widget.export import export_coco, export_png_masks
+    from gt_widget.groundtruth.export import export_coco, export_png_masks
 
     if args.format == "coco":
         path = export_coco(args.job_dir, args.out, labels=args.labels, compressed=args.compressed)

@@ -1,33 +1,40 @@
 """A labeling session: many images, one ``SegmentationWidget``, autosave in Ground Truth's output layout, resume.
 
-One job: walk a list of images (``gt_widget.widget.sources``) with next / prev / jump controls and save every
+One job: walk a list of images (``gt_widget.sources``) with next / prev / jump controls and save every
 result the moment it changes, exactly where Ground Truth would put it (reference §1.3, §1.6, §3.2, §3.3)::
 
-    <output_dir>/<job_name>/annotations/worker-response/iteration-1/<datasetObjectId>/<timestamp>.json
+    <output_dir>/<job_name>/annotations/worker-response/iteration-1/<datasetObjectId>/YYYY-MM-DD_HH:MM:SS.json
     <output_dir>/<job_name>/annotations/consolidated-annotation/output/<datasetObjectId>_<timestamp>.png
     <output_dir>/<job_name>/manifests/output/output.manifest
     <output_dir>/<job_name>/gt-widget-session.json      (ours: labels, mode, sources, current index)
+    <output_dir>/<job_name>/gt-widget-journal.bin       (ours: the write-ahead journal of edits)
+    <output_dir>/<job_name>/gt-widget-session.lock      (ours: one writer at a time)
+
+Paths and line shapes come from ``groundtruth/output.py``; persistence (journal, writer, retries, lock) from
+``widget/store.py``.
 
 Side that owns what: the kernel owns everything (label maps, files); the browser only shows the widget.
 ``datasetObjectId`` is the 0-based position of the image in the source order, as Ground Truth numbers the
 lines of an input manifest. Coordinates are (x, y) pixels; label maps uint8 (H, W), 0 = BACKGROUND.
 
 Choices:
-- Autosave: every committed edit (``observe_changes``) snapshots the maps and hands them to ONE background
-  writer thread, so painting on a 10000x8000 image never waits for PNG encoding; snapshots of the same image
-  coalesce (the newest wins). ``flush()`` waits for the writer (tests, scripts, before export/exit).
-- Every file is written atomically (temp file in the same folder, then ``os.replace``), in the order
-  worker-response JSON, consolidated PNG, output manifest, session state. A kernel that dies at any point
-  leaves either the previous or the new version of each file, never half a file.
-- Only the latest version of each object is kept: older worker-response JSONs and consolidated PNGs of the
-  same object are deleted once the new ones are on disk (an autosave per stroke would otherwise pile up
-  hundreds of versions; Ground Truth itself keeps one answer per worker per object).
-- Resume: the newest worker-response JSON of each object is the truth; missing consolidated PNGs and the
-  output manifest are rebuilt from it, stale versions and leftover temp files are removed.
-- The output manifest lists labeled images only (one line each, in source order); "labeled" means a result
-  was saved, even an empty one (the user edited, then erased everything).
+- Autosave: every committed edit is appended to the session's journal and fsynced before it counts; one
+  background writer derives Ground Truth's files from the newest state of each image (``store.py``). A failed
+  write (full disk, read-only folder) is retried until it succeeds; the progress line says "unsaved" meanwhile
+  and navigation never discards the edits. ``flush()`` waits for the writer (tests, scripts, before export).
+- Every file is written atomically (temp file in the same folder, then ``os.replace``).
+- Only the latest version of each object is kept (Ground Truth keeps one answer per worker per object).
+- Resume: the newest worker-response JSON of each object, then the journal records it misses.
+- The output manifest has one line per input line, in input order; an image not labeled yet appears as its
+  input line without the label attribute (``groundtruth/output.py``). "Labeled" means a result was saved,
+  even an empty one (the user edited, then erased everything).
+- Semantic sessions write ``<attr>-ref`` palette PNGs; instance sessions are written exactly as a custom
+  Ground Truth job's output (``"<attr>": {}`` + ``worker-response-ref``; the masks are in the worker response;
+  default attribute ``label``, which must not end in ``-ref``; reference §8).
 - ``-ref`` values are absolute local paths, or ``output_uri + "/<job>/annotations/..."`` when ``output_uri``
-  (e.g. ``s3://bucket/prefix``) is given, so the folder can be uploaded as a Ground Truth job's output.
+  (e.g. ``s3://bucket/prefix``) is given; ``source-ref`` is the input line's, as written.
+- One writer per output folder: a second session in another process gets ``SessionError`` naming the holder
+  (``read_only=True`` opens it without saving); re-creating the session in the same process takes over.
 - An unreadable image is reported in the status line; the session continues, the widget is hidden and nothing
   is saved for that image.
 """
@@ -42,8 +49,7 @@ import re
 import threading
 import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,59 +57,25 @@ import numpy as np
 
 from gt_widget.errors import GtWidgetError, ImageLoadError
 from gt_widget.fileio import atomic_write_bytes
-from gt_widget.groundtruth.formats import (
-    INSTANCE_ELEMENT_NAME,
-    SEMANTIC_ELEMENT_NAME,
-    Instance,
-    InstanceResult,
-    SemanticResult,
-    consolidated_png,
-    creation_date,
-    instance_answer,
-    output_manifest_line,
-    read_answer,
-    semantic_answer,
-    worker_response,
-)
+from gt_widget.groundtruth.formats import InstanceResult, SemanticResult
 from gt_widget.groundtruth.labels import validate_label_names
+from gt_widget.groundtruth.output import OutputLayout, check_custom_attribute
 from gt_widget.imageio import load_image
-from gt_widget.palette import label_colors
-from gt_widget.widget.sources import ImageCache, SourceItem, SourceSpec, list_sources
+from gt_widget.sources import ImageCache, SourceItem, SourceSpec, list_sources
+from gt_widget.widget import memory
+from gt_widget.widget.store import SessionStore, StoreError
 
 if TYPE_CHECKING:
     from gt_widget.segment.base import Segmenter
 
 STATE_FILE = "gt-widget-session.json"
 STATE_VERSION = 1
-ITERATION = "iteration-1"
 _NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
 _PLACEHOLDER = np.full((64, 64, 3), 240, np.uint8)
 
 
 class SessionError(GtWidgetError, ValueError):
     """A session cannot start or continue (bad labels/mode/names, an output folder of another session)."""
-
-
-@dataclass
-class _Saved:
-    """The latest saved version of one object."""
-
-    stamp: str
-    answer_path: Path
-    png_path: Path
-    line: dict[str, Any]
-
-
-@dataclass
-class _Snapshot:
-    """What the writer thread needs to save one object (copied from the widget on the kernel's thread)."""
-
-    index: int
-    index_map: np.ndarray
-    instances: list[Instance] | None
-    accepted: datetime
-    submitted: datetime
-    done: threading.Event = field(default_factory=threading.Event)
 
 
 class LabelingSession:
@@ -123,7 +95,7 @@ class LabelingSession:
         output_dir: str | os.PathLike[str],
         mode: str = "semantic",
         segmenter: Segmenter | None = None,
-        label_attribute: str = "label-ref",
+        label_attribute: str | None = None,
         job_name: str = "gt-widget-local",
         *,
         s3_endpoint_url: str | None = None,
@@ -131,15 +103,28 @@ class LabelingSession:
         output_uri: str | None = None,
         worker_id: str = "local-notebook",
         prefetch: bool = True,
+        read_only: bool = False,
     ) -> None:
         self.labels: list[str] = validate_label_names(labels)  # before any file is written (a retry must work)
         if mode not in ("semantic", "instance"):
             raise SessionError(f"mode must be 'semantic' or 'instance', got {mode!r}")
         self.mode: str = mode
-        if not label_attribute.endswith("-ref") or not _NAME_RE.match(label_attribute) or len(label_attribute) > 127:
+        if label_attribute is None:
+            label_attribute = "label" if mode == "instance" else "label-ref"
+        if mode == "semantic" and not label_attribute.endswith("-ref"):
             raise SessionError(
-                f"label_attribute {label_attribute!r} must end in '-ref' (image segmentation, reference §3.2) "
-                "and use only letters, digits and hyphens (at most 127), e.g. 'label-ref'"
+                f"label_attribute {label_attribute!r} must end in '-ref' (semantic segmentation, reference §3.2), "
+                f"e.g. {label_attribute + '-ref'!r}"
+            )
+        if mode == "instance":
+            try:
+                check_custom_attribute(label_attribute)
+            except GtWidgetError as exc:
+                raise SessionError(str(exc)) from None
+        if not _NAME_RE.match(label_attribute) or len(label_attribute) > 127:
+            raise SessionError(
+                f"label_attribute {label_attribute!r} must use only letters, digits and hyphens (at most 127), "
+                "e.g. 'label-ref'"
             )
         self.label_attribute: str = label_attribute
         if not _NAME_RE.match(job_name) or len(job_name) > 63:
@@ -159,27 +144,33 @@ class LabelingSession:
             Path(cache_dir) if cache_dir is not None else self.output_dir / ".gt-widget-cache",
             endpoint_url=s3_endpoint_url,
         )
-        self._colors = list(label_colors(self.labels).values())
-        self._lock = threading.RLock()
-        self._saved: dict[int, _Saved] = {}
-        self._last_moment: datetime | None = None
+        self.read_only = read_only
         self._loading = False
         self._shown_at = datetime.now(timezone.utc)
         self.error: str | None = None
         """Why the current image cannot be shown (nothing is saved for it), or None."""
         self.notice: str | None = None
-        self.last_save_error: str | None = None
+        self.state_error: str | None = None
 
-        self.job_dir.mkdir(parents=True, exist_ok=True)
+        if not read_only:
+            self.job_dir.mkdir(parents=True, exist_ok=True)
+        elif not self.job_dir.is_dir():
+            raise SessionError(f"read_only=True needs an existing job folder; {self.job_dir} does not exist")
         self.index: int = self._read_state()
-        self._recover()
+        try:
+            self._store = SessionStore(
+                OutputLayout(self.job_dir, self.output_uri),
+                self._items,
+                self.labels,
+                mode=self.mode,
+                label_attribute=self.label_attribute,
+                worker_id=self.worker_id,
+                read_only=read_only,
+                on_change=lambda: self._refresh_ui(),
+            )
+        except StoreError as exc:
+            raise SessionError(str(exc)) from None
         self._write_state()
-
-        self._pending: dict[int, _Snapshot] = {}
-        self._cond = threading.Condition(self._lock)
-        self._closed = False
-        self._writer = threading.Thread(target=self._writer_loop, name="gt-widget-autosave", daemon=True)
-        self._writer.start()
         atexit.register(_flush_at_exit, weakref.ref(self))
 
         from gt_widget.widget import SegmentationWidget
@@ -199,7 +190,12 @@ class LabelingSession:
     @property
     def output_manifest_path(self) -> Path:
         """``<job>/manifests/output/output.manifest``."""
-        return self.job_dir / "manifests" / "output" / "output.manifest"
+        return OutputLayout(self.job_dir).output_manifest_path
+
+    @property
+    def last_save_error(self) -> str | None:
+        """Why the last autosave (or journal append) failed, while it is being retried; None when all is saved."""
+        return self._store.last_error
 
     @property
     def current(self) -> SourceItem:
@@ -217,18 +213,22 @@ class LabelingSession:
     @property
     def labeled_count(self) -> int:
         """How many images have a saved result (pending autosaves included)."""
-        with self._lock:
-            return len(set(self._saved) | set(self._pending))
+        return len(self._store.labeled)
 
     def is_labeled(self, index: int) -> bool:
         """Whether image ``index`` has a saved (or pending) result."""
-        with self._lock:
-            return index in self._saved or index in self._pending
+        return self._store.is_labeled(index)
+
+    def is_unsaved(self, index: int) -> bool:
+        """Whether image ``index`` has edits that are not in Ground Truth's files yet (kept and retried)."""
+        return self._store.is_unsaved(index)
 
     @property
     def progress_text(self) -> str:
-        """``"12 / 300 labeled"``."""
-        return f"{self.labeled_count} / {len(self._items)} labeled"
+        """``"12 / 300 labeled"`` (plus ``", 2 unsaved"`` while saves are failing)."""
+        text = f"{self.labeled_count} / {len(self._items)} labeled"
+        unsaved = len(self._store.unsaved) if self._store.last_error else 0
+        return f"{text}, {unsaved} unsaved" if unsaved else text
 
     # ----------------------------------------------------------------------------------------- navigation
 
@@ -285,18 +285,20 @@ class LabelingSession:
                 self._set_error(f"image {index + 1} ({item.name}) cannot be shown: {exc}. Skip it with Next.")
                 self.widget.load_image(_PLACEHOLDER)
                 return
-            previous = self.result(index)
+            previous = self._store.result(index)
             if previous is not None:
                 size = _result_shape(previous)
                 if size != image.shape[:2]:
                     self._set_error(
                         f"image {index + 1} ({item.name}) is {image.shape[1]}x{image.shape[0]} but its saved labels "
                         f"are {size[1]}x{size[0]}: the file changed; delete "
-                        f"{self._saved[index].answer_path} to label it again"
+                        f"{self._answer_path(index)} to label it again"
                     )
                     self.widget.load_image(_PLACEHOLDER)
                     return
             self.widget.load_image(image, initial_value=previous)
+            current, instances = self.widget.snapshot()
+            self._store.show(index, current, instances if self.mode == "instance" else None)
             self.error = None
             self._shown_at = datetime.now(timezone.utc)
         finally:
@@ -308,7 +310,10 @@ class LabelingSession:
 
     def _prefetch(self, index: int) -> None:
         try:
-            image = load_image(self._cache.local_path(self._items[index]))
+            path = self._cache.local_path(self._items[index])  # an S3 image is downloaded now, either way
+            if _decoded_bytes(path) > memory.MEMORY_BUDGET_BYTES:
+                return  # a huge image is decoded when shown, not twice at once (memory.py)
+            image = load_image(path)
             if self.index == index - 1:
                 self.widget.prefetch(image)
         except Exception:  # a bad next image is reported when it is shown, not here
@@ -320,42 +325,36 @@ class LabelingSession:
     # ------------------------------------------------------------------------------------------- results
 
     def result(self, index: int | None = None) -> SemanticResult | InstanceResult | None:
-        """The saved result of image ``index`` (default: current), read back from its worker-response file."""
+        """The newest result of image ``index`` (default: current): unsaved edits included, else its file."""
         i = self.index if index is None else index
-        self.flush()
-        with self._lock:
-            saved = self._saved.get(i)
-        if saved is None:
-            return None
-        return read_answer(json.loads(saved.answer_path.read_text(encoding="utf-8")), self.labels)
+        return self._store.result(i)
 
-    def saved_files(self, index: int | None = None) -> tuple[Path, Path] | None:
-        """(worker-response JSON, consolidated PNG) of image ``index``'s latest save, or None."""
+    def _answer_path(self, index: int) -> Path | None:
+        saved = self._store.saved(index)
+        return None if saved is None else saved.answer_path
+
+    def saved_files(self, index: int | None = None) -> tuple[Path, Path | None] | None:
+        """(worker-response JSON, consolidated PNG) of image ``index`` after a flush; the PNG is None in
+        instance mode (a custom job has no consolidated PNG); None when nothing is saved."""
         i = self.index if index is None else index
         self.flush()
-        with self._lock:
-            saved = self._saved.get(i)
+        saved = self._store.saved(i)
         return None if saved is None else (saved.answer_path, saved.png_path)
 
     def save(self) -> None:
         """Save the current image now (even when unchanged) and wait until it is on disk."""
         self._finish_model_work()
-        self._enqueue()
+        self._enqueue(force=True)
         self.flush()
 
     def flush(self, timeout: float = 120.0) -> bool:
-        """Wait until every pending autosave is on disk; False on timeout. Re-raises nothing: a failed save is
-        reported in ``last_save_error`` and the status line."""
-        with self._cond:
-            return self._cond.wait_for(lambda: not self._pending and not self._busy_writing, timeout=timeout)
+        """Wait until every edit is in Ground Truth's files; False on timeout or while saves fail (the edits are
+        kept, in memory and in the journal, and retried; ``last_save_error`` says why)."""
+        return self._store.flush(timeout)
 
     def close(self) -> None:
-        """Flush pending saves and stop the writer thread (the session can no longer save)."""
-        self.flush()
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-        self._writer.join(timeout=10)
+        """Flush pending saves, stop the writer and release the output folder (the session can no longer save)."""
+        self._store.close()
 
     # -------------------------------------------------------------------------------------------- autosave
 
@@ -364,123 +363,17 @@ class LabelingSession:
             return
         self._enqueue()
 
-    def _enqueue(self) -> None:
-        if self.error is not None:
+    def _enqueue(self, force: bool = False) -> None:
+        if self.error is not None or self.read_only:
             return
-        w = self.widget
-        if self.mode == "instance":
-            index_map = np.array(w.instance_map, dtype=np.uint8, copy=True)
-            instances: list[Instance] | None = [Instance(label=i.label, color=i.color) for i in w.instances]
-        else:
-            index_map = np.array(w.label_map, dtype=np.uint8, copy=True)
-            instances = None
-        snap = _Snapshot(self.index, index_map, instances, self._shown_at, datetime.now(timezone.utc))
-        with self._cond:
-            if self._closed:
-                raise SessionError("this session is closed; create a new LabelingSession to keep labeling")
-            self._pending[snap.index] = snap
-            self._cond.notify_all()
+        index_map, instances = self.widget.snapshot()
+        try:
+            self._store.record(
+                self.index, index_map, instances if self.mode == "instance" else None, self._shown_at, force=force
+            )
+        except StoreError as exc:
+            raise SessionError(f"{exc}; create a new LabelingSession to keep labeling") from None
         self._refresh_ui()
-
-    _busy_writing = False
-
-    def _writer_loop(self) -> None:
-        while True:
-            with self._cond:
-                self._cond.wait_for(lambda: self._pending or self._closed)
-                if not self._pending:
-                    return
-                index = next(iter(self._pending))
-                snap = self._pending.pop(index)
-                self._busy_writing = True
-            try:
-                self._write(snap)
-                self.last_save_error = None
-            except Exception as exc:  # keep the session alive; the status line says what failed
-                self.last_save_error = f"autosave of image {snap.index + 1} failed: {exc}"
-            finally:
-                with self._cond:
-                    self._busy_writing = False
-                    self._cond.notify_all()
-                snap.done.set()
-            self._refresh_ui()
-
-    def _next_moment(self, wanted: datetime) -> datetime:
-        with self._lock:
-            moment = wanted
-            if self._last_moment is not None and moment <= self._last_moment:
-                moment = self._last_moment + timedelta(microseconds=1)
-            self._last_moment = moment
-            return moment
-
-    def _answer_dir(self, index: int) -> Path:
-        return self.job_dir / "annotations" / "worker-response" / ITERATION / str(index)
-
-    def _png_dir(self) -> Path:
-        return self.job_dir / "annotations" / "consolidated-annotation" / "output"
-
-    def _ref(self, path: Path) -> str:
-        if self.output_uri is None:
-            return str(path)
-        return f"{self.output_uri}/{self.job_name}/{path.relative_to(self.job_dir).as_posix()}"
-
-    def _write(self, snap: _Snapshot) -> None:
-        moment = self._next_moment(snap.submitted)
-        stamp = creation_date(moment)
-        if snap.instances is not None:
-            answer = instance_answer(snap.index_map, snap.instances)
-            element = INSTANCE_ELEMENT_NAME
-            png = consolidated_png(snap.index_map, [i.color for i in snap.instances])
-        else:
-            answer = semantic_answer(snap.index_map, self.labels)
-            element = SEMANTIC_ELEMENT_NAME
-            png = consolidated_png(snap.index_map, self._colors)
-        response = worker_response(
-            answer,
-            element_name=element,
-            worker_id=self.worker_id,
-            acceptance_time=min(snap.accepted, moment),
-            submission_time=moment,
-        )
-        answer_path = self._answer_dir(snap.index) / f"{stamp}.json"
-        png_path = self._png_dir() / f"{snap.index}_{stamp}.png"
-        atomic_write_bytes(answer_path, json.dumps(response).encode("utf-8"))
-        atomic_write_bytes(png_path, png)
-        line = self._manifest_line(snap.index, png_path, snap.instances, moment)
-        with self._lock:
-            self._saved[snap.index] = _Saved(stamp, answer_path, png_path, line)
-            self._write_manifest()
-            self._write_state()
-        self._remove_stale(snap.index, stamp)
-
-    def _manifest_line(
-        self, index: int, png_path: Path, instances: list[Instance] | None, moment: datetime
-    ) -> dict[str, Any]:
-        item = self._items[index]
-        return output_manifest_line(
-            item.ref,
-            self.label_attribute,
-            self._ref(png_path),
-            self.labels,
-            job_name=self.job_name,
-            mode="instance" if instances is not None else "semantic",
-            instances=instances,
-            colors=self._colors,
-            moment=moment,
-            extra=item.extra,
-        )
-
-    def _write_manifest(self) -> None:
-        lines = [json.dumps(self._saved[i].line) for i in sorted(self._saved)]
-        atomic_write_bytes(self.output_manifest_path, ("\n".join(lines) + "\n" if lines else "").encode("utf-8"))
-
-    def _remove_stale(self, index: int, keep_stamp: str) -> None:
-        for path in self._answer_dir(index).glob("*.json"):
-            if path.stem != keep_stamp:
-                path.unlink(missing_ok=True)
-        for path in self._png_dir().glob(f"{index}_*.png"):
-            if path.stem != f"{index}_{keep_stamp}":
-                path.unlink(missing_ok=True)
 
     # ------------------------------------------------------------------------------------ state and resume
 
@@ -496,8 +389,13 @@ class LabelingSession:
         }
 
     def _write_state(self) -> None:
-        with self._lock:
+        if self.read_only:
+            return
+        try:  # the current index only: a full disk must not stop navigation
             atomic_write_bytes(self.job_state_path, json.dumps(self._state(), indent=1).encode("utf-8"))
+            self.state_error = None
+        except OSError as exc:
+            self.state_error = f"cannot save the session's position ({exc}); your labels are kept and retried"
 
     def _read_state(self) -> int:
         path = self.job_state_path
@@ -518,45 +416,6 @@ class LabelingSession:
                 )
         index = int(state.get("index", 0))
         return index if 0 <= index < len(self._items) else 0
-
-    def _recover(self) -> None:
-        """Rebuild what is saved from the files (the newest worker response of each object wins)."""
-        for leftover in self.job_dir.rglob(".*.tmp"):
-            leftover.unlink(missing_ok=True)
-        root = self.job_dir / "annotations" / "worker-response" / ITERATION
-        if root.is_dir():
-            for obj_dir in root.iterdir():
-                if not obj_dir.is_dir() or not obj_dir.name.isdigit() or int(obj_dir.name) >= len(self._items):
-                    continue
-                self._recover_one(int(obj_dir.name), obj_dir)
-        if self._saved:
-            self._write_manifest()
-
-    def _recover_one(self, index: int, obj_dir: Path) -> None:
-        for answer_path in sorted(obj_dir.glob("*.json"), reverse=True):
-            try:
-                result = read_answer(json.loads(answer_path.read_text(encoding="utf-8")), self.labels)
-            except (OSError, json.JSONDecodeError, GtWidgetError):
-                continue  # cannot happen with atomic writes; an older version is the next best thing
-            stamp = answer_path.stem
-            try:
-                moment = datetime.fromisoformat(stamp).replace(tzinfo=timezone.utc)
-            except ValueError:
-                moment = datetime.now(timezone.utc)
-            png_path = self._png_dir() / f"{index}_{stamp}.png"
-            if isinstance(result, InstanceResult):
-                index_map, instances = result.instance_map, list(result.instances)
-                colors = [i.color for i in instances]
-            else:
-                index_map, instances, colors = result.label_map, None, self._colors
-            if not png_path.exists():  # the kernel died between the JSON and the PNG: rebuild the PNG
-                atomic_write_bytes(png_path, consolidated_png(index_map, colors))
-            line = self._manifest_line(index, png_path, instances, moment)
-            self._saved[index] = _Saved(stamp, answer_path, png_path, line)
-            if self._last_moment is None or moment > self._last_moment:
-                self._last_moment = moment
-            self._remove_stale(index, stamp)
-            return
 
     # ------------------------------------------------------------------------------------------------- UI
 
@@ -635,7 +494,12 @@ class LabelingSession:
         import html
 
         item = self._items[self.index]
-        mark = "✔ labeled" if self.is_labeled(self.index) else "not labeled yet"
+        if self.is_unsaved(self.index) and self.last_save_error:
+            mark = "⚠ unsaved, retrying"
+        elif self.is_labeled(self.index):
+            mark = "✔ labeled"
+        else:
+            mark = "not labeled yet"
         self._progress.value = (
             f"<b>{self.progress_text}</b> &nbsp;·&nbsp; image {self.index + 1} of {len(self._items)}: "
             f"<code>{html.escape(item.name)}</code> ({mark})"
@@ -648,8 +512,12 @@ class LabelingSession:
         problems = [m for m in (self.error, self.last_save_error) if m]
         lines = [f"<span style='color:var(--jp-error-color1, #b00020)'>{html.escape(m)}</span>" for m in problems]
         lines += [f"<span>{html.escape(self.notice)}</span>"] if self.notice else []
-        autosave = f"<span style='opacity:0.7'>autosaving to {html.escape(str(self.job_dir))}</span>"
-        self._status.value = "<br>".join(lines) if lines else autosave
+        where = html.escape(str(self.job_dir))
+        if self.read_only:
+            idle = f"<span style='opacity:0.7'>read-only: edits here are not saved ({where})</span>"
+        else:
+            idle = f"<span style='opacity:0.7'>autosaving to {where}</span>"
+        self._status.value = "<br>".join(lines) if lines else idle
         with contextlib.suppress(Exception):
             self.widget.layout.display = "none" if self.error else None
 
@@ -665,15 +533,15 @@ class LabelingSession:
     # ---------------------------------------------------------------------------------------------- exports
 
     def export_coco(self, path: str | os.PathLike[str], *, compressed: bool = False) -> Path:
-        """COCO JSON with RLE masks of every labeled image (see ``gt_widget.widget.export``)."""
-        from gt_widget.widget.export import export_coco
+        """COCO JSON with RLE masks of every labeled image (see ``gt_widget.groundtruth.export``)."""
+        from gt_widget.groundtruth.export import export_coco
 
         self.flush()
         return export_coco(self.job_dir, path, labels=self.labels, compressed=compressed)
 
     def export_png(self, out_dir: str | os.PathLike[str]) -> list[Path]:
         """One label-map PNG per labeled image (and per-instance PNGs in instance mode)."""
-        from gt_widget.widget.export import export_png_masks
+        from gt_widget.groundtruth.export import export_png_masks
 
         self.flush()
         return export_png_masks(self.job_dir, out_dir, labels=self.labels)
@@ -682,6 +550,17 @@ class LabelingSession:
 def _result_shape(result: SemanticResult | InstanceResult) -> tuple[int, int]:
     arr = result.instance_map if isinstance(result, InstanceResult) else result.label_map
     return int(arr.shape[0]), int(arr.shape[1])
+
+
+def _decoded_bytes(path: Path) -> int:
+    """Bytes of ``path`` decoded as RGB, from its header only (0 when unreadable: the loader will say why)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            return int(img.size[0]) * int(img.size[1]) * 3
+    except Exception:
+        return 0
 
 
 def _short(value: Any) -> str:

@@ -293,6 +293,46 @@ def test_fetch_instance_results_from_worker_responses(
     np.testing.assert_array_equal(item.result.instance_map, newest)
 
 
+def test_fetch_custom_instance_job_by_worker_response_ref(s3: Any, bucket: str, tmp_path: Path) -> None:
+    """The developer guide's custom-job output (reference §8): ``"<attr>": {}`` and a ``worker-response-ref``
+    naming a ``YYYY-MM-DD_HH:MM:SS.json`` file; an older response of the same object must not be read."""
+    instances = [Instance("car", "#2ca02c"), Instance("person", "#1f77b4"), Instance("car", "#ff7f0e")]
+    imap = np.zeros((20, 30), np.uint8)
+    imap[2:8, 3:10], imap[10:18, 12:25], imap[1:4, 20:28] = 1, 2, 3
+    root = f"s3://{bucket}/output/street/annotations/worker-response/iteration-1/0"
+    named = f"{root}/2021-03-08_23:06:49.json"
+    answer = worker_response(instance_answer(imap, instances), element_name=INSTANCE_ELEMENT_NAME)
+    _put(s3, named, json.dumps(answer).encode())
+    decoy = worker_response(instance_answer(np.zeros_like(imap), instances), element_name=INSTANCE_ELEMENT_NAME)
+    _put(s3, f"{root}/2021-03-09_00:00:00.json", json.dumps(decoy).encode())
+    line = {
+        "source-ref": f"s3://{bucket}/img/street.jpg",
+        "street": {},
+        "street-metadata": {
+            "job_name": "labeling-job/street",
+            "type": "groundTruth/custom",
+            "human-annotated": "yes",
+            "creation_date": "2021-03-08T23:06:50.011000",
+            "worker-response-ref": named,
+        },
+    }
+    manifest_uri = f"s3://{bucket}/output/street/manifests/output/output.manifest"
+    _put(s3, manifest_uri, (json.dumps(line) + "\n").encode())
+    client = sagemaker()
+    with Stubber(client) as stub:
+        stub.add_response(
+            "describe_labeling_job",
+            describe("street", "Completed", manifest_uri, attr="street"),
+            {"LabelingJobName": "street"},
+        )
+        (item,) = fetch_results("street", tmp_path, sagemaker=client)
+    assert isinstance(item.result, InstanceResult)
+    assert item.result.instances == instances
+    for k, mask in enumerate(item.result.masks(), start=1):
+        np.testing.assert_array_equal(mask, imap == k)
+    assert item.png_path is None
+
+
 def test_fetch_semantic_answer_embedded_in_line(s3: Any, bucket: str, tmp_path: Path, rng: np.random.Generator) -> None:
     label_map = rng.integers(0, 3, (9, 11), dtype=np.uint8)
     line = {

@@ -157,7 +157,7 @@ def test_bad_sources(tmp_path: Path) -> None:
         list_images(tmp_path / "empty")
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"source-ref": "a.png"}\n{oops\n')
-    with pytest.raises(FormatError, match=r"bad\.jsonl:2"):
+    with pytest.raises(FormatError, match=r"bad\.jsonl line 2 is not valid JSON"):
         list_images(bad)
     with pytest.raises(FormatError, match="not found"):
         load_prompts(tmp_path / "none.json")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +19,9 @@ from gt_widget.groundtruth.formats import (
     read_answer,
     read_consolidated_png,
 )
+from gt_widget.sources import s3_client
 from gt_widget.widget import LabelingSession, SessionError
 from gt_widget.widget import session as session_mod
-from gt_widget.widget.sources import s3_client
 from gt_widget.widget.testing import BoxSegmenter
 
 LABELS = ["cat", "dog"]
@@ -53,7 +54,9 @@ def test_saved_files_are_ground_truths_format(tmp_path: Path) -> None:
     job = tmp_path / "out" / "my-job"
     assert answer_path.parent == job / "annotations" / "worker-response" / "iteration-1" / "0"
     assert png_path.parent == job / "annotations" / "consolidated-annotation" / "output"
-    assert png_path.name == f"0_{answer_path.stem}.png"
+    # Ground Truth's worker-response names, YYYY-MM-DD_HH:MM:SS.json (reference §8)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d_\d\d:\d\d:\d\d\.json", answer_path.name)
+    assert png_path.name.startswith("0_") and png_path.suffix == ".png"
     response = json.loads(answer_path.read_text())
     (answer,) = response["answers"]
     assert set(answer) >= {"answerContent", "acceptanceTime", "submissionTime", "timeSpentInSeconds", "workerId"}
@@ -64,7 +67,9 @@ def test_saved_files_are_ground_truths_format(tmp_path: Path) -> None:
     assert (w.label_map == 1).any() and (w.label_map == 2).any()
     assert (read_consolidated_png(png_path.read_bytes()) == w.label_map).all()
     assert Image.open(png_path).mode == "P"
-    (line,) = [json.loads(x) for x in s.output_manifest_path.read_text().splitlines()]
+    # one line per input line, in input order; images not labeled yet are their input line (output.py doc)
+    line, *rest = [json.loads(x) for x in s.output_manifest_path.read_text().splitlines()]
+    assert rest == [{"source-ref": str(imgs[1])}, {"source-ref": str(imgs[2])}]
     assert line["source-ref"] == str(imgs[0])
     assert line["label-ref"] == str(png_path)
     meta = line["label-ref-metadata"]
@@ -113,7 +118,8 @@ def test_resume_after_restart(tmp_path: Path) -> None:
     s2.go(0)
     assert (s2.widget.label_map == maps[0]).all()
     lines = [json.loads(x) for x in s2.output_manifest_path.read_text().splitlines()]
-    assert [x["batch"] for x in lines] == [0, 2]  # input keys pass through, source order
+    assert [x["batch"] for x in lines] == [0, 1, 2, 3]  # one line per input line, keys pass through, in order
+    assert [x["batch"] for x in lines if "label-ref" in x] == [0, 2]
     # editing after resume keeps working and keeps one version per object
     s2.widget.erase([(10, 10)], radius=10)
     s2.flush()
@@ -136,7 +142,7 @@ def test_resume_after_dying_mid_save(tmp_path: Path) -> None:
     s2 = _session(imgs, tmp_path / "out")
     assert (s2.widget.label_map == expected).all()
     assert png_path.exists() and (read_consolidated_png(png_path.read_bytes()) == expected).all()
-    assert len(s2.output_manifest_path.read_text().splitlines()) == 1
+    assert sum("label-ref" in x for x in s2.output_manifest_path.read_text().splitlines()) == 1
     assert not list(s2.job_dir.rglob("*.tmp"))
 
 
@@ -189,15 +195,21 @@ def test_instance_mode_saves_and_resumes(tmp_path: Path) -> None:
     w.add_instance("cat")
     w.brush([(55, 10)], radius=3)
     s.flush()
-    answer_path, _png_path = s.saved_files()  # type: ignore[misc]
+    answer_path, png_path = s.saved_files()  # type: ignore[misc]
+    assert png_path is None  # a custom job has no consolidated PNG (reference §8)
     response = json.loads(answer_path.read_text())
     assert list(response["answers"][0]["answerContent"]) == [INSTANCE_ELEMENT_NAME]
     result = read_answer(response, LABELS)
     assert isinstance(result, InstanceResult)
     assert [i.label for i in result.instances] == ["cat", "dog", "cat"]
     assert (result.instance_map == w.instance_map).all()
-    (line,) = [json.loads(x) for x in s.output_manifest_path.read_text().splitlines()]
-    assert [i["label"] for i in line["label-ref-metadata"]["instances"]] == ["cat", "dog", "cat"]
+    # written as a custom Ground Truth job writes it: "<attr>": {} + metadata naming the worker response
+    line = json.loads(s.output_manifest_path.read_text().splitlines()[0])
+    assert s.label_attribute == "label" and line["label"] == {}
+    meta = line["label-metadata"]
+    assert meta["type"] == "groundTruth/custom" and meta["job_name"] == "labeling-job/gt-widget-local"
+    assert meta["human-annotated"] == "yes" and meta["worker-response-ref"] == str(answer_path)
+    assert set(meta) == {"job_name", "type", "human-annotated", "creation_date", "worker-response-ref"}
     expected = w.instance_map.copy()
     s2 = LabelingSession(imgs, LABELS, tmp_path / "out", mode="instance", segmenter=BoxSegmenter(), prefetch=False)
     assert (s2.widget.instance_map == expected).all()
@@ -221,7 +233,8 @@ def test_s3_manifest_session(s3_endpoint: str, tmp_path: Path) -> None:
     s.next()
     s.widget.brush([(3, 3)])
     s.flush()
-    (line,) = [json.loads(x) for x in s.output_manifest_path.read_text().splitlines()]
+    first, line = [json.loads(x) for x in s.output_manifest_path.read_text().splitlines()]
+    assert first == {"source-ref": "s3://session-in/imgs/img0.png", "id": "x0"}
     assert line["source-ref"] == "s3://session-in/imgs/img1.png" and line["id"] == "x1"
     assert line["label-ref"].startswith(
         "s3://out-bucket/jobs/gt-widget-local/annotations/consolidated-annotation/output/1_"

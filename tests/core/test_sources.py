@@ -12,7 +12,7 @@ from PIL import Image
 
 from gt_widget.errors import FormatError, ImageLoadError
 from gt_widget.imageio import load_image
-from gt_widget.widget.sources import ImageCache, SourceError, SourceItem, list_sources, s3_client
+from gt_widget.sources import ImageCache, SourceError, SourceItem, list_sources, s3_client
 
 
 def _img(path: Path, color: tuple[int, int, int] = (10, 20, 30), size: tuple[int, int] = (8, 6)) -> Path:

@@ -12,9 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from gt_widget.errors import FormatError
-from gt_widget.groundtruth.formats import Instance, consolidated_png, output_manifest_line
-from gt_widget.palette import label_colors
-from gt_widget.widget.export import (
+from gt_widget.groundtruth.export import (
     export_coco,
     export_png_masks,
     mask_bbox,
@@ -25,6 +23,8 @@ from gt_widget.widget.export import (
     rle_from_string,
     rle_to_string,
 )
+from gt_widget.groundtruth.formats import Instance, consolidated_png, output_manifest_line
+from gt_widget.palette import label_colors
 
 
 def test_rle_counts_are_column_major_and_start_with_zeros() -> None:

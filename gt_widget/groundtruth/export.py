@@ -1,7 +1,8 @@
 """Exports of a labeling job's saved Ground Truth output: COCO JSON with RLE masks, and plain PNG masks.
 
-One job: read what a session (or a real Ground Truth job) wrote under ``<output_dir>/<job_name>/`` — the
-output manifest and its consolidated PNGs (reference §1.6, §3.2) — and write it in the formats training code
+One job: read what a session (or a real Ground Truth job) wrote under ``<output_dir>/<job_name>/`` (through
+``groundtruth.output``: consolidated PNGs for semantic jobs, worker responses for instance jobs; reference
+§1.6, §3.2, §8) and write it in the formats training code
 expects. Exports work from the files alone, so they run after the kernel is gone (``gt-widget export``).
 
 Conventions: masks are bool (H, W); label maps uint8 (H, W), 0 = BACKGROUND, i = i-th class of the line's
@@ -11,8 +12,8 @@ starting with a run of zeros (possibly empty), ``{"size": [H, W], "counts": [...
 
 Choices: semantic mode gives one COCO annotation per (image, label) present, instance mode one per instance;
 both with ``iscrowd`` 0 (COCO's "stuff" annotations also use RLE with iscrowd 0); category ids are 1-based in
-label order, so ``category_id`` equals the label-map value. Images that were never labeled are not in the
-output manifest and so not in the exports.
+label order, so ``category_id`` equals the label-map value. Images not labeled yet (output lines without a
+label attribute) are not in the exports.
 """
 
 from __future__ import annotations
@@ -30,13 +31,8 @@ from PIL import Image
 
 from gt_widget.errors import FormatError
 from gt_widget.fileio import atomic_write_bytes
-from gt_widget.groundtruth.formats import (
-    Instance,
-    color_map_names,
-    encode_png,
-    find_label_attribute,
-    read_consolidated_png,
-)
+from gt_widget.groundtruth.formats import Instance, InstanceResult, encode_png
+from gt_widget.groundtruth.output import read_job_output as read_output
 
 # ------------------------------------------------------------------------------------------------ RLE
 
@@ -157,40 +153,17 @@ class LabeledImage:
         return lut[self.index_map]
 
 
-def _resolve_png(ref: str, job_dir: Path) -> Path:
-    local = Path(ref)
-    if not ref.startswith("s3://") and local.is_file():
-        return local
-    candidate = job_dir / "annotations" / "consolidated-annotation" / "output" / ref.rsplit("/", 1)[-1]
-    if candidate.is_file():
-        return candidate
-    raise FormatError(f"consolidated PNG {ref!r} not found (looked for {str(candidate)!r})")
-
-
 def read_job_output(job_dir: str | os.PathLike[str]) -> Iterator[LabeledImage]:
-    """Decode every line of ``<job_dir>/manifests/output/output.manifest`` with its consolidated PNG."""
-    root = Path(job_dir)
-    manifest = root / "manifests" / "output" / "output.manifest"
-    if not manifest.is_file():
-        raise FormatError(
-            f"no output manifest at {str(manifest)!r}; pass the job folder (<output_dir>/<job_name>) of a "
-            "labeling session or a downloaded Ground Truth job"
-        )
-    for number, raw in enumerate(manifest.read_text(encoding="utf-8").splitlines(), start=1):
-        if not raw.strip():
+    """Decode every labeled line of ``<job_dir>``'s output (ours or a real job's, via ``groundtruth.output``);
+    lines of images not labeled yet are skipped."""
+    for item in read_output(job_dir):
+        result = item.result
+        if result is None:
             continue
-        try:
-            line = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise FormatError(f"{manifest} line {number} is not valid JSON: {exc.msg}") from None
-        attr = find_label_attribute(line)
-        meta = line[f"{attr}-metadata"]
-        color_map = meta.get("internal-color-map") or {}
-        index_map = read_consolidated_png(_resolve_png(str(line[attr]), root).read_bytes(), color_map)
-        instances = None
-        if "instances" in meta:
-            instances = [Instance(label=str(i["label"]), color=str(i["color"])) for i in meta["instances"]]
-        yield LabeledImage(str(line.get("source-ref", "")), index_map, color_map_names(color_map), instances, line)
+        if isinstance(result, InstanceResult):
+            yield LabeledImage(item.source_ref, result.instance_map, [], list(result.instances), item.line)
+        else:
+            yield LabeledImage(item.source_ref, result.label_map, list(result.labels), None, item.line)
 
 
 # --------------------------------------------------------------------------------------------- writing

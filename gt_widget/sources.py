@@ -15,7 +15,6 @@ file that exists).
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import threading
@@ -26,6 +25,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from gt_widget.errors import FormatError, GtWidgetError, ImageLoadError
+from gt_widget.groundtruth.manifest import loads_manifest  # the one JSON Lines reader
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif"})
 """File name endings a folder source picks up (case-insensitive)."""
@@ -40,11 +40,17 @@ class SourceError(GtWidgetError, ValueError):
 
 @dataclass
 class SourceItem:
-    """One image of a session: ``ref`` is its ``source-ref`` (local path or ``s3://`` URI); ``extra`` holds
-    the other keys of its input manifest line (passed through to the output manifest)."""
+    """One image of a session: ``ref`` is where to read it (local path or ``s3://`` URI); ``source_ref`` is the
+    input line's ``source-ref`` exactly as written (a relative path stays relative), which the output manifest
+    carries through (reference §8); ``extra`` holds the line's other keys (passed through too)."""
 
     ref: str
     extra: dict[str, Any] = field(default_factory=dict)
+    source_ref: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.source_ref:
+            self.source_ref = self.ref
 
     @property
     def name(self) -> str:
@@ -97,21 +103,10 @@ def parse_manifest(text: str, *, origin: str, base_dir: Path | None = None) -> l
     Each line needs ``source-ref`` (image segmentation works on images, so inline ``source`` text is rejected);
     ``base_dir`` resolves relative local paths.
     """
-    items: list[SourceItem] = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not line:
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise FormatError(
-                f"{origin} line {number} is not valid JSON ({exc.msg}); each line must be one JSON object "
-                'like {"source-ref": "s3://bucket/image.jpg"}'
-            ) from None
-        if not isinstance(obj, dict):
-            raise FormatError(f"{origin} line {number} is a JSON {type(obj).__name__}, not an object")
-        items.append(_item_from_mapping(obj, f"{origin} line {number}", base_dir))
+    items = [
+        _item_from_mapping(obj, f"{origin} line {number}", base_dir)
+        for number, obj in enumerate(loads_manifest(text, source=origin, check=False), start=1)
+    ]
     if not items:
         raise SourceError(f"{origin} has no lines; add one JSON object with a 'source-ref' per image")
     return items
@@ -122,10 +117,11 @@ def _item_from_mapping(obj: Mapping[str, Any], where: str, base_dir: Path | None
     if not isinstance(ref, str) or not ref:
         hint = " (inline 'source' text cannot be segmented)" if "source" in obj else ""
         raise FormatError(f"{where} has no 'source-ref' image URI{hint}; keys found: {sorted(obj)}")
+    written = ref
     if not ref.startswith("s3://") and "://" not in ref and base_dir is not None and not Path(ref).is_absolute():
         ref = str(base_dir / ref)
     extra = {k: v for k, v in obj.items() if k != "source-ref"}
-    return SourceItem(ref=ref, extra=extra)
+    return SourceItem(ref=ref, extra=extra, source_ref=written)
 
 
 def _folder_items(folder: Path) -> list[SourceItem]:
