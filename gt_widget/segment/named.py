@@ -8,8 +8,8 @@ Extra ``key=value`` flags (``parse_flags``) go to the segmenter's constructor on
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from gt_widget.errors import GtWidgetError
@@ -43,7 +43,7 @@ def parse_flags(items: Sequence[str]) -> dict[str, Any]:
     return out
 
 
-def load_recipe(name: str, *, weights: str | Path | None = None, **flags: Any) -> Segmenter:
+def load_recipe(name: str, *, weights: str | os.PathLike[str] | None = None, **flags: Any) -> Segmenter:
     """The segmenter of recipe ``name`` (module doc), with ``flags`` on top."""
     from gt_widget.segment import load_segmenter
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -22,16 +23,16 @@ from gt_widget.widget.state import polygon_footprint, stroke_footprint
 from tests.support.objects import load_grabcut_object
 
 
-def _footprint(found: object, shape: tuple[int, int]) -> np.ndarray:
+def _footprint(found: tuple[tuple[int, int, int, int], np.ndarray] | None, shape: tuple[int, int]) -> np.ndarray:
     out = np.zeros(shape, bool)
     assert found is not None
-    (y0, y1, x0, x1), crop = found  # type: ignore[misc]
+    (y0, y1, x0, x1), crop = found
     out[y0:y1, x0:x1] = crop
     return out
 
 
 @pytest.fixture(scope="module")
-def labeled(tmp_path_factory: pytest.TempPathFactory, grabcut_dir: Path, weights_path: Path) -> dict[str, object]:
+def labeled(tmp_path_factory: pytest.TempPathFactory, grabcut_dir: Path, weights_path: Path) -> dict[str, Any]:
     """A job folder labeled with MobileSAM (default recipe) + manual strokes, its log saved beside it."""
     from gt_widget.segment import load_segmenter
 
@@ -86,7 +87,7 @@ def labeled(tmp_path_factory: pytest.TempPathFactory, grabcut_dir: Path, weights
     return {"job": job, "map": label_map, "log": log, "weights": weights_path, "sky": label_map == 2}
 
 
-def test_log_is_versioned_json_outside_what_ground_truth_reads(labeled: dict[str, object]) -> None:
+def test_log_is_versioned_json_outside_what_ground_truth_reads(labeled: dict[str, Any]) -> None:
     job = labeled["job"]
     assert isinstance(job, Path)
     path = log_path(job, 0)
@@ -101,19 +102,19 @@ def test_log_is_versioned_json_outside_what_ground_truth_reads(labeled: dict[str
     assert set(load_logs(job)) == {0}
 
 
-def test_resegment_same_recipe_gives_identical_masks(labeled: dict[str, object], tmp_path: Path) -> None:
-    report = resegment(labeled["job"], tmp_path, recipe="recorded", weights=labeled["weights"], progress=False)  # type: ignore[arg-type]
+def test_resegment_same_recipe_gives_identical_masks(labeled: dict[str, Any], tmp_path: Path) -> None:
+    report = resegment(labeled["job"], tmp_path, recipe="recorded", weights=labeled["weights"], progress=False)
     assert report.model_edits == 2 and report.reproduced == 2
     (item,) = list(read_job_output(report.job_dir))
     np.testing.assert_array_equal(item.index_map, labeled["map"])
     assert all(row["iou"] == 1.0 for row in report.objects)
     again = PromptLog.load(log_path(report.job_dir, 0))  # the new log replays the same way
-    assert [e["kind"] for e in again.events] == [e["kind"] for e in labeled["log"].events]  # type: ignore[attr-defined]
+    assert [e["kind"] for e in again.events] == [e["kind"] for e in labeled["log"].events]
     saved = json.loads((report.job_dir / "resegment-report.json").read_text())
     assert saved["reproduced_exactly"] == 2
 
 
-def test_resegment_other_recipe_changes_only_model_made_objects(labeled: dict[str, object], tmp_path: Path) -> None:
+def test_resegment_other_recipe_changes_only_model_made_objects(labeled: dict[str, Any], tmp_path: Path) -> None:
     report = resegment(labeled["job"], tmp_path, recipe="fallback", progress=False)  # GrabCut
     rows = {row["object"]: row for row in report.objects}
     assert rows["animal"]["model_made"] and not rows["sky"]["model_made"]
