@@ -63,12 +63,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--half", choices=["even", "odd", "all"], default="odd")
     ap.add_argument("--every", type=int, default=1, help="every k-th frame of the half (quick subsets)")
+    ap.add_argument("--start", type=int, default=0, help="first frame of the half (with --every: shards)")
+    ap.add_argument("--merge", nargs="+", type=Path, default=None, help="merge shard JSONs into --out")
     ap.add_argument("--points-per-side", type=int, default=16)
     ap.add_argument("--set", nargs="*", default=[], help="ProposalSettings overrides, e.g. nms_iou=0.8")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--weights", type=Path, default=os.environ.get("GT_WIDGET_WEIGHTS"))
     ap.add_argument("--out", type=Path, default=RESULTS / "proposals.json")
     args = ap.parse_args(argv)
+    if args.merge:
+        parts = [json.loads(p.read_text()) for p in args.merge]
+        rows = [r for part in parts for r in part["rows"]]
+        loads = [x for part in parts for x in part["summary"]["load_average_start_end"]]
+        return _write(args, parts[0]["settings"], rows, [min(loads), max(loads)], parts[0]["summary"]["threads"])
 
     import torch
 
@@ -79,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = replace(ProposalSettings(), points_per_side=args.points_per_side, **parse_settings(args.set))
     seg = load_mobilesam_segmenter(args.weights)
     DiskCachedSegmenter(seg, CACHE / "davis345")
-    todo = frames(args.half)[:: args.every]
+    todo = frames(args.half)[args.start :: args.every]
     rows: list[dict[str, Any]] = []
     load0 = os.getloadavg()
     for i, (fid, image_path, mask_paths) in enumerate(todo):
@@ -99,6 +106,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             flush=True,
         )
     print(file=sys.stderr)
+    return _write(args, asdict(settings), rows, [round(load0[0], 2), round(os.getloadavg()[0], 2)], args.threads)
+
+
+def _write(
+    args: argparse.Namespace, settings: dict[str, Any], rows: list[dict[str, Any]], load: list[float], threads: int
+) -> int:
+    """Summarise per-frame ``rows``, print the table and write ``args.out``."""
     ious = np.array([b for r in rows for b in r["best_iou"]])
     summary = {
         "frames": len(rows),
@@ -110,8 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "wall_s_p50": round(float(np.median([r["wall_s"] for r in rows])), 2),
         "cpu_s_p50": round(float(np.median([r["cpu_s"] for r in rows])), 2),
         "idle_2core_s_estimate": round(float(np.median([r["cpu_s"] for r in rows])) / 2, 2),
-        "threads": args.threads,
-        "load_average_start_end": [round(load0[0], 2), round(os.getloadavg()[0], 2)],
+        "threads": threads,
+        "load_average_start_end": load,
     }
     print(f"{'figure':<28} value")
     for k, v in summary.items():
@@ -119,9 +133,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     payload = {
         "half": args.half,
         "every": args.every,
-        "settings": asdict(settings),
+        "settings": settings,
         "protocol": "DAVIS-345 instances.csv; recalled at t when some proposal has IoU >= t (benchmarks/protocol.py)",
         "summary": summary,
+        "frame_ids": [r["frame"] for r in rows],
         "rows": [dict(r, best_iou=[round(b, 4) for b in r["best_iou"]]) for r in rows],
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
