@@ -274,7 +274,7 @@ def evaluate_labels(
 ) -> list[dict[str, Any]]:
     """The protocol on the user's labels (``labeled_objects``) for each recipe: one row per recipe with
     ``recipe``, ``objects``, ``miou``, ``noc85``, ``noc90``, ``never90_pct`` (percent), ``s_per_object``
-    (model seconds per object) and ``encode_s_per_image``. A recipe that cannot load (no weights) gets
+    (model seconds per object: the first answer plus its simulated corrective clicks) and ``encode_s_per_image``. A recipe that cannot load (no weights) gets
     ``error`` instead."""
     from tqdm import tqdm
 
