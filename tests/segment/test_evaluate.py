@@ -7,13 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from gt_widget.groundtruth.export import rle_encode
 from PIL import Image
 
 from benchmarks import bench_quality, protocol
 from gt_widget import evaluate
 from gt_widget.cli import main
 from gt_widget.errors import FormatError
+from gt_widget.groundtruth.export import rle_encode
 from gt_widget.segment.prelabel_output import MachineLabel, write_job
 
 IDS = ["llama", "elefant", "flower"]

@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from gt_widget.groundtruth.export import read_job_output
 
 from gt_widget.errors import FormatError
+from gt_widget.groundtruth.export import read_job_output
 from gt_widget.imageio import load_image
 from gt_widget.promptlog import PromptLog, load_logs, log_path, mask_digest
 from gt_widget.resegment import resegment

@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from gt_widget.groundtruth.export import read_job_output, rle_decode
 
 from gt_widget.cli import main
 from gt_widget.errors import PromptError
+from gt_widget.groundtruth.export import read_job_output, rle_decode
 from gt_widget.imageio import load_image
 from gt_widget.segment.grabcut import GrabCutSegmenter
 from gt_widget.segment.proposals import (
