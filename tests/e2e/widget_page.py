@@ -143,6 +143,38 @@ class WidgetPage:
             raise
         return self
 
+    @classmethod
+    def open_existing(cls, browser: Any, lab: Lab, path: str, job: Path, *, timeout_ms: int = 600_000) -> WidgetPage:
+        """Open notebook ``path`` (relative to the lab root) as it is, run all its cells and wait until the kernel
+        is idle again; ``job`` is the Ground Truth job folder :meth:`saved` reads."""
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        self = cls(page, lab, path.removesuffix(".ipynb"))
+        self.job = job
+        try:
+            open_and_run_all(page, lab, path)
+            page.wait_for_selector(".gt-widget-canvas", timeout=180_000)
+            page.wait_for_function(
+                """sel => [...document.querySelectorAll(sel + ' .jp-InputPrompt')]
+                        .every(p => !p.textContent.includes('*'))""",
+                arg=CELLS,
+                timeout=timeout_ms,
+            )
+            wait_kernel_idle(page, timeout_ms)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def error_outputs(self) -> list[str]:
+        """Text of every error output (tracebacks) in the notebook."""
+        return [
+            str(t)
+            for t in self.page.locator(
+                ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
+            ).all_inner_texts()
+            if "Traceback" in t or "Error" in t
+        ]
+
     def close(self) -> None:
         """Close the tab and shut the notebook's kernel down (one JupyterLab serves the whole module)."""
         try:
@@ -335,6 +367,28 @@ class WidgetPage:
             return
         self.page.locator(f".gt-widget .gt-instance-{k}").first.click()
 
+    def focus_canvas(self) -> None:
+        """Give the canvas keyboard focus without placing a point: the pointer enters it (which must focus it, per
+        the contract), and it is focused as Tab would."""
+        box = self.canvas_box()
+        self.page.mouse.move(box["x"] + box["width"] - 3, box["y"] + box["height"] - 3)
+        self.canvas().focus()
+
+    def negative_click(self, x: float, y: float) -> None:
+        """A negative corrective click straight after an auto-segment: right click (legacy: the click tool, the
+        polarity toggle switched to remove, a left click, the toggle and the auto tool restored)."""
+        if LEGACY:
+            self.choose_tool("click")
+            toggle = self.page.locator(".gt-widget button").filter(has_text="add").first
+            toggle.click()
+            self.click(x, y)
+            self.wait_idle()
+            self.page.locator(".gt-widget button").filter(has_text="remove").first.click()
+            self.choose_tool("auto")
+            return
+        self.click(x, y, button="right")
+        self.wait_idle()
+
     def nav(self, name: str) -> None:
         """Click a session control: prev, next, next-unlabeled, go."""
         self.session_control(name).click()
@@ -470,3 +524,13 @@ class WidgetPage:
     def worker_responses(self, index: int) -> list[Path]:
         """Worker-response JSON files of dataset object ``index``."""
         return sorted((self.job / "annotations" / "worker-response" / "iteration-1" / str(index)).glob("*.json"))
+
+
+def shot_position(wp: WidgetPage, x: float, y: float, shot_shape: tuple[int, ...]) -> tuple[int, int]:
+    """(column, row) in a :meth:`WidgetPage.canvas_pixels` screenshot of image pixel (x, y)."""
+    v = wp.view()
+    cx = v["origin"][0] + x * v["scale"][0]
+    cy = v["origin"][1] + y * v["scale"][1]
+    col = round(cx * shot_shape[1] / v["canvas"][0])
+    row = round(cy * shot_shape[0] / v["canvas"][1])
+    return min(max(col, 0), shot_shape[1] - 1), min(max(row, 0), shot_shape[0] - 1)
