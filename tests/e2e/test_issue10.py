@@ -215,9 +215,8 @@ def test_f5_double_click_counts_as_one_extreme_point(open_widget: Any, objects: 
     wp.click(*p[2])
     wp.settle()
     early = wp.saved(obj.image.name)
-    assert early is None or not early.label_map.any(), (
-        f"segmented from 3 distinct points after a double-click; status: {wp.messages()!r}"
-    )
+    painted = 0 if early is None else int((early.label_map > 0).sum())
+    assert painted == 0, f"segmented ({painted} px) from 3 distinct points after a double-click: {wp.status()!r}"
     wp.click(*p[3])
     wp.wait_idle()
     wp.wait_saved(obj.image.name, lambda m: iou(m == 1, obj.gt, obj.void) >= 0.9)
@@ -247,11 +246,10 @@ def test_f6_negative_click_removes_pixels_labeled_before(open_widget: Any, objec
     wp.settle()
     saved = wp.saved(name)
     assert saved is not None
-    text = wp.messages().lower()
-    print("f6:", saved.label_map[py, px], repr(text))
+    text = wp.status().lower()  # the widget's own line (the session's names the output folder)
     explained = any(w in text for w in ("before", "earlier", "already", "eraser"))
     assert saved.label_map[py, px] == 0 or explained, (
-        f"the negative click left ({px}, {py}) labeled and nothing says why: {wp.messages()!r}"
+        f"the negative click left ({px}, {py}) labeled and nothing says why: {wp.status()!r}"
     )
     assert iou(saved.label_map == 1, obj.gt, obj.void) >= 0.8, "the negative click destroyed the object"
 
@@ -265,9 +263,15 @@ class Composite:
 
     path: Path
     objects: list[tuple[str, np.ndarray, np.ndarray]]  # (GrabCut id, gt, void), full-image bool masks
+    tiles: list[np.ndarray]  # each object's tile, a full-image bool mask
 
     def points(self, k: int) -> list[tuple[float, float]]:
         return extreme_points(self.objects[k][1])
+
+    def iou(self, label_map: np.ndarray, k: int, label: int) -> float:
+        """IoU of object ``k`` with the pixels of ``label`` in its own tile (other tiles may share the label)."""
+        _n, gt, void = self.objects[k]
+        return iou((label_map == label) & self.tiles[k], gt, void)
 
 
 def make_composite(grabcut_dir: Path, ids: list[str], path: Path, tile_h: int = 300, cols: int = 2) -> Composite:
@@ -289,6 +293,7 @@ def make_composite(grabcut_dir: Path, ids: list[str], path: Path, tile_h: int = 
     height = gutter + len(rows) * (tile_h + gutter)
     canvas = np.full((height, width, 3), 128, np.uint8)
     placed = []
+    tile_masks = []
     y = gutter
     for row in rows:
         x = gutter
@@ -300,11 +305,14 @@ def make_composite(grabcut_dir: Path, ids: list[str], path: Path, tile_h: int = 
             full_gt[y : y + th, x : x + tw] = gt
             full_void[y : y + th, x : x + tw] = void
             placed.append((name, full_gt, full_void))
+            tile = np.zeros((height, width), bool)
+            tile[y : y + th, x : x + tw] = True
+            tile_masks.append(tile)
             x += tw + gutter
         y += tile_h + gutter
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(canvas).save(path)
-    return Composite(path, placed)
+    return Composite(path, placed, tile_masks)
 
 
 # ------------------------------------------------------------------------------------------------ finding 7
@@ -472,15 +480,12 @@ def test_keyboard_only_labeling_run(open_widget: Any, lab: Lab, grabcut_dir: Pat
         for j, label in enumerate(labels):
             wp.press(str(label))
             wp.extreme_points(comp.points(j))
-            _n, gt, void = comp.objects[j]
-            got = wp.wait_saved(
-                comp.path.name, lambda m, gt=gt, void=void, label=label: iou(m == label, gt, void) > 0.75
-            )
+            wp.wait_saved(comp.path.name, lambda m, c=comp, j=j, label=label: c.iou(m, j, label) > 0.8)
             if k == 0 and j == 0:  # a corrective right click inside the object, then z takes back just that
                 wp.settle()
                 kept = wp.saved(comp.path.name)
                 assert kept is not None
-                (cx, cy), _r = _inside(gt & (kept.label_map == label), 0.0)
+                (cx, cy), _r = _inside(comp.objects[j][1] & (kept.label_map == label), 0.0)
                 wp.click(cx, cy, button="right")
                 wp.wait_idle()
                 removed = wp.wait_saved(comp.path.name, lambda m, x=int(cx), y=int(cy): bool(m[y, x] == 0), timeout=20)
@@ -490,7 +495,6 @@ def test_keyboard_only_labeling_run(open_widget: Any, lab: Lab, grabcut_dir: Pat
                 wp.settle()
                 back = wp.saved(comp.path.name)
                 assert back is not None and (back.label_map == kept.label_map).all(), "z did not undo the click"
-            del got
         wp.settle()
         if k < len(comps) - 1:
             wp.press("ArrowRight")
@@ -504,13 +508,12 @@ def test_keyboard_only_labeling_run(open_widget: Any, lab: Lab, grabcut_dir: Pat
         assert saved is not None
         colors = saved.line["label-ref-metadata"]["internal-color-map"]
         for j, label in enumerate(labels):
-            _n, gt, void = comp.objects[j]
-            ious.append(iou(saved.label_map == label, gt, void))
+            ious.append(comp.iou(saved.label_map, j, label))
             assert colors[str(label)]["class-name"] == LABELS[label - 1]
         responses = wp.worker_responses(k)
         assert len(responses) == 1, responses
         assert Path(saved.png).name == f"{k}_{responses[0].stem}.png"
-    assert min(ious) >= 0.75 and float(np.mean(ious)) >= 0.85, [round(v, 3) for v in ious]
+    assert min(ious) >= 0.85 and float(np.mean(ious)) >= 0.93, [round(v, 3) for v in ious]  # headless: 0.97-1.0
 
 
 # ------------------------------------------------------------------------------------------------ finding 10
