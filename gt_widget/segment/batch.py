@@ -326,6 +326,16 @@ def prelabel(
         from gt_widget.segment.ray_engine import run_ray
 
         factory = segmenter_factory or (_constant(segmenter) if segmenter is not None else _default_segmenter)
+        if segmenter_factory is None and segmenter is not None:
+            import pickle
+
+            try:
+                pickle.dumps(segmenter)
+            except Exception:
+                raise GtWidgetError(
+                    f"the Ray engine builds one model per worker and cannot ship this {type(segmenter).__name__}; "
+                    "pass segmenter_factory=functools.partial(load_segmenter, 'mobilesam', ...) instead of segmenter="
+                ) from None
         segmenter_name = "ray"
         try:
             run_ray(plan, todo, factory, address=address, workers=workers, progress=progress, on_error=failed)

@@ -234,6 +234,21 @@ def test_restart_redoes_everything(tmp_path: Path, rng: np.random.Generator) -> 
     assert fresh.set_image_calls == 3
 
 
+@pytest.mark.weights
+def test_ray_engine_asks_for_a_factory_when_the_model_cannot_be_shipped(tmp_path: Path, weights_path: Path) -> None:
+    seg = load_segmenter("mobilesam", weights=str(weights_path))
+    (tmp_path / "i").mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "i" / "a.png")
+    with pytest.raises(GtWidgetError, match="segmenter_factory"):
+        prelabel(
+            tmp_path / "i",
+            {"a.png": [{"label": "x", "box": [1, 1, 5, 5]}]},
+            tmp_path / "o",
+            segmenter=seg,
+            engine="ray",
+        )
+
+
 def test_device_choice() -> None:
     import torch
 
