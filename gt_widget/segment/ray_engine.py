@@ -13,6 +13,7 @@ that image's error; a lost worker leaves its images unrecorded (reported as fail
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -35,7 +36,7 @@ def _import_ray() -> Any:
     return ray
 
 
-def start_local_ray(num_cpus: int | None = None, num_gpus: int | None = None, attempts: int = 3) -> None:
+def start_local_ray(num_cpus: int | None = None, num_gpus: int | None = None, attempts: int = 4) -> None:
     """Start a one-machine Ray on 127.0.0.1 in this process (no dashboard); stop it with ``ray.shutdown()``.
 
     Ray's loopback-only mode (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, the switch Ray reads for laptops;
@@ -49,6 +50,7 @@ def start_local_ray(num_cpus: int | None = None, num_gpus: int | None = None, at
         constants = getattr(getattr(ray, "_private", None), "ray_constants", None)
         if constants is not None and hasattr(constants, "ENABLE_RAY_CLUSTER"):
             constants.ENABLE_RAY_CLUSTER = False
+    before = _children()
     for attempt in range(1, attempts + 1):
         try:
             ray.init(
@@ -62,8 +64,26 @@ def start_local_ray(num_cpus: int | None = None, num_gpus: int | None = None, at
             return
         except Exception as exc:
             ray.shutdown()
+            _stop_leftovers(before)
             if attempt == attempts:
                 raise GtWidgetError(f"could not start a local Ray ({exc}); see /tmp/ray/session_latest/logs") from None
+
+
+def _children() -> set[int]:
+    """Process ids of this process's descendants."""
+    import psutil  # a dependency of Ray
+
+    return {c.pid for c in psutil.Process().children(recursive=True)}
+
+
+def _stop_leftovers(before: set[int]) -> None:
+    """Kill the processes a failed ``ray.init`` started (our descendants that did not exist before it):
+    Ray leaves its GCS server running when the raylet aborts during start."""
+    import psutil
+
+    for pid in sorted(_children() - before):
+        with contextlib.suppress(psutil.Error):
+            psutil.Process(pid).kill()
 
 
 class SegmentActor:

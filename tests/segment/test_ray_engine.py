@@ -103,6 +103,22 @@ def test_ray_run_writes_what_the_local_engine_writes(tmp_path: Path, local_ray: 
     assert json.loads((remote.job_dir / "prelabel-report.json").read_text())["engine"] == "ray"
 
 
+def test_segment_cli_engine_ray(
+    tmp_path: Path, local_ray: None, rng: np.random.Generator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gt_widget.cli import main
+
+    prompts = _scenes(tmp_path / "images", 3, rng)
+    (tmp_path / "prompts.json").write_text(json.dumps(prompts))
+    argv = ["segment", str(tmp_path / "images"), "--prompts", str(tmp_path / "prompts.json"), "--quiet"]
+    argv += ["--segmenter", "grabcut", "--engine", "ray", "--workers", "2", "--out", str(tmp_path / "out")]
+    assert main(argv) == 1  # the broken image fails; the run goes on
+    out = capsys.readouterr().out
+    assert "pre-labeled 3 image(s), 1 failed" in out and "zz_broken.png" in out
+    assert main(argv) == 1
+    assert "3 kept from an earlier run" in capsys.readouterr().out
+
+
 @pytest.mark.weights
 def test_ray_run_with_mobilesam_equals_local(
     tmp_path: Path, local_ray: None, rng: np.random.Generator, weights_path: Path
