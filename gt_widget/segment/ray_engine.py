@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -166,6 +167,8 @@ def _run(
     workers = max(1, min(int(workers), len(tasks)))
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = progress
+    if not progress:  # --quiet: Ray Data's per-dataset INFO lines too
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
     ctx.verbose_stats_logs = False
     rows = [
         {
