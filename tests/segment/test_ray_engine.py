@@ -5,6 +5,7 @@ Also the local engine's resume after a kill (SIGKILL mid-run, then the same call
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -30,13 +31,27 @@ ray = pytest.importorskip("ray", reason="the Ray engine needs the ray extra: pip
 
 from gt_widget.segment.ray_engine import start_local_ray  # noqa: E402
 
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _no_ray(message: str) -> None:
+    """Ray 2.x aborts its own start when its agent needs > 15 s (a saturated machine): skip with the reason
+    outside CI, fail in CI (whose machine is not shared)."""
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(f"Ray could not start on this busy machine: {message[:300]}")
+
+
 _TS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}")
 
 
 @pytest.fixture(scope="module")
 def local_ray() -> Iterator[None]:
     """A local Ray on 127.0.0.1 (no dashboard, 2 CPUs), stopped after this module."""
-    start_local_ray(num_cpus=2, num_gpus=0)
+    try:
+        start_local_ray(num_cpus=2, num_gpus=0)
+    except GtWidgetError as exc:
+        _no_ray(str(exc))
     assert ray.util.get_node_ip_address() == "127.0.0.1"
     try:
         yield
@@ -173,7 +188,7 @@ def _kill_midway(tmp_path: Path, engine: str, prompts: dict[str, Any], wait_for:
         [sys.executable, "-c", _KILLED_RUN, str(tmp_path / "images"), str(tmp_path / "out"), engine],
         start_new_session=True,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=(tmp_path / "child.err").open("wb"),
     )
     try:
         deadline = time.monotonic() + 420  # a busy 2-core machine may need several Ray starts
@@ -181,10 +196,15 @@ def _kill_midway(tmp_path: Path, engine: str, prompts: dict[str, Any], wait_for:
             if len(list(state.glob("*.json"))) >= wait_for:
                 break
             time.sleep(0.05)
-        assert proc.poll() is None, "the run ended before it could be killed"
+        if proc.poll() is not None:
+            err = (tmp_path / "child.err").read_text(errors="replace")
+            if "could not start a local Ray" in err:
+                _no_ray(err[-400:])
+            pytest.fail(f"the run ended before it could be killed: {err[-2000:]}")
         assert len(list(state.glob("*.json"))) >= wait_for, "no image finished in time"
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     return state
 
