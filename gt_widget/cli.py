@@ -20,6 +20,7 @@ from gt_widget.errors import GtWidgetError
 def build_parser() -> argparse.ArgumentParser:
     """The full ``gt-widget`` parser."""
     from gt_widget import quality_cli
+    from gt_widget.formats import cli as formats_cli
     from gt_widget.groundtruth import cli as groundtruth_cli
     from gt_widget.preview import cli as preview_cli
     from gt_widget.segment import cli as segment_cli
@@ -32,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"gt-widget {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     segment_cli.register(sub)  # segment, weights
-    widget_cli.register(sub)  # demo, export
+    widget_cli.register(sub)  # demo
+    formats_cli.register(sub)  # export, import
     groundtruth_cli.register(sub)  # job
     quality_cli.register(sub)  # evaluate, resegment
     template = sub.add_parser("template", help="render and preview Liquid task templates")

@@ -20,22 +20,39 @@ from typing import Any
 from gt_widget.errors import GtWidgetError, WeightsError
 from gt_widget.segment.base import Candidate, Click, Point, Prediction, Segmenter
 
-__all__ = ["Candidate", "Click", "Point", "Prediction", "Segmenter", "load_segmenter"]
+__all__ = ["Candidate", "Click", "Point", "Prediction", "Segmenter", "load_segmenter", "resolve_device"]
 
 NAMES = ("mobilesam", "grabcut")
 
 
-def load_segmenter(name: str | None = None, **kwargs: Any) -> Segmenter:
+def resolve_device(device: str | None = None) -> str:
+    """The torch device to run a model on: ``device`` as given (``"cpu"``, ``"cuda"``, ``"cuda:1"``), or, when
+    None, ``"cuda"`` when PyTorch sees a GPU (e.g. one Ray lent to a worker) and ``"cpu"`` otherwise."""
+    import torch
+
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    key = str(device).strip().lower()
+    if key.startswith("cuda") and not torch.cuda.is_available():
+        raise GtWidgetError(f"device {device!r} asked for, but PyTorch sees no CUDA GPU; use device='cpu'")
+    if not (key == "cpu" or key.startswith("cuda")):
+        raise GtWidgetError(f"unknown device {device!r}: use 'cpu', 'cuda' or 'cuda:N' (or None to choose)")
+    return key
+
+
+def load_segmenter(name: str | None = None, *, device: str | None = None, **kwargs: Any) -> Segmenter:
     """A ready segmenter by name.
 
     ``"mobilesam"``: MobileSAM with the extreme-points recipe (``weights=`` path, else the cached or
     downloaded checkpoint; raises ``WeightsError`` when none can be had). ``"grabcut"``: the OpenCV
     fallback (no weights). ``None``: MobileSAM, else GrabCut with a ``RuntimeWarning`` saying why.
     Other keyword arguments go to the segmenter's constructor (recipe flags, ``max_side``, ...).
+    ``device``: where MobileSAM runs (``resolve_device``: CUDA when available, else CPU, whose path is
+    unchanged); GrabCut always runs on the CPU.
     """
     if name is None:
         try:
-            return load_segmenter("mobilesam", **kwargs)
+            return load_segmenter("mobilesam", device=device, **kwargs)
         except (WeightsError, ImportError) as exc:
             warnings.warn(
                 f"MobileSAM is unavailable ({exc}); using the GrabCut fallback, which is slower to correct "
@@ -58,5 +75,9 @@ def load_segmenter(name: str | None = None, **kwargs: Any) -> Segmenter:
         from gt_widget.segment.mobilesam_segmenter import MobileSamSegmenter
 
         weights = kwargs.pop("weights", None)
-        return MobileSamSegmenter.from_weights(Path(weights) if weights is not None else None, **kwargs)
+        target = resolve_device(device)
+        segmenter = MobileSamSegmenter.from_weights(Path(weights) if weights is not None else None, **kwargs)
+        if target != "cpu":
+            segmenter.model.to(target)
+        return segmenter
     raise GtWidgetError(f"unknown segmenter {name!r}: choose one of {', '.join(NAMES)}")

@@ -21,7 +21,12 @@ Outputs under ``<out_dir>/<job_name>/`` (the layout of a Ground Truth job, which
 ``annotations/consolidated-annotation/output/<id>_<ts>.png`` (Ground Truth's palette PNG),
 ``manifests/output/output.manifest`` (``human-annotated: "no"``; confidence = mean model score) and
 ``prelabel-report.json``. Every file is written atomically (temp file + ``os.replace``). A bad image or
-prompt is reported and skipped, never fatal.
+prompt is reported and skipped, never fatal. ``prelabel-state/<index>.json`` records each finished image
+(written after its PNGs), so re-running a killed job skips what is done; failed images are retried.
+
+Engines: ``local`` (default) runs the model in this process; ``ray`` runs one model per Ray actor
+(``gt_widget.segment.ray_engine``, ``pip install gt_widget[ray]``) and streams the results back here, where
+the same ``write_image`` writes them: same PNG bytes, same manifest lines apart from timestamps.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -73,6 +78,7 @@ class PrelabelReport:
     """Prompt keys that name no image of the source (a typo, or a file that is not there)."""
     warned: list[tuple[str, str]] = field(default_factory=list)
     """(key, message) of images that were written with a warning (first frame of a GIF, clipped values...)."""
+    resumed: list[str] = field(default_factory=list)
 
     @property
     def manifest(self) -> Path:
@@ -83,7 +89,9 @@ class PrelabelReport:
         """One paragraph for people: counts, then one line per failure."""
         lines = [
             f"pre-labeled {len(self.written)} image(s), {len(self.failed)} failed, "
-            f"{len(self.no_prompts)} without prompts; output manifest: {self.manifest}"
+            f"{len(self.no_prompts)} without prompts"
+            + (f", {len(self.resumed)} kept from an earlier run" if self.resumed else "")
+            + f"; output manifest: {self.manifest}"
         ]
         lines += [f"  failed {key}: {msg}" for key, msg in self.failed]
         lines += [f"  warning {key}: {msg}" for key, msg in self.warned]
@@ -154,26 +162,156 @@ def load_prompts(prompts: str | os.PathLike[str] | Mapping[str, Any]) -> dict[st
     return out
 
 
+@dataclass(frozen=True)
+class PrelabelPlan:
+    """Everything both engines need to segment and write one image; picklable (Ray ships it to workers)."""
+
+    out_dir: Path
+    job_name: str
+    label_attribute: str
+    labels: tuple[str, ...]
+    colors: tuple[str, ...]
+
+    @property
+    def job_dir(self) -> Path:
+        """``<out_dir>/<job_name>``."""
+        return self.out_dir / self.job_name
+
+    @property
+    def state_dir(self) -> Path:
+        """One JSON record per finished image (written last, so it marks the image done for a resume)."""
+        return self.job_dir / "prelabel-state"
+
+
+@dataclass
+class SegmentedImage:
+    """What the model side produces for one image: the two PNGs (bytes) and the mean score."""
+
+    label_map_png: bytes
+    consolidated_png: bytes
+    score: float
+    warnings: tuple[str, ...] = ()
+    """Messages of the ``GtWidgetWarning``s this image raised (first frame of a GIF, clipped values...)."""
+
+
+Task = tuple[int, ImageItem, list[dict[str, Any]]]
+"""(position in the source, image, its prompts); the position names the files (``<index:05d>_<stem>.png``)."""
+
+
+def segment_image(
+    segmenter: Segmenter, plan: PrelabelPlan, item: ImageItem, objects: list[dict[str, Any]]
+) -> SegmentedImage:
+    """Model side of one image (no file written): raises ``GtWidgetError`` for a bad image or prompt."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", GtWidgetWarning)
+        label_map, score = _segment_one(segmenter, item, objects, plan.labels)
+    ours = []
+    for w in caught:
+        if issubclass(w.category, GtWidgetWarning):
+            ours.append(str(w.message))
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return SegmentedImage(encode_png(label_map), consolidated_png(label_map, list(plan.colors)), score, tuple(ours))
+
+
+def write_image(plan: PrelabelPlan, task: Task, result: SegmentedImage) -> dict[str, Any]:
+    """Write one image's label-map PNG, consolidated PNG and done-record (in that order, each atomic); returns
+    its output-manifest line. Both engines call this in the driver process, so their files are identical."""
+    index, item, _objects = task
+    stem = Path(item.path).stem
+    atomic_write_bytes(plan.job_dir / "masks" / f"{index:05d}_{stem}.png", result.label_map_png)
+    layout = OutputLayout(plan.job_dir.resolve())
+    png_path = layout.consolidated_png_path(index, datetime.now(timezone.utc))
+    atomic_write_bytes(png_path, result.consolidated_png)
+    line = output_manifest_line(
+        item.source_ref,
+        plan.label_attribute,
+        layout.ref(png_path),
+        list(plan.labels),
+        job_name=plan.job_name,
+        colors=list(plan.colors),
+        confidence=round(result.score, 4),
+        human_annotated=False,
+        extra=item.extra,
+    )
+    _write_record(plan, task, {"line": line, "warnings": list(result.warnings)})
+    return line
+
+
+def record_failure(plan: PrelabelPlan, task: Task, message: str) -> None:
+    """Remember a failed image so that a resumed run does not retry it (``resume=False`` retries everything)."""
+    _write_record(plan, task, {"error": message})
+
+
+def _record_key(plan: PrelabelPlan, task: Task) -> dict[str, Any]:
+    index, item, objects = task
+    return {
+        "index": index,
+        "source-ref": item.source_ref,
+        "objects": objects,
+        "labels": list(plan.labels),
+        "label_attribute": plan.label_attribute,
+    }
+
+
+def _write_record(plan: PrelabelPlan, task: Task, outcome: dict[str, Any]) -> None:
+    record = {**_record_key(plan, task), **outcome}
+    atomic_write_bytes(plan.state_dir / f"{task[0]:05d}.json", json.dumps(record).encode("utf-8"))
+
+
+def load_records(plan: PrelabelPlan, tasks: Sequence[Task]) -> dict[int, dict[str, Any]]:
+    """Done-records of a previous (possibly killed) run that still match these tasks: same image, prompts,
+    labels and label attribute, and (for written images) the consolidated PNG still on disk."""
+    done: dict[int, dict[str, Any]] = {}
+    for task in tasks:
+        path = plan.state_dir / f"{task[0]:05d}.json"
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            continue
+        if not isinstance(record, dict) or {k: record.get(k) for k in _record_key(plan, task)} != _record_key(
+            plan, task
+        ):
+            continue
+        if "line" in record and not Path(str(record["line"].get(plan.label_attribute, ""))).is_file():
+            continue
+        done[task[0]] = record
+    return done
+
+
 def prelabel(
     source: str | os.PathLike[str],
     prompts: str | os.PathLike[str] | Mapping[str, Any],
     out_dir: str | os.PathLike[str],
     *,
     segmenter: Segmenter | None = None,
+    segmenter_factory: Callable[[], Segmenter] | None = None,
     labels: Sequence[str] | None = None,
     job_name: str = "gt-widget-prelabel",
     label_attribute: str = "label-ref",
     progress: bool = True,
     on_error: Callable[[str, str], None] | None = None,
+    engine: Literal["local", "ray"] = "local",
+    address: str | None = None,
+    workers: int | None = None,
+    resume: bool = True,
 ) -> PrelabelReport:
     """Segment every prompted image of ``source`` and write masks + Ground Truth outputs (module doc).
 
     ``segmenter`` defaults to ``load_segmenter()`` (MobileSAM, else GrabCut). ``labels`` fixes the label
     order (default: first appearance in ``prompts``); an object whose label is not in ``labels`` fails its
     image. Returns a ``PrelabelReport``; only bad arguments (missing source, malformed prompts) raise.
+
+    ``engine="ray"`` runs the model on a Ray cluster (``gt_widget.segment.ray_engine``; ``address`` of a
+    running cluster, default a local one; ``workers`` actors, one model each, built by ``segmenter_factory``
+    (default ``load_segmenter()``) or a pickled copy of ``segmenter``). The files are written by this process,
+    byte for byte as the local engine writes them. ``resume`` (default) skips images a previous run of the
+    same job finished (``<job>/prelabel-state/``), so a killed run continues where it stopped.
     """
     from tqdm import tqdm
 
+    if engine not in ("local", "ray"):
+        raise FormatError(f"unknown engine {engine!r}: use 'local' or 'ray'")
     items = list_images(source)
     table = load_prompts(prompts)
     if not label_attribute.endswith("-ref"):
@@ -188,55 +326,77 @@ def prelabel(
         raise FormatError("no labels: the prompts name no object; add objects with a 'label'")
     labels = validate_label_names(labels)  # the one label rule set (duplicates, > 255, BACKGROUND, ...)
     colors = list(label_colors(labels).values())
-    layout = OutputLayout(Path(out_dir).resolve() / job_name)
-    job_dir = layout.job_dir
-    report = PrelabelReport(job_dir=job_dir, labels=labels)
-    if segmenter is None:
-        from gt_widget.segment import load_segmenter
+    plan = PrelabelPlan(Path(out_dir), job_name, label_attribute, tuple(labels), tuple(colors))
+    report = PrelabelReport(job_dir=plan.job_dir, labels=labels)
 
-        segmenter = load_segmenter()
-
-    lines: list[dict[str, Any]] = []
-    todo = [(i, it, _lookup(table, it)) for i, it in enumerate(items)]
-    for _i, it, objs in todo:
+    tasks: list[Task] = []
+    for i, it in enumerate(items):
+        objs = _lookup(table, it)
         if objs is None:
             report.no_prompts.append(it.source_ref)
+        else:
+            tasks.append((i, it, objs))
+    done = {k: r for k, r in load_records(plan, tasks).items() if "line" in r} if resume else {}
+    if not resume and plan.state_dir.is_dir():
+        for stale in plan.state_dir.glob("*.json"):
+            stale.unlink()
+    todo = [t for t in tasks if t[0] not in done]
     known = {key for it in items for key in it.keys}
     report.unmatched = [key for key in table if key not in known]
-    bar = tqdm([t for t in todo if t[2] is not None], desc="pre-labeling", unit="img", disable=not progress)
-    for index, item, objects in bar:
-        assert objects is not None
+    report.resumed = [t[1].source_ref for t in tasks if t[0] in done]
+
+    def failed(task: Task, message: str) -> None:
+        record_failure(plan, task, message)
+        if on_error is not None:
+            on_error(task[1].source_ref, message)
+
+    lost = "no result was recorded for this image"
+    if engine == "ray":
+        from gt_widget.segment.ray_engine import run_ray
+
+        factory = segmenter_factory or (_constant(segmenter) if segmenter is not None else _default_segmenter)
+        if segmenter_factory is None and segmenter is not None:
+            import pickle
+
+            try:
+                pickle.dumps(segmenter)
+            except Exception:
+                raise GtWidgetError(
+                    f"the Ray engine builds one model per worker and cannot ship this {type(segmenter).__name__}; "
+                    "pass segmenter_factory=functools.partial(load_segmenter, 'mobilesam', ...) instead of segmenter="
+                ) from None
+        segmenter_name = "ray"
         try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", GtWidgetWarning)
-                label_map, score = _segment_one(segmenter, item, objects, labels)
-            for w in caught:
-                if issubclass(w.category, GtWidgetWarning):
-                    report.warned.append((item.source_ref, str(w.message)))
-                else:
-                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-            stem = Path(item.path).stem
-            atomic_write_bytes(job_dir / "masks" / f"{index:05d}_{stem}.png", encode_png(label_map))
-            png_path = layout.consolidated_png_path(index, datetime.now(timezone.utc))
-            atomic_write_bytes(png_path, consolidated_png(label_map, colors))
-            lines.append(
-                output_manifest_line(
-                    item.source_ref,
-                    label_attribute,
-                    layout.ref(png_path),
-                    labels,
-                    job_name=job_name,
-                    colors=colors,
-                    confidence=round(score, 4),
-                    human_annotated=False,
-                    extra=item.extra,
-                )
-            )
+            run_ray(plan, todo, factory, address=address, workers=workers, progress=progress, on_error=failed)
+        except GtWidgetError:
+            raise
+        except Exception as exc:  # the cluster failed mid-run: what was written stays; the rest is reported
+            lost = f"the Ray run stopped ({type(exc).__name__}: {exc}); run again to resume"
+    else:
+        if todo and segmenter is None:
+            segmenter = segmenter_factory() if segmenter_factory is not None else _default_segmenter()
+        segmenter_name = getattr(segmenter, "name", type(segmenter).__name__) if segmenter is not None else "none"
+        for task in tqdm(todo, desc="pre-labeling", unit="img", disable=not progress):
+            assert segmenter is not None
+            try:
+                write_image(plan, task, segment_image(segmenter, plan, task[1], task[2]))
+            except GtWidgetError as exc:
+                failed(task, str(exc))
+            except Exception as exc:  # one bad image (or a model error on it) never stops the run
+                failed(task, f"{type(exc).__name__}: {exc}")
+
+    records = load_records(plan, tasks)
+    lines: list[dict[str, Any]] = []
+    for index, item, _objects in tasks:
+        record = records.get(index)
+        if record is None:
+            report.failed.append((item.source_ref, lost))
+        elif "line" in record:
+            lines.append(record["line"])
             report.written.append(item.source_ref)
-        except GtWidgetError as exc:
-            report.failed.append((item.source_ref, str(exc)))
-            if on_error is not None:
-                on_error(item.source_ref, str(exc))
+            report.warned.extend((item.source_ref, str(m)) for m in record.get("warnings", []))
+        else:
+            report.failed.append((item.source_ref, str(record.get("error", "failed"))))
     write_output_manifest(report.manifest, lines)
     summary = {
         "labels": labels,
@@ -245,10 +405,28 @@ def prelabel(
         "no_prompts": report.no_prompts,
         "unmatched_prompts": report.unmatched,
         "warnings": [{"source-ref": k, "warning": m} for k, m in report.warned],
-        "segmenter": getattr(segmenter, "name", type(segmenter).__name__),
+        "resumed": report.resumed,
+        "engine": engine,
+        "segmenter": segmenter_name,
     }
-    atomic_write_bytes(job_dir / "prelabel-report.json", json.dumps(summary, indent=1).encode())
+    atomic_write_bytes(plan.job_dir / "prelabel-report.json", json.dumps(summary, indent=1).encode())
     return report
+
+
+def _default_segmenter() -> Segmenter:
+    from gt_widget.segment import load_segmenter
+
+    return load_segmenter()
+
+
+class _constant:  # noqa: N801 - a tiny picklable factory
+    """A factory that returns (a copy of, once pickled) one given segmenter."""
+
+    def __init__(self, segmenter: Segmenter) -> None:
+        self.segmenter = segmenter
+
+    def __call__(self) -> Segmenter:
+        return self.segmenter
 
 
 def _lookup(table: Mapping[str, list[dict[str, Any]]], item: ImageItem) -> list[dict[str, Any]] | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from gt_widget.cli import local_path
 from gt_widget.errors import FormatError
@@ -49,6 +50,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     seg.add_argument("--job-name", default="gt-widget-prelabel", help="job name (default: gt-widget-prelabel)")
     seg.add_argument("--label-attribute", default="label-ref", help="label attribute name, ends in -ref")
     seg.add_argument("--quiet", action="store_true", help="no progress bar")
+    seg.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="local (default): this process; ray: one model per Ray actor (pip install 'gt_widget[ray]')",
+    )
+    seg.add_argument(
+        "--address", default=None, help="ray: cluster address (auto, host:6379, ray://host:10001); default: local"
+    )
+    seg.add_argument("--workers", type=int, default=None, help="ray: actors (default: one per GPU, else per CPU)")
+    seg.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: CUDA when available, else CPU)")
+    seg.add_argument(
+        "--restart", action="store_true", help="redo every image (default: keep images an earlier run finished)"
+    )
     seg.set_defaults(func=_segment)
 
     weights = sub.add_parser(
@@ -64,6 +79,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _segment(args: argparse.Namespace) -> int:
+    from functools import partial
+
     from gt_widget.groundtruth.labels import validate_label_names
     from gt_widget.segment import load_segmenter
     from gt_widget.segment.batch import list_images, load_prompts, prelabel
@@ -76,18 +93,25 @@ def _segment(args: argparse.Namespace) -> int:
     load_prompts(args.prompts)
     if args.labels is not None:
         validate_label_names(args.labels)
-    kwargs: dict[str, object] = {"weights": args.weights} if args.weights else {}
+    kwargs: dict[str, Any] = {"weights": args.weights} if args.weights else {}
     if args.fast:
         kwargs["zoom"] = "off"
     name = None if args.segmenter == "auto" else args.segmenter
     if name == "grabcut":
         kwargs = {}
-    segmenter = load_segmenter(name, **kwargs)
+    elif args.device is not None:
+        kwargs["device"] = args.device
+    factory = partial(load_segmenter, name, **kwargs)
     report = prelabel(
         args.source,
         args.prompts,
         args.out,
-        segmenter=segmenter,
+        segmenter=factory() if args.engine == "local" else None,
+        segmenter_factory=factory,
+        engine=args.engine,
+        address=args.address,
+        workers=args.workers,
+        resume=not args.restart,
         labels=args.labels,
         job_name=args.job_name,
         label_attribute=args.label_attribute,
@@ -105,7 +129,7 @@ def _proposals(args: argparse.Namespace) -> int:
         raise FormatError("--proposals and --prompts exclude each other: proposals need no prompts")
     if args.segmenter == "grabcut":
         raise FormatError("--proposals needs MobileSAM (--segmenter mobilesam or auto with weights)")
-    kwargs: dict[str, object] = {"weights": args.weights} if args.weights else {}
+    kwargs: dict[str, Any] = {"weights": args.weights} if args.weights else {}
     segmenter = load_segmenter("mobilesam", **kwargs)
     job_name = args.job_name if args.job_name != "gt-widget-prelabel" else "gt-widget-proposals"
     report = prelabel_proposals(
