@@ -31,6 +31,7 @@ from benchmarks import protocol as P
 CONFIG_KEYS = (
     "precision",
     "zoom_size",
+    "smooth_logits",
     "variants",
     "full_variants",
     "select",
@@ -160,6 +161,7 @@ def evaluate_set(
         # per candidate (best first): IoU and score, for the doubt-cue calibration (bench_doubt.py)
         row["cand_ious"] = [round(v, 4) for v in cand_ious]
         row["cand_scores"] = [round(float(c.score), 4) for c in pred.candidates]
+        row["cand_overlap"] = [round(P.iou(c.mask, pred.mask), 4) for c in pred.candidates]  # with the chosen
         if jitter:
             pj = P.jitter(pts, gt.shape, P.sample_seed(s.set_name, s.id))
             row["iou_jitter"] = P.iou(seg.predict(extreme_points=pj).mask, gt, void)

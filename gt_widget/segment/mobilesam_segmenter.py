@@ -132,6 +132,7 @@ class MobileSamSegmenter:
         inward_weight: float = 0.0,
         cache_size: int = 8,
         zoom_size: int = 1024,
+        smooth_logits: float = 0.0,
         precision: str | None = None,
         threads: int | None = None,
     ) -> None:
@@ -148,6 +149,8 @@ class MobileSamSegmenter:
         if int(zoom_size) % 16 or not 256 <= int(zoom_size) <= 1024:
             raise PromptError(f"zoom_size must be a multiple of 16 in [256, 1024], got {zoom_size}")
         self.zoom_size = int(zoom_size)
+        self.smooth_logits = max(0.0, float(smooth_logits))
+        """Gaussian sigma (low-res px) applied to the logits before thresholding the shown masks (0: off)."""
         self.threads = None if threads is None else max(1, int(threads))
         """Torch threads per call; None sizes them to the cores other processes leave free."""
         self._cores = CoreMonitor()
@@ -451,6 +454,7 @@ class MobileSamSegmenter:
             mask_input=mask_input,
             multimask_output=multimask,
             return_logits=False,
+            smooth=self.smooth_logits,
         )
         masks = np.asarray(masks, bool)
         full_shape = frame.full_shape

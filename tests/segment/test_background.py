@@ -94,7 +94,7 @@ def _run_in_thread(fn: Callable[[], Any], name: str) -> tuple[threading.Thread, 
     def target() -> None:
         try:
             out["value"] = fn()
-        except BaseException as exc:  # noqa: BLE001 - handed to the test thread
+        except BaseException as exc:
             out["error"] = exc
 
     t = threading.Thread(target=target, name=name, daemon=True)
