@@ -123,7 +123,7 @@ def parse_recipe(items: Sequence[str]) -> dict[str, Any]:
     for item in items:
         key, _, raw = item.partition("=")
         value: Any = raw
-        if key == "variants":
+        if key in ("variants", "full_variants"):
             value = tuple(v for v in raw.split(",") if v)
         elif raw.lower() in ("true", "false"):
             value = raw.lower() == "true"

@@ -15,7 +15,7 @@ Halves of DAVIS-345 (tune on one, report on the other): the frames of one DAVIS 
 in the set (000-344), but their sequence names are lost (README.txt). The set is cut into 16 contiguous
 blocks at fixed frame indices (``DAVIS_BLOCKS``): each cut was put at the largest change of the image
 (mean absolute difference of 32x18 thumbnails) within 6 frames of the even cut k*345/16, i.e. at a
-sequence boundary; even blocks form half A (172 frames), odd blocks half B (173 frames). The split is
+sequence boundary; even blocks form half A (174 frames), odd blocks half B (171 frames). The split is
 fixed here and never re-derived.
 """
 

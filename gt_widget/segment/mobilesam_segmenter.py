@@ -186,12 +186,9 @@ class MobileSamSegmenter:
     @classmethod
     def from_weights(cls, weights: Path | str | None = None, **kwargs: Any) -> MobileSamSegmenter:
         """Load the checkpoint (``weights`` path, else the verified cache / download) and build a segmenter."""
-        import torch
-
         from gt_widget.segment.mobilesam import load_mobilesam
         from gt_widget.segment.weights import resolve_weights
 
-        del torch
         path = resolve_weights(Path(weights) if weights is not None else None)
         return cls(load_mobilesam(path), **kwargs)
 
