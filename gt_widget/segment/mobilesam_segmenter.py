@@ -5,9 +5,10 @@ Kernel side only. Coordinates are (x, y) pixels of the original image; masks boo
 Recipe for 4 extreme points (defaults; every step is a constructor flag, measured in benchmarks/README.md):
 1. zoomed pass (DEXTR-style, ``zoom="auto"``): when the points' box covers under ``zoom_below`` (30%) of
    the image, the image is re-encoded on a crop around the box (``zoom_context`` = 40% of its size on each
-   side, snapped to 16 px) so the object fills the model's 1024 px input; this costs a second encoder run
-   (~1.5 s on 2 cores), cached per crop so corrective clicks in the same crop are cheap. ``zoom="off"``
-   gives the instant single-pass answer;
+   side, snapped to 16 px) so the object fills the model's input (``zoom_size``, 1024: smaller sides are
+   cheaper but measured worse, benchmarks/README.md); this costs a second encoder run (~0.5 s on 2 free
+   cores in fp32), cached per crop so corrective clicks in the same crop are cheap. ``zoom="off"`` gives
+   the instant single-pass answer; ``predict_staged`` gives it first and the zoomed one through ``refine``;
 2. prompts: in the crop, box + the 4 points as positive clicks *and* the box alone (``variants``), 3 masks
    each; on the full image, box + points (``full_variants``);
 3. every candidate is scored by the model's predicted IoU times how well its bounding box fills the
@@ -21,6 +22,11 @@ redrew everything for one click -- only the connected change around the new clic
 refine modes ("guarded": retry without logits when a click is ignored; "ensemble"; "nologits") measured
 worse on DAVIS-345 NoC (benchmarks/README.md).
 A missed part: 4 extreme points on the part give the part's mask; the caller unions it with the object.
+
+Threads (contract 1): encoder runs (``prepare``, a staged ``refine``, a crop encode) never hold the lock
+that ``predict`` takes; background ones pause between encoder blocks while a ``predict`` is in flight
+(``runtime.InteractiveGate``); torch threads are sized per call to the cores other processes leave free
+(``threads=N`` fixes them). ``precision``: bf16 encoder only on CPUs with native bf16 (``runtime``).
 """
 
 from __future__ import annotations
