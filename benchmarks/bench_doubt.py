@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import protocol as P
-from gt_widget.segment.doubt import MARGIN, MAX_SCORE, doubt_rule
+from gt_widget.segment.doubt import MARGIN, MAX_OVERLAP, MAX_SCORE, doubt_rule
 
 RESULTS = Path(__file__).resolve().parent / "results" / "doubt.json"
 GAIN = 0.05
@@ -71,10 +71,10 @@ def _score(rows: list[dict[str, Any]], flag: Callable[[dict[str, Any]], bool]) -
     }
 
 
-def _rule(margin: float, max_score: float) -> Callable[[dict[str, Any]], bool]:
+def _rule(margin: float, max_score: float, max_overlap: float) -> Callable[[dict[str, Any]], bool]:
     def flag(row: dict[str, Any]) -> bool:
-        s = row["cand_scores"]
-        return len(s) > 1 and doubt_rule(s[0], s[1], margin, max_score)
+        s, ov = row["cand_scores"], row.get("cand_overlap")
+        return len(s) > 1 and doubt_rule(s[0], s[1], 0.0 if ov is None else ov[1], margin, max_score, max_overlap)
 
     return flag
 
@@ -93,16 +93,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     sweep = []
     for margin in (0.0, 0.01, 0.02, 0.03, 0.05, 0.08, 0.1, 0.15, 0.2, 1.0):
         for max_score in (0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.01):
-            res = _score(tune, _rule(margin, max_score))
-            sweep.append({"margin": margin, "max_score": max_score, **res})
+            for max_overlap in (0.5, 0.7, 0.8, 0.9, 1.01):
+                res = _score(tune, _rule(margin, max_score, max_overlap))
+                sweep.append({"margin": margin, "max_score": max_score, "max_overlap": max_overlap, **res})
     best = max(sweep, key=lambda r: (r["f1"], -r["flagged"]))
-    chosen = _rule(best["margin"], best["max_score"])
-    shipped = _rule(MARGIN, MAX_SCORE)
+    chosen = _rule(best["margin"], best["max_score"], best["max_overlap"])
+    shipped = _rule(MARGIN, MAX_SCORE, MAX_OVERLAP)
     report: dict[str, Any] = {
         "definition": f"positive = another candidate's IoU >= chosen's + {GAIN}; rule fitted on davis-A",
         "sources": [str(p) for p in args.results],
-        "fitted": {"margin": best["margin"], "max_score": best["max_score"]},
-        "shipped": {"margin": MARGIN, "max_score": MAX_SCORE},
+        "fitted": {"margin": best["margin"], "max_score": best["max_score"], "max_overlap": best["max_overlap"]},
+        "shipped": {"margin": MARGIN, "max_score": MAX_SCORE, "max_overlap": MAX_OVERLAP},
         "groups": {
             g: {
                 "fitted_rule": _score(rows, chosen),
@@ -114,7 +115,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         },
         "sweep_davis_A": sweep,
     }
-    print(f"fitted on davis-A: margin <= {best['margin']}, chosen score < {best['max_score']}")
+    print(
+        f"fitted on davis-A: margin <= {best['margin']}, chosen score < {best['max_score']}, "
+        f"overlap < {best['max_overlap']} (F1 {best['f1']})"
+    )
     print("| objects | rule | n | positives % | flagged | precision | recall |")
     print("|---|---|---|---|---|---|---|")
     for g, res in report["groups"].items():
