@@ -96,8 +96,8 @@ def affinity_cores() -> int:
 
 class CoreMonitor:
     """Estimates how many cores are free for us: the cores we may use minus the CPU that *other*
-    processes burn (system-wide busy time from /proc/stat minus this process's own CPU time, over the
-    time since the previous sample). Cheap (two small reads); falls back to the 1-minute load average
+    processes burn on them (busy time of our CPUs from /proc/stat minus this process's own CPU time, over
+    the time since the previous sample). Cheap (two small reads); falls back to the 1-minute load average
     off Linux. Other work that keeps one of two cores busy -> 1 free core."""
 
     def __init__(self, min_window_s: float = 0.3) -> None:
@@ -109,17 +109,24 @@ class CoreMonitor:
 
     @staticmethod
     def _sample() -> tuple[float, float, float] | None:
-        """(wall s, system busy CPU-s, our CPU-s), or None where /proc/stat cannot be read."""
+        """(wall s, busy CPU-s of the CPUs we may run on, our CPU-s), or None where /proc/stat cannot be
+        read. Only the ``cpuN`` lines of our affinity set count (a container sees the whole host there)."""
         try:
+            allowed = {f"cpu{i}" for i in os.sched_getaffinity(0)}
             with Path("/proc/stat").open(encoding="ascii") as fh:
-                fields = fh.readline().split()[1:]
-        except OSError:
+                lines = [ln.split() for ln in fh if ln.startswith("cpu") and not ln.startswith("cpu ")]
+        except (AttributeError, OSError):
             return None
-        ticks = [int(v) for v in fields]
-        idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle + iowait
+        busy = 0
+        for fields in lines:
+            if fields[0] in allowed:
+                ticks = [int(v) for v in fields[1:9]]
+                busy += sum(ticks) - ticks[3] - (ticks[4] if len(ticks) > 4 else 0)  # minus idle, iowait
+        if not lines:
+            return None
         hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
         t = os.times()
-        return time.monotonic(), (sum(ticks[:8]) - idle) / hz, t.user + t.system
+        return time.monotonic(), busy / hz, t.user + t.system
 
     def busy_others(self) -> float:
         """Cores' worth of CPU used by other processes recently (0 .. cores)."""
