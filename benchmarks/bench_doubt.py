@@ -8,7 +8,7 @@ rule with the best F1 there (ties: fewer flags) is reported on half B and GrabCu
 widget rule (score < 0.8, or another candidate within 0.05; its extra "masks differ" test needs the
 candidates' overlap, counted where the rows have it).
 
-    python -m benchmarks.bench_doubt RESULT.json [RESULT.json ...] [--out benchmarks/results/doubt.json]
+    python -m benchmarks.bench_doubt [RESULT.json ...] [--out benchmarks/results/doubt.json]
 """
 
 from __future__ import annotations
@@ -82,14 +82,16 @@ def _rule(margin: float, max_score: float, max_overlap: float) -> Callable[[dict
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line; returns an exit code."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("results", nargs="+", type=Path)
+    ap.add_argument(
+        "results", nargs="*", type=Path, default=[RESULTS.parent / "quality.json"], help="bench_quality JSONs"
+    )
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     groups = _objects(args.results)
     tune = groups["davis-A"]
     if not tune:
-        print("no rows with candidate data for DAVIS-345 half A", file=sys.stderr)
-        return 2
+        print("no rows with candidate data for DAVIS-345 half A: run bench_quality first; skipped", file=sys.stderr)
+        return 0
     sweep = []
     for margin in (0.0, 0.01, 0.02, 0.03, 0.05, 0.08, 0.1, 0.15, 0.2, 1.0):
         for max_score in (0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.01):
