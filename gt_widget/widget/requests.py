@@ -32,7 +32,7 @@ POSITIVE, NEGATIVE = "#00c853", "#d50000"
 class RequestQueue:
     """The widget's model requests for the current image generation ``gen``."""
 
-    def __init__(self, host: SegmentationWidget, doubt: tuple[float, float] = (UNSURE_SCORE, DOUBT_MARGIN)) -> None:
+    def __init__(self, host: SegmentationWidget, doubt: tuple[float | None, float] = (UNSURE_SCORE, DOUBT_MARGIN)) -> None:
         self.host = host
         self.doubt = doubt
         """(unsure_score, margin) of ``assist.model_doubts``."""

@@ -61,7 +61,7 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
         canvas_size: tuple[int, int] = (900, 600),
         brush_radius: int | None = None,
         max_history: int = 100,
-        unsure_score: float = UNSURE_SCORE,
+        unsure_score: float | None = UNSURE_SCORE,
         unsure_margin: float = DOUBT_MARGIN,
         worker_id: str = "local-notebook",
         **kwargs: Any,

@@ -196,7 +196,8 @@ def test_candidate_cycling(w: SegmentationWidget, seg: BoxSegmenter) -> None:
 @pytest.mark.parametrize(
     ("scores", "shrink", "unsure"),
     [
-        ((0.55, 0.5, 0.2), 2, True),  # low score
+        ((0.55, 0.5, 0.2), 2, True),  # low score with a close, different runner-up
+        ((0.55, 0.3, 0.2), 2, False),  # a low score alone: calibrated as no sign of a better candidate
         ((0.95, 0.93, 0.4), 2, True),  # a clearly different candidate scores almost as well
         ((0.95, 0.93, 0.92), 0, False),  # close scores but the same mask: nothing to choose
         ((0.95, 0.6, 0.4), 2, False),  # confident
