@@ -196,11 +196,11 @@ def test_candidate_cycling(w: SegmentationWidget, seg: BoxSegmenter) -> None:
 @pytest.mark.parametrize(
     ("scores", "shrink", "unsure"),
     [
-        ((0.55, 0.5, 0.2), 2, True),  # low score with a close, different runner-up
-        ((0.55, 0.3, 0.2), 2, False),  # a low score alone: calibrated as no sign of a better candidate
-        ((0.95, 0.93, 0.4), 2, True),  # a clearly different candidate scores almost as well
+        ((0.55, 0.52, 0.2), 6, True),  # low score with a close, clearly different runner-up
+        ((0.55, 0.3, 0.2), 6, False),  # a low score alone: calibrated as no sign of a better candidate
+        ((0.95, 0.93, 0.4), 6, True),  # a clearly different candidate scores almost as well
         ((0.95, 0.93, 0.92), 0, False),  # close scores but the same mask: nothing to choose
-        ((0.95, 0.6, 0.4), 2, False),  # confident
+        ((0.95, 0.6, 0.4), 6, False),  # confident
     ],
 )
 def test_unsure_model_invites_cycling(scores: tuple[float, ...], shrink: int, unsure: bool) -> None:
