@@ -29,6 +29,9 @@ import numpy as np
 from benchmarks import protocol as P
 
 CONFIG_KEYS = (
+    "precision",
+    "zoom_size",
+    "smooth_logits",
     "variants",
     "full_variants",
     "select",
@@ -72,14 +75,22 @@ class DiskCachedSegmenter:
         self.encoder_runs = 0
         original = seg._encode
 
-        def encode(rgb: np.ndarray, key: str) -> Any:
+        def encode(rgb: np.ndarray, key: str, image_size: int = 1024) -> Any:
             from gt_widget.segment.mobilesam_segmenter import SamImageState, _image_key
 
-            path = folder / f"{_image_key(rgb)}.pt"
+            variant = "" if (image_size, seg.precision) == (1024, "fp32") else f"_{image_size}_{seg.precision}"
+            path = folder / f"{_image_key(rgb)}{variant}.pt"
             if path.exists():
                 d = torch.load(path, weights_only=True)
-                return SamImageState(rgb, d["embedding"], tuple(d["original_size"]), tuple(d["input_size"]), key)
-            state = original(rgb, key)
+                return SamImageState(
+                    rgb,
+                    d["embedding"],
+                    tuple(d["original_size"]),
+                    tuple(d["input_size"]),
+                    key,
+                    image_size=image_size,
+                )
+            state = original(rgb, key, image_size)
             self.encoder_runs += 1
             tmp = path.with_suffix(".tmp")
             torch.save(
@@ -112,7 +123,7 @@ def parse_recipe(items: Sequence[str]) -> dict[str, Any]:
     for item in items:
         key, _, raw = item.partition("=")
         value: Any = raw
-        if key == "variants":
+        if key in ("variants", "full_variants"):
             value = tuple(v for v in raw.split(",") if v)
         elif raw.lower() in ("true", "false"):
             value = raw.lower() == "true"
@@ -145,7 +156,12 @@ def evaluate_set(
         pred = seg.predict(extreme_points=pts)
         row["predict_s"] = time.perf_counter() - t
         row["iou"] = P.iou(pred.mask, gt, void)
-        row["oracle"] = max(P.iou(c.mask, gt, void) for c in pred.candidates)
+        cand_ious = [P.iou(c.mask, gt, void) for c in pred.candidates]
+        row["oracle"] = max(cand_ious)
+        # per candidate (best first): IoU and score, for the doubt-cue calibration (bench_doubt.py)
+        row["cand_ious"] = [round(v, 4) for v in cand_ious]
+        row["cand_scores"] = [round(float(c.score), 4) for c in pred.candidates]
+        row["cand_overlap"] = [round(P.iou(c.mask, pred.mask), 4) for c in pred.candidates]  # with the chosen
         if jitter:
             pj = P.jitter(pts, gt.shape, P.sample_seed(s.set_name, s.id))
             row["iou_jitter"] = P.iou(seg.predict(extreme_points=pj).mask, gt, void)
@@ -322,6 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=None, help="first N objects of each set (quick runs)")
     ap.add_argument("--every", type=int, default=1, help="every k-th object (quick, spread-out subsets)")
     ap.add_argument("--start", type=int, default=0, help="first object index (with --every)")
+    ap.add_argument("--half", choices=("A", "B"), default=None, help="only this half of DAVIS-345 (protocol.py)")
     ap.add_argument("--recipe", nargs="*", default=[], help="segmenter flags, e.g. zoom=small select=iou")
     ap.add_argument("--no-clicks", action="store_true")
     ap.add_argument("--no-jitter", action="store_true")
@@ -350,6 +367,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     flags = parse_recipe(args.recipe)
+    flags.setdefault("threads", args.threads)
     seg = load_mobilesam_segmenter(args.weights, **flags)
     if args.fallback_only:
         return fallback_only(args)
@@ -357,7 +375,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return small_instances(args, flags)
     results: dict[str, dict[str, Any]] = {}
     for name in [s for s in args.sets.split(",") if s]:
-        samples = P.load_set(name, args.limit)[args.start :: args.every]
+        samples = P.select_half(P.load_set(name, args.limit), args.half)[args.start :: args.every]
         cached = DiskCachedSegmenter(seg, CACHE / name)
         if args.precompute:
             for i, (_s, image, _gt, _void) in enumerate(P.iter_loaded(samples)):
@@ -382,7 +400,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     payload = {
         "recipe": flags,
         "segmenter_config": config,
-        "shard": {"start": args.start, "every": args.every, "limit": args.limit},
+        "shard": {"start": args.start, "every": args.every, "limit": args.limit, "half": args.half},
         "protocol": "benchmarks/protocol.py (../shared/data/README.md)",
         "upstream": UPSTREAM,
         "sets": {k: {"summary": v["summary"], "rows": v["rows"]} for k, v in results.items()},

@@ -10,6 +10,13 @@
   4 extreme points; capped at 20 (an object that never reaches the threshold counts 20).
 
 Data sets are read in place from ../shared/data (never copied).
+
+Halves of DAVIS-345 (tune on one, report on the other): the frames of one DAVIS sequence are contiguous
+in the set (000-344), but their sequence names are lost (README.txt). The set is cut into 16 contiguous
+blocks at fixed frame indices (``DAVIS_BLOCKS``): each cut was put at the largest change of the image
+(mean absolute difference of 32x18 thumbnails) within 6 frames of the even cut k*345/16, i.e. at a
+sequence boundary; even blocks form half A (174 frames), odd blocks half B (171 frames). The split is
+fixed here and never re-derived.
 """
 
 from __future__ import annotations
@@ -30,6 +37,28 @@ SHARED = Path(os.environ.get("GT_WIDGET_SHARED", REPO.parent / "shared")).resolv
 DATA = SHARED / "data"
 JITTER_PX = 5.0
 MAX_CLICKS = 20
+DAVIS_BLOCKS = (0, 16, 47, 69, 85, 107, 129, 155, 172, 193, 213, 238, 261, 283, 304, 324, 345)
+"""Frame indices where DAVIS-345's 16 contiguous blocks start (the last is the end); see the module doc."""
+HALVES = ("A", "B")
+
+
+def davis_half(frame: str | int) -> str:
+    """``"A"`` or ``"B"``: the DAVIS-345 half of a frame (``"042"`` or 42; instance ids like
+    ``"042_obj1"`` work too)."""
+    idx = int(str(frame).split("_", 1)[0])
+    if not DAVIS_BLOCKS[0] <= idx < DAVIS_BLOCKS[-1]:
+        raise ValueError(f"DAVIS-345 frame index must be in [0, {DAVIS_BLOCKS[-1] - 1}], got {frame!r}")
+    block = sum(1 for start in DAVIS_BLOCKS[1:-1] if idx >= start)
+    return HALVES[block % 2]
+
+
+def select_half(samples: list[Sample], half: str | None) -> list[Sample]:
+    """The samples of one DAVIS-345 half (other sets are not split: returned whole); None = all."""
+    if half is None:
+        return samples
+    if half not in HALVES:
+        raise ValueError(f"half must be 'A' or 'B', got {half!r}")
+    return [s for s in samples if s.set_name != "davis345" or davis_half(s.id) == half]
 
 
 @dataclass

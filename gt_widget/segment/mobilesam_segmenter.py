@@ -5,9 +5,10 @@ Kernel side only. Coordinates are (x, y) pixels of the original image; masks boo
 Recipe for 4 extreme points (defaults; every step is a constructor flag, measured in benchmarks/README.md):
 1. zoomed pass (DEXTR-style, ``zoom="auto"``): when the points' box covers under ``zoom_below`` (30%) of
    the image, the image is re-encoded on a crop around the box (``zoom_context`` = 40% of its size on each
-   side, snapped to 16 px) so the object fills the model's 1024 px input; this costs a second encoder run
-   (~1.5 s on 2 cores), cached per crop so corrective clicks in the same crop are cheap. ``zoom="off"``
-   gives the instant single-pass answer;
+   side, snapped to 16 px) so the object fills the model's input (``zoom_size``, 1024: smaller sides are
+   cheaper but measured worse, benchmarks/README.md); this costs a second encoder run (~0.5 s on 2 free
+   cores in fp32), cached per crop so corrective clicks in the same crop are cheap. ``zoom="off"`` gives
+   the instant single-pass answer; ``predict_staged`` gives it first and the zoomed one through ``refine``;
 2. prompts: in the crop, box + the 4 points as positive clicks *and* the box alone (``variants``), 3 masks
    each; on the full image, box + points (``full_variants``);
 3. every candidate is scored by the model's predicted IoU times how well its bounding box fills the
@@ -21,6 +22,11 @@ redrew everything for one click -- only the connected change around the new clic
 refine modes ("guarded": retry without logits when a click is ignored; "ensemble"; "nologits") measured
 worse on DAVIS-345 NoC (benchmarks/README.md).
 A missed part: 4 extreme points on the part give the part's mask; the caller unions it with the object.
+
+Threads (contract 1): encoder runs (``prepare``, a staged ``refine``, a crop encode) never hold the lock
+that ``predict`` takes; background ones pause between encoder blocks while a ``predict`` is in flight
+(``runtime.InteractiveGate``); torch threads are sized per call to the cores other processes leave free
+(``threads=N`` fixes them). ``precision``: bf16 encoder only on CPUs with native bf16 (``runtime``).
 """
 
 from __future__ import annotations
@@ -28,7 +34,8 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -74,6 +81,7 @@ class SamImageState:
     input_size: tuple[int, int]
     key: str
     crops: OrderedDict[tuple[int, int, int, int], SamImageState] = field(default_factory=OrderedDict)
+    image_size: int = 1024  # the encoder input side the embedding was computed at
 
 
 @dataclass
@@ -81,6 +89,7 @@ class _Frame:
     """Where a prediction was made: the full image (offset 0) or a crop ``box`` = (x0, y0, x1, y1)."""
 
     state: SamImageState
+    full_shape: tuple[int, int]
     offset: tuple[int, int] = (0, 0)
     crop: tuple[int, int, int, int] | None = None
 
@@ -129,12 +138,32 @@ class MobileSamSegmenter:
         near_weight: float = 0.0,
         inward_weight: float = 0.0,
         cache_size: int = 8,
+        zoom_size: int = 1024,
+        smooth_logits: float = 0.0,
+        precision: str | None = None,
+        threads: int | None = None,
     ) -> None:
         from gt_widget.segment.mobilesam import SamPredictor
+        from gt_widget.segment.mobilesam.runtime import CoreMonitor, choose_precision
 
         self._predictor_cls = SamPredictor
         self.model = model
-        self._predictor = SamPredictor(model)
+        try:
+            self.precision = choose_precision(precision)
+        except ValueError as exc:
+            raise PromptError(str(exc)) from None
+        """Encoder precision in use, ``"fp32"`` or ``"bf16"`` (auto: bf16 where the CPU has it natively)."""
+        if int(zoom_size) % 16 or not 256 <= int(zoom_size) <= 1024:
+            raise PromptError(f"zoom_size must be a multiple of 16 in [256, 1024], got {zoom_size}")
+        self.zoom_size = int(zoom_size)
+        self.smooth_logits = max(0.0, float(smooth_logits))
+        """Gaussian sigma (low-res px) applied to the logits before thresholding the shown masks (0: off)."""
+        self.threads = None if threads is None else max(1, int(threads))
+        """Torch threads per call; None sizes them to the cores other processes leave free."""
+        self._cores = CoreMonitor()
+        self._gate = _model_gate(model)
+        self._decoders: dict[int, Any] = {1024: SamPredictor(model)}
+        self._predictor = self._decoders[1024]
         self.variants = tuple(variants)
         self.full_variants = tuple(full_variants)
         for v in (*self.variants, *self.full_variants):
@@ -158,33 +187,54 @@ class MobileSamSegmenter:
         self.cache_size = int(cache_size)
         self._cache: OrderedDict[str, SamImageState] = OrderedDict()
         self._state: SamImageState | None = None
-        self._frame_key: tuple[str, tuple[int, int, int, int] | None] | None = None
+        self._frame_key: tuple[str, tuple[int, int, int, int] | None, int] | None = None
         self._lock = threading.RLock()
 
     @classmethod
     def from_weights(cls, weights: Path | str | None = None, **kwargs: Any) -> MobileSamSegmenter:
         """Load the checkpoint (``weights`` path, else the verified cache / download) and build a segmenter."""
-        import torch
-
         from gt_widget.segment.mobilesam import load_mobilesam
         from gt_widget.segment.weights import resolve_weights
 
-        if torch.get_num_threads() > 2:
-            torch.set_num_threads(2)
         path = resolve_weights(Path(weights) if weights is not None else None)
         return cls(load_mobilesam(path), **kwargs)
 
     # ------------------------------------------------------------------ per-image state
-    def _encode(self, rgb: np.ndarray, key: str) -> SamImageState:
-        predictor = self._predictor_cls(self.model)  # a private predictor: safe beside a running predict
-        predictor.set_image(rgb)
+    def _encode(self, rgb: np.ndarray, key: str, image_size: int = 1024) -> SamImageState:
+        """Run the encoder (never under ``self._lock``; a private predictor is safe beside a predict)."""
+        predictor = self._predictor_cls(self.model, image_size=image_size, precision=self.precision)
+        with self._torch_threads():
+            predictor.set_image(rgb)
         return SamImageState(
             image=rgb,
             embedding=predictor.get_image_embedding(),
             original_size=(int(rgb.shape[0]), int(rgb.shape[1])),
             input_size=tuple(int(v) for v in predictor.input_size),  # type: ignore[arg-type]
             key=key,
+            image_size=image_size,
         )
+
+    @contextmanager
+    def _torch_threads(self) -> Iterator[None]:
+        """Size this thread's torch intra-op threads to ``threads`` or to the cores free right now
+        (torch's OpenMP thread count is per calling thread, so a background encode and an interactive
+        predict each get their own)."""
+        import torch
+
+        want = self.threads or self._cores.free_cores()
+        before = torch.get_num_threads()
+        if want != before:
+            torch.set_num_threads(want)
+        try:
+            yield
+        finally:
+            if want != before:
+                torch.set_num_threads(before)
+
+    @property
+    def free_cores(self) -> int:
+        """Cores the segmenter would use for a call now (``threads`` or the cores others leave free)."""
+        return self.threads or self._cores.free_cores()
 
     def prepare(self, image: ImageSource) -> SamImageState:
         """Encode ``image`` without changing the current image (expensive; thread-safe, for prefetching)."""
@@ -195,7 +245,8 @@ class MobileSamSegmenter:
             if hit is not None:
                 self._cache.move_to_end(key)
                 return hit
-        state = self._encode(rgb, key)
+        with self._gate.background():  # yields to interactive predicts between encoder blocks
+            state = self._encode(rgb, key)
         with self._lock:
             self._cache[key] = state
             while len(self._cache) > self.cache_size:
@@ -224,31 +275,41 @@ class MobileSamSegmenter:
         st = self._state
         return None if st is None else st.original_size
 
-    def _use_frame(self, crop: tuple[int, int, int, int] | None) -> _Frame:
-        """Point the predictor at the full image or at a (cached) crop of it."""
-        st = self._state
-        assert st is not None
-        frame_state = st
-        offset = (0, 0)
-        if crop is not None:
+    def _crop_state(self, st: SamImageState, crop: tuple[int, int, int, int]) -> SamImageState:
+        """The crop's embedding, encoded outside the lock on a miss (only the cache insert is locked)."""
+        with self._lock:
             cached = st.crops.get(crop)
-            if cached is None:
-                x0, y0, x1, y1 = crop
-                cached = self._encode(np.ascontiguousarray(st.image[y0:y1, x0:x1]), f"{st.key}/{crop}")
-                st.crops[crop] = cached
-                while len(st.crops) > 4:
-                    st.crops.popitem(last=False)
-            frame_state = cached
-            offset = (crop[0], crop[1])
-        key = (st.key, crop)
-        if self._frame_key != key:
-            self._predictor.set_embedding(frame_state.embedding, frame_state.original_size, frame_state.input_size)
+            if cached is not None:
+                st.crops.move_to_end(crop)
+                return cached
+        x0, y0, x1, y1 = crop
+        enc = self._encode(np.ascontiguousarray(st.image[y0:y1, x0:x1]), f"{st.key}/{crop}", self.zoom_size)
+        with self._lock:
+            cached = st.crops.setdefault(crop, enc)
+            st.crops.move_to_end(crop)
+            while len(st.crops) > 4:
+                st.crops.popitem(last=False)
+        return cached
+
+    def _use_frame(self, st: SamImageState, crop: tuple[int, int, int, int] | None) -> _Frame:
+        """Point a decoder at the full image or at a crop of it (whose embedding ``_crop_state`` made);
+        called under ``self._lock``."""
+        frame_state = st if crop is None else st.crops.get(crop) or self._crop_state(st, crop)
+        offset = (0, 0) if crop is None else (crop[0], crop[1])
+        size = frame_state.image_size
+        decoder = self._decoders.get(size)
+        if decoder is None:
+            decoder = self._decoders[size] = self._predictor_cls(self.model, image_size=size)
+        key = (st.key, crop, size)
+        if self._predictor is not decoder or self._frame_key != key:
+            decoder.set_embedding(frame_state.embedding, frame_state.original_size, frame_state.input_size)
+            self._predictor = decoder
             self._frame_key = key
-        return _Frame(frame_state, offset, crop)
+        return _Frame(frame_state, st.original_size, offset, crop)
 
     def needs_zoom(self, extreme_points: Sequence[Sequence[float]]) -> bool:
         """Would ``predict(extreme_points=...)`` run a zoomed pass that is not encoded yet (a second encoder
-        run, ~1.5 s on 2 cores)? Interactive callers then show ``predict(..., zoom="off")`` first."""
+        run)? Interactive callers then show ``predict(..., zoom="off")`` first (``predict_staged`` does)."""
         with self._lock:
             st = self._state
             if st is None:
@@ -265,12 +326,33 @@ class MobileSamSegmenter:
         box: Sequence[float] | None = None,
     ) -> StagedPrediction:
         """The full-image answer now; where a zoomed crop pass is still to be encoded, ``refine`` runs it
-        (see ``StagedSegmenter`` in gt_widget.segment.base)."""
+        (see ``StagedSegmenter`` in gt_widget.segment.base).
+
+        ``refine`` may run on a background thread: its encoder run holds no lock (only the crop cache
+        insert and the ~40 ms decoding do) and steps aside between encoder blocks while an interactive
+        ``predict`` is in flight. It answers for the image current when ``predict_staged`` was called,
+        even if the caller has switched images since."""
         kwargs: dict[str, Any] = {"extreme_points": extreme_points, "clicks": clicks, "previous": previous, "box": box}
         if extreme_points is None or clicks or previous is not None or not self.needs_zoom(extreme_points):
             return StagedPrediction(self.predict(**kwargs))
+        st = self._state
+        assert st is not None  # needs_zoom was True
         first = self.predict(**kwargs, zoom="off")
-        return StagedPrediction(first, lambda: self.predict(**kwargs))
+
+        def refine() -> Prediction:
+            crop = self._choose_crop(
+                box_from_points(validate_extreme_points(extreme_points, st.original_size)),
+                st.original_size,
+                np.zeros((0, 2)),
+                None,
+                self.zoom,
+            )
+            if crop is not None:
+                with self._gate.background():
+                    self._crop_state(st, crop)
+            return self._predict_on(st, **kwargs, zoom=None)
+
+        return StagedPrediction(first, refine)
 
     # ------------------------------------------------------------------ predict
     def predict(
@@ -284,36 +366,50 @@ class MobileSamSegmenter:
         """Segment from 4 extreme points, a box, or clicks; refine with clicks and ``previous``.
 
         ``zoom`` overrides the constructor's zoom mode for this call (the widget asks ``zoom="off"`` for
-        an instant first answer, then the zoomed one; see ``needs_zoom``).
+        an instant first answer, then the zoomed one; see ``needs_zoom``). An interactive request:
+        background encoder runs (``prepare``, a staged ``refine``) pause while it runs.
         """
-        with self._lock:
-            st = self._state
-            if st is None:
-                raise PromptError("call set_image(image) before predict(): the segmenter has no image yet")
-            shape = st.original_size
-            pts = validate_extreme_points(extreme_points, shape) if extreme_points is not None else None
-            click_xy, click_pos = validate_clicks(clicks, shape)
-            prompt_box = validate_box(box, shape) if box is not None else None
-            if pts is not None:
-                prompt_box = box_from_points(pts)
-            require_object_prompt(prompt_box is not None, click_pos, previous is not None)
-            prev_state = previous.state if previous is not None and isinstance(previous.state, SamPredState) else None
-            if previous is not None and np.asarray(previous.mask).shape != shape:
-                raise PromptError(
-                    "previous prediction is for another image (its mask has a different size); "
-                    "pass previous=None after changing images"
-                )
+        st = self._state
+        if st is None:
+            raise PromptError("call set_image(image) before predict(): the segmenter has no image yet")
+        return self._predict_on(st, extreme_points, clicks, previous, box, zoom)
 
-            crop = self._choose_crop(prompt_box, shape, click_xy, prev_state, zoom or self.zoom)
-            frame = self._use_frame(crop)
-            if len(click_xy) == 0:
-                cands = self._first_pass(frame, pts, prompt_box)
-            else:
-                cands = self._refine(frame, pts, prompt_box, click_xy, click_pos, prev_state)
-                if self.local_below > 0 and previous is not None:
-                    prev_mask = np.asarray(previous.mask, bool)
-                    for c in cands:
-                        c.mask = local_edit(prev_mask, c.mask, click_xy[-1], self.local_below)
+    def _predict_on(
+        self,
+        st: SamImageState,
+        extreme_points: Sequence[Sequence[float]] | None = None,
+        clicks: Sequence[Sequence[Any]] = (),
+        previous: Prediction | None = None,
+        box: Sequence[float] | None = None,
+        zoom: ZoomMode | None = None,
+    ) -> Prediction:
+        shape = st.original_size
+        pts = validate_extreme_points(extreme_points, shape) if extreme_points is not None else None
+        click_xy, click_pos = validate_clicks(clicks, shape)
+        prompt_box = validate_box(box, shape) if box is not None else None
+        if pts is not None:
+            prompt_box = box_from_points(pts)
+        require_object_prompt(prompt_box is not None, click_pos, previous is not None)
+        prev_state = previous.state if previous is not None and isinstance(previous.state, SamPredState) else None
+        if previous is not None and np.asarray(previous.mask).shape != shape:
+            raise PromptError(
+                "previous prediction is for another image (its mask has a different size); "
+                "pass previous=None after changing images"
+            )
+        crop = self._choose_crop(prompt_box, shape, click_xy, prev_state, zoom or self.zoom)
+        with self._gate.interactive(), self._torch_threads():
+            if crop is not None:
+                self._crop_state(st, crop)  # a foreground encode when not cached yet (outside the lock)
+            with self._lock:
+                frame = self._use_frame(st, crop)
+                if len(click_xy) == 0:
+                    cands = self._first_pass(frame, pts, prompt_box)
+                else:
+                    cands = self._refine(frame, pts, prompt_box, click_xy, click_pos, prev_state)
+            if self.local_below > 0 and previous is not None and len(click_xy):
+                prev_mask = np.asarray(previous.mask, bool)
+                for c in cands:
+                    c.mask = local_edit(prev_mask, c.mask, click_xy[-1], self.local_below)
             return self._finish(cands, pts, prompt_box, click_xy, click_pos, crop)
 
     def _choose_crop(
@@ -361,9 +457,10 @@ class MobileSamSegmenter:
             mask_input=mask_input,
             multimask_output=multimask,
             return_logits=False,
+            smooth=self.smooth_logits,
         )
         masks = np.asarray(masks, bool)
-        full_shape = self._state.original_size if self._state is not None else masks.shape[1:]
+        full_shape = frame.full_shape
         out = []
         for i in range(masks.shape[0]):
             m = masks[i]
@@ -521,6 +618,23 @@ def _clicks_satisfied(mask: np.ndarray, xy: np.ndarray, positive: np.ndarray) ->
     xi = np.clip(np.rint(xy[:, 0]).astype(np.intp), 0, w - 1)
     yi = np.clip(np.rint(xy[:, 1]).astype(np.intp), 0, h - 1)
     return int(np.count_nonzero(mask[yi, xi] == positive))
+
+
+def _model_gate(model: Any) -> Any:
+    """The model's ``InteractiveGate`` (one per model: the CPU it competes for is shared by every
+    segmenter on it), created on first use with a pause point before every encoder block and the neck
+    (~15 per encoder run) so background encoder runs yield to interactive requests."""
+    from gt_widget.segment.mobilesam.runtime import InteractiveGate
+
+    gate = getattr(model, "_gtw_gate", None)
+    if isinstance(gate, InteractiveGate):
+        return gate
+    gate = InteractiveGate()
+    encoder = model.image_encoder
+    for m in [blk for stage in encoder.layers for blk in stage.blocks] + [encoder.neck]:
+        m.register_forward_pre_hook(lambda _m, _inp: gate.pause_point())
+    object.__setattr__(model, "_gtw_gate", gate)
+    return gate
 
 
 def _image_key(rgb: np.ndarray) -> str:

@@ -157,8 +157,13 @@ class SamPredictor:
         mask_input: np.ndarray | None = None,
         multimask_output: bool = True,
         return_logits: bool = False,
+        smooth: float = 0.0,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Masks for one prompt set on the current image.
+
+        ``smooth`` > 0: the masks (not the returned low-res logits) come from logits blurred with a
+        Gaussian of that sigma in low-res pixels, which removes the decoder's period-4 grid (see
+        ``smooth_logits``).
 
         ``point_coords`` (N, 2) (x, y) original pixels with ``point_labels`` (N,) (1 positive, 0 negative);
         ``box`` (4,) XYXY original pixels; ``mask_input`` (1, 256, 256) low-res logits of a previous call.
@@ -179,7 +184,14 @@ class SamPredictor:
         if mask_input is not None:
             mask_t = torch.as_tensor(_check_mask_input(mask_input), dtype=torch.float32, device=self.device)[None]
         masks, iou, low = self.predict_torch(
-            coords_t, labels_t, box_t, mask_t, multimask_output, return_logits=return_logits, _state=state
+            coords_t,
+            labels_t,
+            box_t,
+            mask_t,
+            multimask_output,
+            return_logits=return_logits,
+            _state=state,
+            smooth=smooth,
         )
         return masks[0], iou[0], low[0]
 
@@ -192,6 +204,7 @@ class SamPredictor:
         multimask_output: bool = True,
         return_logits: bool = False,
         _state: _ImageState | None = None,
+        smooth: float = 0.0,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Batched variant: B prompt sets already in the *input frame* (see ``transforms.scale_coords``).
 
@@ -208,6 +221,7 @@ class SamPredictor:
             low, iou = self.model.mask_decoder(state.embedding, self._dense(), sparse, dense, multimask_output)
             if low.shape[-1] != LOW_RES:
                 low = F.interpolate(low, (LOW_RES, LOW_RES), mode="bilinear", align_corners=False)
+            shown = smooth_logits(low, smooth) if smooth > 0 else low
             masks = np.stack(
                 [
                     upscale_logits(
@@ -218,10 +232,29 @@ class SamPredictor:
                         return_logits=return_logits,
                         threshold=self.model.mask_threshold,
                     )
-                    for low_b in low.cpu()
+                    for low_b in shown.cpu()
                 ]
             )
             return masks, iou.cpu().numpy().astype(np.float32), low.cpu().numpy().astype(np.float32)
+
+
+def smooth_logits(low: torch.Tensor, sigma: float) -> torch.Tensor:
+    """(B, C, r, r) logits blurred by a separable Gaussian of ``sigma`` low-res pixels (reflect padding).
+
+    MobileSAM's decoder upsamples each 16-px embedding cell to 4x4 logits with two stride-2 transposed
+    convolutions, which leaves a period-4 template in the 256x256 logits; where the logits are near 0
+    (ambiguous regions) its sign flips in a regular grid, the "lattice of dots" a threshold shows. A
+    Gaussian with sigma 1 damps that frequency to ~29% (sigma 1.5: ~6%) and barely moves clear edges.
+    """
+    radius = max(1, int(np.ceil(3 * sigma)))
+    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    k = torch.exp(-0.5 * (x / sigma) ** 2)
+    k = (k / k.sum()).to(low.dtype)
+    b, c, h, w = low.shape
+    y = F.pad(low.reshape(b * c, 1, h, w), (radius, radius, radius, radius), mode="reflect")
+    y = F.conv2d(y, k.view(1, 1, 1, -1))
+    y = F.conv2d(y, k.view(1, 1, -1, 1))
+    return y.reshape(b, c, h, w)
 
 
 def _check_points(coords: np.ndarray | None, labels: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
