@@ -96,10 +96,10 @@ def test_mobilesam_prefetch_makes_the_next_image_ready(grabcut_dir: Path, mobile
     orig = mobilesam._encode
     full_sizes = {(321, 481)}  # both GrabCut images; zoomed-pass crops of them are smaller
 
-    def spy(rgb: np.ndarray, key: str) -> Any:
+    def spy(rgb: np.ndarray, key: str, *args: Any) -> Any:  # speed's _encode also takes the encoder side
         if rgb.shape[:2] in full_sizes:
             encodes.append(rgb.shape[:2])
-        return orig(rgb, key)
+        return orig(rgb, key, *args)
 
     monkeypatch.setattr(mobilesam, "_encode", spy)
     mobilesam._cache.clear()
