@@ -25,6 +25,7 @@ that with one core busy.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
@@ -34,7 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -103,9 +104,16 @@ def _hops(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
     return out
 
 
-def _burner() -> subprocess.Popen[bytes]:
-    """One process keeping one core busy (a labeler's laptop is never idle)."""
-    return subprocess.Popen([sys.executable, "-c", "while True: pass"])
+@contextlib.contextmanager
+def _burning(on: bool) -> Iterator[None]:
+    """With ``on``, one process keeps one core busy meanwhile (a labeler's laptop is never idle)."""
+    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if on else None
+    try:
+        yield
+    finally:
+        if burner is not None:
+            burner.kill()
+            burner.wait()
 
 
 def _kernel_cpu(pid: int) -> float:
@@ -195,9 +203,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         hops: list[dict[str, Any]] = []
         hover_cpu: list[float] = []
         load_before = os.getloadavg()
-        burner = _burner() if args.busy else None
         lab_env = {"GT_WIDGET_WEIGHTS": weights, "GT_WIDGET_TRACE": "1"}
-        with chromium_browser() as browser, jupyter_lab(root, lab_env) as lab:
+        with _burning(args.busy), chromium_browser() as browser, jupyter_lab(root, lab_env) as lab:
             page = browser.new_page(viewport={"width": 1400, "height": 1300})
             page.on(
                 "websocket",
@@ -288,9 +295,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             keep = ~void
             res["iou"] = round(float((pred & gt & keep).sum() / max(1, ((pred | gt) & keep).sum())), 4)
 
-    if burner is not None:
-        burner.kill()
-        burner.wait()
     load_after = os.getloadavg()
     lat = [r["latency_ms"] for r in results]
     kib = [r["bytes"] / 1024 for r in results]

@@ -13,6 +13,7 @@ predicting again, so the click commits what is shown.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from gt_widget.errors import GtWidgetError, PromptError
 from gt_widget.segment.base import Prediction, StagedPrediction, predict_staged
 from gt_widget.widget.assist import DOUBT_MARGIN, UNSURE_SCORE, message, model_doubts, precision_of
 from gt_widget.widget.editor import ModelRequest, Outcome
+from gt_widget.widget.render import drawing
 from gt_widget.widget.state import WidgetError
 from gt_widget.widget.tools.base import Sketch
 
@@ -66,6 +68,9 @@ class RequestQueue:
         """The preview on screen (None: none)."""
         self.previews_run = 0
         """Preview predictions computed (tests count them)."""
+        self._plock = threading.Lock()
+        """Guards ``wanted`` / ``shown``. Never the widget's lock: pointer moves hold the render lock
+        (``render.drawing``) and take this one inside it; the preview's model job takes them in that order too."""
 
     # ------------------------------------------------------------------ live preview
 
@@ -73,7 +78,7 @@ class RequestQueue:
         """Ask for the mask of these 4 extreme points as a preview (latest-only; see module docstring)."""
         host = self.host
         pts = tuple((float(x), float(y)) for x, y in ext)
-        with host._lock:
+        with self._plock:
             if self.shown is not None and self.shown.points == pts and self.shown.gen == self.gen:
                 return  # already on screen
             self.wanted += 1
@@ -91,7 +96,7 @@ class RequestQueue:
                 return  # e.g. points too close together: simply no preview
             self.previews_run += 1
             host.assist.trace.mark(rec, "model_end")
-            with host._lock:
+            with drawing(), self._plock:  # the pointer thread's order: render lock, then this one
                 if seq != self.wanted or gen != self.gen:
                     return  # cancelled or committed meanwhile: never draw over it
                 self.shown = Preview(seq, gen, pts, staged)
@@ -104,7 +109,7 @@ class RequestQueue:
     def cancel_preview(self) -> None:
         """Drop the preview: the one waiting never runs, one running is not drawn, the drawn one is erased."""
         host = self.host
-        with host._lock:
+        with drawing(), self._plock:
             self.wanted += 1
             had = self.shown is not None
             self.shown = None
@@ -115,7 +120,7 @@ class RequestQueue:
     def _take_preview(self, gen: int, ext: list[tuple[float, float]]) -> StagedPrediction | None:
         """Model thread: the shown preview's answer when it is for exactly these points (then erased)."""
         pts = tuple((float(x), float(y)) for x, y in ext)
-        with self.host._lock:
+        with self._plock:
             shown, self.shown = self.shown, None
             self.wanted += 1
         if shown is not None and shown.gen == gen and shown.points == pts:
@@ -130,6 +135,7 @@ class RequestQueue:
         host = self.host
         with host._lock:
             gen, target = self.gen, host.editor.capture_target()
+        with self._plock:
             self.wanted += 1  # a preview still waiting or running is not drawn any more
         host.assist.drop_latest()
         rec = host.assist.trace.begin("auto")
@@ -142,9 +148,9 @@ class RequestQueue:
             if rec is not None:
                 rec["reused_preview"] = reused is not None
             first = ModelRequest(target, ext, [])
-            with host._lock:
-                host.screen.draw_preview(None)
             self.apply(gen, staged.first, first, rec)
+            with drawing(), self._plock:  # after the overlay is drawn beneath it: no blank frame between
+                host.screen.draw_preview(None)
             with host._lock:
                 part = host.editor.live_part()
             if staged.refine is None or part is None:
