@@ -21,6 +21,7 @@ from tests.e2e.lab import (
     latest_result,
     open_and_run_all,
     to_page,
+    wait_file,
     wait_widget_idle,
 )
 from tests.support.objects import load_grabcut_object
@@ -61,6 +62,7 @@ def test_preview_appears_before_the_click_and_is_what_the_click_commits(
         page = browser.new_page(viewport={"width": 1400, "height": 1100})
         try:
             open_and_run_all(page, lab, "e2e.ipynb")
+            wait_file(root / "transform.json", timeout=180, predicate=lambda p: bool(json.loads(p.read_text())))
             info = json.loads((root / "transform.json").read_text())
             wait_widget_idle(page)
             box = canvas_box(page)
