@@ -201,6 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         results: list[dict[str, Any]] = []
         frames: list[tuple[float, int]] = []
         hops: list[dict[str, Any]] = []
+        skipped: list[str] = []
         hover_cpu: list[float] = []
         load_before = os.getloadavg()
         lab_env = {"GT_WIDGET_WEIGHTS": weights, "GT_WIDGET_TRACE": "1"}
@@ -240,10 +241,31 @@ def main(argv: Sequence[str] | None = None) -> int:
                 page.evaluate("() => { window.__gtTrace = []; }")
                 page.evaluate(ARM_JS, item["probe"])
                 pts = [(box["x"] + cx * sx, box["y"] + cy * sy) for cx, cy in item["points"]]
-                for px, py in pts[:3]:
-                    page.mouse.click(px, py)
+                row: dict[str, Any] = {"id": item["id"], "missed_clicks": 0}
+                for k, (px, py) in enumerate(pts[:3], 1):
+                    for _attempt in range(3):  # a click the page did not deliver to the canvas is repeated
+                        page.mouse.click(px, py)
+                        try:
+                            page.wait_for_function(
+                                "(t) => (document.querySelector('.gt-widget-status') || {}).textContent?.includes(t)",
+                                arg=f"extreme point {k}/4",
+                                timeout=5_000,
+                            )
+                            break
+                        except Exception:
+                            row["missed_clicks"] += 1
+                            print(f"  {item['id']}: click {k} did not reach the widget; again", flush=True)
+                    else:
+                        break
                     page.wait_for_timeout(120)
-                row: dict[str, Any] = {"id": item["id"]}
+                else:
+                    row["placed"] = True
+                if not row.pop("placed", False):
+                    print(f"  {item['id']}: skipped (the page never delivered the clicks to the canvas)", flush=True)
+                    page.screenshot(path=f"/tmp/gt-bench-stuck-{item['id']}.png")
+                    skipped.append(item["id"])
+                    page.keyboard.press("Escape")
+                    continue
                 if args.preview:
                     wait_widget_idle(page)
                     page.wait_for_timeout(300)
@@ -265,7 +287,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                         row["hover_cpu_per_s"] = round(hover_cpu[-1], 3)
                 t_click = time.time() * 1000
                 page.mouse.click(*pts[3])
-                page.wait_for_function("() => window.__gt && window.__gt.dt !== null", timeout=60_000)
+                try:
+                    page.wait_for_function("() => window.__gt && window.__gt.dt !== null", timeout=60_000)
+                except Exception:
+                    status = page.evaluate("() => document.querySelector('.gt-widget-status')?.textContent")
+                    print(
+                        f"  {item['id']}: no overlay drawn; status {status!r}; page state "
+                        f"{page.evaluate('() => [window.__gt, window.__gtTrace]')}",
+                        flush=True,
+                    )
+                    page.screenshot(path=str(RESULTS.parent / f"browser-stuck-{item['id']}.png"))
+                    raise
                 gt_state = page.evaluate("() => window.__gt")
                 wait_widget_idle(page)
                 page.wait_for_timeout(300)
@@ -284,11 +316,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             wait_file(
                 job / "manifests" / "output" / "output.manifest",
                 timeout=60,
-                predicate=lambda p: len(p.read_text().splitlines()) == len(plan),
+                predicate=lambda p: len(p.read_text().splitlines()) >= len(results),
             )
             page.close()
             lines = [json.loads(x) for x in (job / "manifests" / "output" / "output.manifest").read_text().splitlines()]
-        for res, line, r in zip(results, lines, rows, strict=True):
+        by_id = {r["id"]: r for r in rows}
+        for res in results:
+            r = by_id[res["id"]]
+            line = next(x for x in lines if Path(x["source-ref"]).stem == Path(r["image"]).stem)
             pred = read_consolidated_png(Path(line["label-ref"]).read_bytes()) == 1
             gt = np.asarray(Image.open(gdir / r["mask"])) > 127
             void = np.asarray(Image.open(gdir / r["void"])) > 127 if r["void"] else np.zeros_like(gt)
@@ -301,6 +336,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary = {
         "what": "4th extreme-point click on the canvas -> overlay drawn (browser clock), JupyterLab + Chromium, MobileSAM on CPU",
         "objects": len(results),
+        "skipped_objects": skipped,
         "latency_ms": {"p50": round(_pct(lat, 50), 1), "p90": round(_pct(lat, 90), 1), "max": round(max(lat), 1)},
         "kib_per_update": {"p50": round(_pct(kib, 50), 1), "p90": round(_pct(kib, 90), 1)},
         "mean_iou": round(statistics.mean(r["iou"] for r in results), 4),

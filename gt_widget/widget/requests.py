@@ -68,6 +68,8 @@ class RequestQueue:
         """The preview on screen (None: none)."""
         self.previews_run = 0
         """Preview predictions computed (tests count them)."""
+        self.computed: Preview | None = None
+        """The latest preview answer, drawn or not (a click landing while it ran commits it)."""
         self._plock = threading.Lock()
         """Guards ``wanted`` / ``shown``. Never the widget's lock: pointer moves hold the render lock
         (``render.drawing``) and take this one inside it; the preview's model job takes them in that order too."""
@@ -97,9 +99,10 @@ class RequestQueue:
             self.previews_run += 1
             host.assist.trace.mark(rec, "model_end")
             with drawing(), self._plock:  # the pointer thread's order: render lock, then this one
+                self.computed = Preview(seq, gen, pts, staged)  # a click that came meanwhile may commit it
                 if seq != self.wanted or gen != self.gen:
                     return  # cancelled or committed meanwhile: never draw over it
-                self.shown = Preview(seq, gen, pts, staged)
+                self.shown = self.computed
                 host.screen.draw_preview(self.shown.mask)
             host.assist.trace.mark(rec, "sent")
             host.assist.trace.done(rec)
@@ -112,19 +115,19 @@ class RequestQueue:
         with drawing(), self._plock:
             self.wanted += 1
             had = self.shown is not None
-            self.shown = None
+            self.shown = self.computed = None
             if had:
                 host.screen.draw_preview(None)
         host.assist.drop_latest()
 
     def _take_preview(self, gen: int, ext: list[tuple[float, float]]) -> StagedPrediction | None:
-        """Model thread: the shown preview's answer when it is for exactly these points (then erased)."""
+        """Model thread: the latest preview's answer when it is for exactly these points (then forgotten)."""
         pts = tuple((float(x), float(y)) for x, y in ext)
         with self._plock:
-            shown, self.shown = self.shown, None
+            last, self.computed, self.shown = self.computed, None, None
             self.wanted += 1
-        if shown is not None and shown.gen == gen and shown.points == pts:
-            return shown.staged
+        if last is not None and last.gen == gen and last.points == pts:
+            return last.staged
         return None
 
     # ------------------------------------------------------------------ requests

@@ -174,3 +174,18 @@ def test_status_names_the_precision_the_segmenter_computes_in() -> None:
         assert "bf16" in w.status
     finally:
         w.close()
+
+
+def test_click_while_its_preview_is_computed_commits_that_answer(rig: Any) -> None:
+    w, seg, drawn = rig
+    seg.hold = threading.Event()
+    cx, cy = w.image_to_canvas(36, 20)
+    w.handle_pointer("move", cx, cy)
+    assert seg.started.wait(5)  # the preview for this very point is running ...
+    w.handle_pointer("down", cx, cy)  # ... when the click lands there
+    calls = len(seg.fourth)
+    seg.hold.set()
+    assert w.wait_idle(10)
+    assert len(seg.fourth) == calls  # no second prediction: the click took the preview's answer
+    np.testing.assert_array_equal(w.label_map == 1, _box(10, 36, 10, 30))
+    assert all(m is None for m in drawn)  # never drawn as a preview after the click
