@@ -242,9 +242,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 page.evaluate(ARM_JS, item["probe"])
                 pts = [(box["x"] + cx * sx, box["y"] + cy * sy) for cx, cy in item["points"]]
                 row: dict[str, Any] = {"id": item["id"], "missed_clicks": 0}
-                for k, (px, py) in enumerate(pts[:3], 1):
+
+                def at(i: int, loc: Any = loc, item: dict[str, Any] = item) -> tuple[float, float]:
+                    """Page position of extreme point i, measured now (JupyterLab may scroll after a click)."""
+                    b = loc.bounding_box()
+                    assert b is not None
+                    cx, cy = item["points"][i]
+                    return b["x"] + cx * b["width"] / item["canvas"][0], b["y"] + cy * b["height"] / item["canvas"][1]
+
+                for k in range(1, 4):
                     for _attempt in range(3):  # a click the page did not deliver to the canvas is repeated
-                        page.mouse.click(px, py)
+                        page.mouse.click(*at(k - 1))
                         try:
                             page.wait_for_function(
                                 "(t) => (document.querySelector('.gt-widget-status') || {}).textContent?.includes(t)",
@@ -270,6 +278,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     wait_widget_idle(page)
                     page.wait_for_timeout(300)
                     page.evaluate("() => { window.__gt.move_t = performance.now(); }")
+                    pts[3] = at(3)
                     page.mouse.move(*pts[3])
                     page.wait_for_function("() => window.__gt.preview_dt !== null", timeout=60_000)
                     row["preview_ms"] = round(float(page.evaluate("() => window.__gt.preview_dt")), 1)
@@ -286,7 +295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         hover_cpu.append((_kernel_cpu(pid) - c0) / (time.monotonic() - t0))
                         row["hover_cpu_per_s"] = round(hover_cpu[-1], 3)
                 t_click = time.time() * 1000
-                page.mouse.click(*pts[3])
+                page.mouse.click(*(pts[3] if args.preview else at(3)))
                 try:
                     page.wait_for_function("() => window.__gt && window.__gt.dt !== null", timeout=60_000)
                 except Exception:
