@@ -290,8 +290,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                             k += 1
                             page.mouse.move(pts[3][0] + 6 * np.sin(k / 5), pts[3][1] + 6 * np.cos(k / 7))
                             page.wait_for_timeout(16)
+                        n_prev = page.evaluate("() => window.__gtTrace.filter((r) => r.kind === 'preview').length")
                         page.mouse.move(*pts[3])
-                        page.wait_for_timeout(400)  # the newest position's preview lands
+                        with contextlib.suppress(Exception):  # the newest position's preview lands
+                            page.wait_for_function(
+                                "(n) => window.__gtTrace.filter((r) => r.kind === 'preview').length > n",
+                                arg=n_prev,
+                                timeout=10_000,
+                            )
+                        # that may be a hover position's answer: the final one follows within a throttle gap
+                        page.wait_for_timeout(1500)
                         hover_cpu.append((_kernel_cpu(pid) - c0) / (time.monotonic() - t0))
                         row["hover_cpu_per_s"] = round(hover_cpu[-1], 3)
                 t_click = time.time() * 1000
