@@ -9,14 +9,25 @@ run. That split relies on the segmenter contract (``gt_widget.segment.base``): `
 ``StagedPrediction.refine`` are safe beside ``predict``. Capabilities are tested with ``isinstance``.
 
 Generations: every ``load_image`` bumps ``gen``; an answer for an older generation is dropped.
+
+Live preview: ``latest(job)`` is a one-job slot on the interactive thread. A newer job replaces the one
+waiting (the stale one never runs), at most one runs at a time, it runs only when no interactive job waits
+(a click never queues behind a preview), and the next one starts no sooner than ``PREVIEW_GAP`` or the last
+run's own duration after it, so hovering keeps the model thread at most about half busy.
+
+Hop timings: ``Trace`` (on with ``GT_WIDGET_TRACE=1``; one attribute test when off) keeps the last request's
+wall-clock marks (ms since the epoch) so a benchmark can print where the time goes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import threading
+import time
 import warnings
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
@@ -30,6 +41,9 @@ from gt_widget.segment import doubt
 from gt_widget.segment.base import Prediction, Prefetchable, Segmenter, StagedPrediction, predict_staged
 from gt_widget.widget.state import WidgetError
 from gt_widget.widget.worker import BACKGROUND, INTERACTIVE, ModelWorker
+
+PREVIEW_GAP = 0.05
+"""Seconds between the end of one preview and the start of the next, at least (and at least its duration)."""
 
 DOUBT_MARGIN = doubt.MARGIN
 """The "other shapes available" cue: raised when the best other candidate, clearly different from the chosen
@@ -62,6 +76,49 @@ def model_doubts(pred: Prediction, unsure_score: float | None = UNSURE_SCORE, ma
     union = int(np.count_nonzero(chosen | other))
     overlap = int(np.count_nonzero(chosen & other)) / union if union else 1.0
     return doubt.doubt_rule(float(pred.score), float(runner_up.score), overlap, margin=margin)
+
+
+def precision_of(seg: Segmenter | None) -> str | None:
+    """The numeric precision a segmenter computes in ("bf16", "fp32"), when it says (``precision``)."""
+    value = getattr(seg, "precision", None)
+    return value if isinstance(value, str) and value else None
+
+
+class Trace:
+    """Per-hop wall-clock marks of the latest requests (ms since the epoch), for benchmarks.
+
+    Off unless ``GT_WIDGET_TRACE=1``: then ``mark`` costs one attribute test. ``begin(kind)`` opens a record
+    (a 4th click "auto", a hover "preview"), ``mark(record, hop)`` stamps a hop, ``done`` keeps the record in a
+    ring buffer of ``size`` and hands it to ``on_record`` (the widget sends it to the browser)."""
+
+    def __init__(self, enabled: bool | None = None, size: int = 64) -> None:
+        self.on = os.environ.get("GT_WIDGET_TRACE", "") == "1" if enabled is None else enabled
+        self.records: deque[dict[str, Any]] = deque(maxlen=size)
+        self.on_record: Callable[[dict[str, Any]], None] | None = None
+        self.received: float | None = None
+        """When the kernel received the latest pointer event (set by the screen)."""
+
+    @staticmethod
+    def now() -> float:
+        return time.time() * 1000.0
+
+    def begin(self, kind: str) -> dict[str, Any] | None:
+        if not self.on:
+            return None
+        rec: dict[str, Any] = {"kind": kind, "received": self.received, "queued": self.now()}
+        return rec
+
+    def mark(self, rec: dict[str, Any] | None, hop: str) -> None:
+        if rec is not None:
+            rec[hop] = self.now()
+
+    def done(self, rec: dict[str, Any] | None) -> None:
+        if rec is None:
+            return
+        self.records.append(rec)
+        if self.on_record is not None:
+            with contextlib.suppress(Exception):  # a closed comm must not break the request
+                self.on_record(rec)
 
 
 class Cached:
@@ -116,6 +173,11 @@ class Assist:
         self._embedded_gen = -1
         self._rgb: np.ndarray | None = None
         self._refine_token: object | None = None
+        self.trace = Trace()
+        self._slot_lock = threading.Lock()
+        self._slot: Callable[[], Any] | None = None
+        self._slot_armed = False
+        self._slot_next = 0.0
 
     # ------------------------------------------------------------------ images
 
@@ -233,6 +295,52 @@ class Assist:
         """Queue an interactive job (FIFO on the model thread)."""
         return self.worker.submit(job, INTERACTIVE)
 
+    def latest(self, job: Callable[[], Any]) -> None:
+        """Put ``job`` in the latest-only slot (see module docstring); a job already waiting is dropped."""
+        with self._slot_lock:
+            self._slot = job
+            if self._slot_armed:
+                return
+            self._slot_armed = True
+            delay = self._slot_next - time.monotonic()
+        self._arm(delay)
+
+    def drop_latest(self) -> None:
+        """Forget the job waiting in the slot (one already running finishes)."""
+        with self._slot_lock:
+            self._slot = None
+
+    def _arm(self, delay: float) -> None:
+        if delay > 0:
+            timer = threading.Timer(delay, lambda: self.worker.submit(self._run_latest, BACKGROUND))
+            timer.daemon = True
+            timer.start()
+        else:
+            self.worker.submit(self._run_latest, BACKGROUND)
+
+    def _run_latest(self) -> None:
+        with self._slot_lock:
+            job, self._slot = self._slot, None
+        t0 = time.monotonic()
+        try:
+            if job is not None:
+                job()
+        finally:
+            end = time.monotonic()
+            with self._slot_lock:
+                self._slot_next = end + (max(PREVIEW_GAP, end - t0) if job is not None else 0.0)
+                again = self._slot is not None
+                self._slot_armed = again
+                delay = self._slot_next - end
+            if again:
+                self._arm(delay)
+
+    @property
+    def latest_pending(self) -> bool:
+        """Whether a slot job waits or runs (tests and benchmarks wait on it)."""
+        with self._slot_lock:
+            return self._slot_armed
+
     def staged(self, gen: int, **prompt: Any) -> StagedPrediction:
         """Model thread: a staged prediction for image ``gen`` (see ``segment.base.predict_staged``)."""
         return predict_staged(self.ready(gen), **prompt)
@@ -291,6 +399,11 @@ class Assist:
                 "wait_idle was called on the model thread (from an observe_changes callback), where it would "
                 "wait for itself; call it from the notebook instead"
             )
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.latest_pending:  # a preview waits for its timer or runs
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            time.sleep(0.005)
         for _ in range(4):
             if not (self.worker.wait_idle(timeout) and self.background.wait_idle(timeout)):
                 return False

@@ -8,7 +8,9 @@ The kernel owns the full-resolution image and label map; the browser only receiv
   ``image_smoothing_enabled = False``), and as the largest value of each canvas pixel's block when zoomed
   out (thin strokes on huge images stay visible);
   after an edit only the canvas rectangle of the changed image box is re-sent;
-- layer 2, interaction: points, clicks, the polygon being drawn and the brush outline (vector commands).
+- layer 2, preview: the live preview of the 4th extreme point, a light fill with an outline, sent as the
+  canvas rectangle of the mask's bounding box (``preview_rgba``);
+- layer 3, interaction: points, clicks, the polygon being drawn and the brush outline (vector commands).
 
 Canvas -> image mapping (what an end-to-end test needs to click a given image pixel): canvas pixel
 coordinates ``(cx, cy)`` (as ipycanvas reports mouse events: CSS offset scaled to the canvas' own size)
@@ -322,14 +324,55 @@ class CanvasSketch:
             self.layer.stroke_rect(x, y, w, h)
 
 
+PREVIEW_ALPHA = 0.3
+"""Opacity of the live preview's fill (its outline is opaque)."""
+
+
+def preview_rgba(mask: np.ndarray, view: Viewport, color: str) -> tuple[np.ndarray, Rect] | None:
+    """The preview picture of bool (H, W) ``mask``: RGBA of the canvas rectangle of its bounding box, a light
+    fill in ``color`` with an opaque outline; None when the mask is empty or out of view."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if not len(rows):
+        return None
+    box = (max(0, int(rows[0]) - 1), int(rows[-1]) + 2, max(0, int(cols[0]) - 1), int(cols[-1]) + 2)
+    rect = view.box_rect(box)
+    if rect is None:
+        return None
+    rgb = hex_to_rgb(color)
+    lut = np.array([(0, 0, 0, 0), (*rgb, round(255 * PREVIEW_ALPHA))], np.uint8)
+    edge_lut = np.array([(0, 0, 0, 0), (*rgb, 255)], np.uint8)
+    values = sample_values(np.ascontiguousarray(mask, bool).view(np.uint8), view, rect)
+    edge = values.astype(bool) & ~cv2.erode(
+        values, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0
+    ).astype(bool)
+    return np.where(edge[..., None], edge_lut[1], lut[values]), rect
+
+
 class Layers:
-    """The canvas' named layers: ``photo`` (0), ``overlay`` (1, the labels), ``interaction`` (2, marks)."""
+    """The canvas' named layers: ``photo`` (0), ``overlay`` (1, the labels), ``preview`` (2, the live
+    preview), ``interaction`` (3, marks)."""
 
     def __init__(self, width: int, height: int) -> None:
-        self.canvas = MultiCanvas(3, width=width, height=height)
+        self.canvas = MultiCanvas(4, width=width, height=height)
         self.canvas.add_class("gt-widget-canvas")
-        self.photo, self.overlay, self.interaction = self.canvas[0], self.canvas[1], self.canvas[2]
+        self.photo, self.overlay = self.canvas[0], self.canvas[1]
+        self.preview, self.interaction = self.canvas[2], self.canvas[3]
         self.sketch = CanvasSketch(self.interaction)
+        self._preview_rect: Rect | None = None
+
+    def draw_preview(self, mask: np.ndarray | None, view: Viewport, color: str) -> None:
+        """Show bool (H, W) ``mask`` as the live preview (None: erase it)."""
+        with drawing():
+            if self._preview_rect is not None:
+                x0, y0, x1, y1 = self._preview_rect
+                self.preview.clear_rect(x0, y0, x1 - x0, y1 - y0)
+                self._preview_rect = None
+            picture = preview_rgba(mask, view, color) if mask is not None else None
+            if picture is not None:
+                rgba, rect = picture
+                self.preview.image_smoothing_enabled = False
+                self.preview.put_image_data(rgba, rect[0], rect[1])
+                self._preview_rect = rect
 
     def resize(self, view: Viewport) -> None:
         """Fit the canvas to ``view`` (a narrower notebook cell scales it down with CSS)."""

@@ -3,20 +3,29 @@
 Sits between the façade and the model assistant: it knows the prompt (extreme points, clicks), where the
 answer goes (``editor.Target``) and which points to keep drawn until it is applied, and writes the status
 line for an answer. Model calls themselves run in ``assist.Assist``.
+
+Live preview of the 4th extreme point: ``preview(points)`` asks for the mask the 4 points would give, in the
+assistant's latest-only slot (a newer pointer position replaces a waiting one); the answer is drawn on the
+screen's preview layer unless a newer preview was drawn or the preview was cancelled meanwhile. A commit
+(``auto_segment``) with exactly the previewed points applies that answer (and its refined pass) instead of
+predicting again, so the click commits what is shown.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from gt_widget.errors import GtWidgetError, PromptError
-from gt_widget.segment.base import Prediction
-from gt_widget.widget.assist import DOUBT_MARGIN, UNSURE_SCORE, message, model_doubts
+from gt_widget.segment.base import Prediction, StagedPrediction, predict_staged
+from gt_widget.widget.assist import DOUBT_MARGIN, UNSURE_SCORE, message, model_doubts, precision_of
 from gt_widget.widget.editor import ModelRequest, Outcome
+from gt_widget.widget.render import drawing
 from gt_widget.widget.state import WidgetError
 from gt_widget.widget.tools.base import Sketch
 
@@ -29,26 +38,124 @@ Marker = tuple[float, float, str]
 POSITIVE, NEGATIVE = "#00c853", "#d50000"
 
 
+@dataclass(frozen=True)
+class Preview:
+    """A drawn preview: request number, image generation, the 4 extreme points and the model's answer."""
+
+    seq: int
+    gen: int
+    points: tuple[tuple[float, float], ...]
+    staged: StagedPrediction
+
+    @property
+    def mask(self) -> np.ndarray:
+        """The previewed mask, bool (H, W)."""
+        return np.asarray(self.staged.first.mask, bool)
+
+
 class RequestQueue:
     """The widget's model requests for the current image generation ``gen``."""
 
-    def __init__(self, host: SegmentationWidget, doubt: tuple[float | None, float] = (UNSURE_SCORE, DOUBT_MARGIN)) -> None:
+    def __init__(
+        self, host: SegmentationWidget, doubt: tuple[float | None, float] = (UNSURE_SCORE, DOUBT_MARGIN)
+    ) -> None:
         self.host = host
         self.doubt = doubt
         """(unsure_score, margin) of ``assist.model_doubts``."""
         self.gen = 0
         self.inflight: dict[object, tuple[int, list[Marker]]] = {}
+        self.wanted = 0
+        """Number of the newest preview asked for (0: none; cancelling bumps it too)."""
+        self.shown: Preview | None = None
+        """The preview on screen (None: none)."""
+        self.previews_run = 0
+        """Preview predictions computed (tests count them)."""
+        self.computed: Preview | None = None
+        """The latest preview answer, drawn or not (a click landing while it ran commits it)."""
+        self._plock = threading.Lock()
+        """Guards ``wanted`` / ``shown``. Never the widget's lock: pointer moves hold the render lock
+        (``render.drawing``) and take this one inside it; the preview's model job takes them in that order too."""
+
+    # ------------------------------------------------------------------ live preview
+
+    def preview(self, ext: list[tuple[float, float]]) -> None:
+        """Ask for the mask of these 4 extreme points as a preview (latest-only; see module docstring)."""
+        host = self.host
+        pts = tuple((float(x), float(y)) for x, y in ext)
+        with self._plock:
+            if self.shown is not None and self.shown.points == pts and self.shown.gen == self.gen:
+                return  # already on screen
+            self.wanted += 1
+            seq, gen = self.wanted, self.gen
+        rec = host.assist.trace.begin("preview")
+
+        def job() -> None:
+            seg = host.assist.segmenter
+            if seq != self.wanted or gen != self.gen or seg is None or not host.assist.embedded:
+                return  # superseded, cancelled, or the image is not embedded yet: no preview
+            host.assist.trace.mark(rec, "model_start")
+            try:
+                staged = predict_staged(seg, extreme_points=list(pts))
+            except GtWidgetError:
+                return  # e.g. points too close together: simply no preview
+            self.previews_run += 1
+            host.assist.trace.mark(rec, "model_end")
+            with drawing(), self._plock:  # the pointer thread's order: render lock, then this one
+                self.computed = Preview(seq, gen, pts, staged)  # a click that came meanwhile may commit it
+                if seq != self.wanted or gen != self.gen:
+                    return  # cancelled or committed meanwhile: never draw over it
+                self.shown = self.computed
+                host.screen.draw_preview(self.shown.mask)
+            host.assist.trace.mark(rec, "sent")
+            host.assist.trace.done(rec)
+
+        host.assist.latest(job)
+
+    def cancel_preview(self) -> None:
+        """Drop the preview: the one waiting never runs, one running is not drawn, the drawn one is erased."""
+        host = self.host
+        with drawing(), self._plock:
+            self.wanted += 1
+            had = self.shown is not None
+            self.shown = self.computed = None
+            if had:
+                host.screen.draw_preview(None)
+        host.assist.drop_latest()
+
+    def _take_preview(self, gen: int, ext: list[tuple[float, float]]) -> StagedPrediction | None:
+        """Model thread: the latest preview's answer when it is for exactly these points (then forgotten)."""
+        pts = tuple((float(x), float(y)) for x, y in ext)
+        with self._plock:
+            last, self.computed, self.shown = self.computed, None, None
+            self.wanted += 1
+        if last is not None and last.gen == gen and last.points == pts:
+            return last.staged
+        return None
+
+    # ------------------------------------------------------------------ requests
 
     def auto_segment(self, ext: list[tuple[float, float]], wait: bool) -> np.ndarray | None:
-        """Queue an auto-segment; with ``wait`` return the final (refined) mask."""
+        """Queue an auto-segment; with ``wait`` return the final (refined) mask. A preview for exactly these
+        points is committed as it is (no second prediction)."""
         host = self.host
         with host._lock:
             gen, target = self.gen, host.editor.capture_target()
+        with self._plock:
+            self.wanted += 1  # a preview still waiting or running is not drawn any more
+        host.assist.drop_latest()
+        rec = host.assist.trace.begin("auto")
 
         def job() -> tuple[np.ndarray, Future[Any] | None]:
-            staged = host.assist.staged(gen, extreme_points=ext)
+            host.assist.trace.mark(rec, "model_start")
+            reused = self._take_preview(gen, ext)
+            staged = reused if reused is not None else host.assist.staged(gen, extreme_points=ext)
+            host.assist.trace.mark(rec, "model_end")
+            if rec is not None:
+                rec["reused_preview"] = reused is not None
             first = ModelRequest(target, ext, [])
-            self.apply(gen, staged.first, first)
+            self.apply(gen, staged.first, first, rec)
+            with drawing(), self._plock:  # after the overlay is drawn beneath it: no blank frame between
+                host.screen.draw_preview(None)
             with host._lock:
                 part = host.editor.live_part()
             if staged.refine is None or part is None:
@@ -121,16 +228,22 @@ class RequestQueue:
         except Exception as exc:
             raise WidgetError(f"the segmentation model failed: {message(exc)}") from exc
 
-    def apply(self, gen: int, pred: Prediction, request: ModelRequest) -> bool:
-        """Model thread: paint ``pred`` for ``request`` unless the image changed; True when it was used."""
+    def apply(self, gen: int, pred: Prediction, request: ModelRequest, rec: dict[str, Any] | None = None) -> bool:
+        """Model thread: paint ``pred`` for ``request`` unless the image changed; True when it was used.
+        ``rec``: the request's hop-timing record (``assist.Trace``), stamped and handed on here."""
         host = self.host
         request.unsure = model_doubts(pred, *self.doubt)  # outside the lock: compares full-size masks
+        trace = host.assist.trace
         with host._lock:
             if gen != self.gen:
                 return False
-            outcome = host.editor.apply_prediction(pred, request)
+            trace.mark(rec, "applied")
+            outcome = host.editor.apply_prediction(pred, request)  # draws the overlay (one comm message)
+            trace.mark(rec, "sent")
             status = self.describe(pred, request, outcome)
         host._after(outcome, status)
+        trace.mark(rec, "after")
+        trace.done(rec)
         return outcome.recorded or bool(outcome.message)
 
     def _report(self, fut: Future[Any]) -> None:
@@ -174,11 +287,13 @@ class RequestQueue:
         if not outcome.changed:
             return outcome.message
         n = len(pred.candidates)
+        precision = precision_of(self.host.assist.segmenter)  # say which numbers the model computes in
+        score = f"score {pred.score:.2f}" + (f", {precision}" if precision else "")
         if request.merge:
-            return f"refined mask (score {pred.score:.2f}). {self.host.tools[self.host.tool].hint}"
+            return f"refined mask ({score}). {self.host.tools[self.host.tool].hint}"
         if part is not None and part.unsure and n >= 2:
-            return f"the model is unsure (score {pred.score:.2f}): other shapes are likely; press n to see {n - 1}"
-        return note or f"mask added (score {pred.score:.2f}). {self.host.tools[self.host.tool].hint}"
+            return f"the model is unsure ({score}): other shapes are likely; press n to see {n - 1}"
+        return note or f"mask added ({score}). {self.host.tools[self.host.tool].hint}"
 
     def _click_message(self, pred: Prediction, request: ModelRequest) -> str:
         editor = self.host.editor

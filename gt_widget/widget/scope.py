@@ -11,7 +11,9 @@ re-runs). The script therefore:
 - suppresses the context menu on the canvas and forwards right clicks and Shift+clicks with their button
   (``{"type": "pointer"}``, canvas pixels as ipycanvas reports them), preventing the plain mouse events;
 - focuses the canvas when the pointer enters it and after any click on a control of the widget;
-- on ``{"type": "release"}`` from the kernel (Escape twice) gives the focus back to the notebook.
+- on ``{"type": "release"}`` from the kernel (Escape twice) gives the focus back to the notebook;
+- on ``{"type": "trace"}`` (only with ``GT_WIDGET_TRACE=1``) appends a request's hop timings to
+  ``window.__gtTrace`` for the browser benchmark.
 The kernel side is ``KeyScope``: it calls ``on_key(key, shift, ctrl, meta)`` and
 ``on_pointer(kind, cx, cy, button, shift)``.
 """
@@ -88,6 +90,7 @@ function render({ model, el }) {
   model.on("msg:custom", (msg) => {
     if (!root) return;
     if (msg.type === "focus") focusCanvas(root);
+    if (msg.type === "trace") (window.__gtTrace = window.__gtTrace || []).push(msg.record);
     if (msg.type === "release") {
       if (document.activeElement && root.contains(document.activeElement)) document.activeElement.blur();
       const nb = root.closest(".jp-Notebook") || root.closest(".jp-NotebookPanel-notebook");
@@ -143,6 +146,10 @@ class KeyScope(anywidget.AnyWidget):  # type: ignore[misc]
             self._on_pointer(
                 str(content.get("kind", "down")), x, y, int(content.get("button", 0)), bool(content.get("shift"))
             )
+
+    def send_trace(self, record: dict[str, Any]) -> None:
+        """Hand a request's hop timings (``assist.Trace``) to the page: ``window.__gtTrace`` collects them."""
+        self.send({"type": "trace", "record": record})
 
     def focus(self) -> None:
         """Ask the browser to give the canvas the keyboard focus."""

@@ -107,11 +107,17 @@ class Screen:
         fill = color_lut(colors, self.opacity, st.selected if st.mode == "instance" else 0)
         self.layers.draw_overlay(st.map, self.view, (fill, outline_lut(colors)), self.overlay, box)
 
+    def draw_preview(self, mask: np.ndarray | None) -> None:
+        """Show bool (H, W) ``mask`` as the live preview in the current label's colour (None: erase it)."""
+        self.layers.draw_preview(mask, self.view, self.host.editor.paint_color())
+
     def redraw(self) -> None:
         """Repaint every layer (a client (re)connected, or the view changed)."""
         with self.host._lock, drawing():
             self.layers.draw_photo(self.pyramid, self.view)
             self.draw_overlay()
+            shown = self.host.requests.shown
+            self.draw_preview(shown.mask if shown is not None else None)
             self.draw_interaction()
 
     def draw_interaction(self) -> None:
@@ -127,6 +133,9 @@ class Screen:
     def pointer(self, kind: str, cx: float, cy: float, button: int = 0, shift: bool = False) -> None:
         """Route a pointer event ("down", "move", "up", "out") to the active tool; one batched message."""
         host = self.host
+        trace = host.assist.trace
+        if trace.on:
+            trace.received = trace.now()
         with drawing():
             self.mouse = None if kind == "out" else (cx, cy)
             x, y = self.view.to_image(cx, cy)

@@ -84,6 +84,8 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
         self.canvas = self.screen.canvas
         self.commands = Commands(self)
         self.scope = KeyScope(self.commands.key, self.handle_pointer)
+        if self.assist.trace.on:  # hop timings for benchmarks (GT_WIDGET_TRACE=1)
+            self.assist.trace.on_record = self.scope.send_trace
         stage = widgets.Box([self.canvas, self.toolbar.help, self.scope])
         stage.add_class("gt-widget-stage")
         self.children = [*self.toolbar.rows(), stage]
@@ -324,6 +326,19 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
         way); ``wait=True`` returns the final (refined) mask, bool HxW."""
         pts = validate_extreme_points(points, self.editor.state.shape)
         return self.requests.auto_segment([(float(x), float(y)) for x, y in pts], wait)
+
+    def preview_extreme(self, points: Sequence[Sequence[float]] | None) -> None:
+        """Preview (never commit) the mask of these 4 extreme points on the preview layer, latest request
+        wins (see ``requests``); None erases it. Points outside the image erase it too."""
+        if points is None:
+            self.requests.cancel_preview()
+            return
+        try:
+            pts = validate_extreme_points(points, self.editor.state.shape)
+        except PromptError:
+            self.requests.cancel_preview()
+            return
+        self.requests.preview([(float(x), float(y)) for x, y in pts])
 
     def corrective_click(self, x: float, y: float, positive: bool = True, wait: bool = True) -> np.ndarray | None:
         """Refine the last model mask: a positive click adds the region at (x, y), a negative one removes it.

@@ -43,6 +43,9 @@ class FakeHost:
         self.calls.append(("click", (x, y, positive)))
         return None
 
+    def preview_extreme(self, points: Sequence[Sequence[float]] | None) -> None:
+        self.calls.append(("preview", None if points is None else list(points)))
+
     def polygon(self, vertices: Sequence[Sequence[float]]) -> None:
         self.calls.append(("polygon", list(vertices)))
         self.editor.polygon([(float(x), float(y)) for x, y in vertices])
@@ -176,3 +179,15 @@ def test_every_tool_survives_cancel_back_enter_without_state(name: str) -> None:
     assert tool.cancel(host) is False and tool.back(host) is False and tool.enter(host) is False
     tool.draw(host, Recorder())
     assert not np.any(host.editor.state.map)
+
+
+def test_auto_tool_previews_the_pointer_as_the_4th_point_only_after_3() -> None:
+    host, tool = FakeHost(), make_tools()["auto"]
+    for i, (x, y) in enumerate([(20, 5), (20, 30), (5, 18)]):
+        tool.move(host, at(host, x, y + 1))
+        assert not [c for c in host.calls if c[0] == "preview"], f"no preview with {i} points"
+        tool.down(host, at(host, x, y))
+    tool.move(host, at(host, 40, 18))
+    assert host.calls[-1] == ("preview", [(20, 5), (20, 30), (5, 18), (40, 18)])
+    tool.up(host, at(host, 60, 18), out=True)
+    assert host.calls[-1] == ("preview", None)

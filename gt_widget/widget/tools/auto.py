@@ -51,6 +51,23 @@ class AutoTool(PlacingTool):
         host.draw_interaction()
         host.auto_segment(pts, wait=False)
 
+    def move(self, host: Host, p: Pointer) -> None:
+        """With 3 points placed, the pointer is the 4th: preview its mask (live preview, issue 13)."""
+        if len(self.points) == 3:
+            host.preview_extreme([*self.points, (p.x, p.y)])
+
+    def up(self, host: Host, p: Pointer, out: bool = False) -> None:
+        if out and len(self.points) == 3:
+            host.preview_extreme(None)
+
+    def cancel(self, host: Host) -> bool:
+        host.preview_extreme(None)
+        return super().cancel(host)
+
+    def back(self, host: Host) -> bool:
+        host.preview_extreme(None)
+        return super().back(host)
+
     def draw(self, host: Host, sketch: Sketch) -> None:
         view = host.view
         color = host.editor.paint_color()

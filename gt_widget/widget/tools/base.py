@@ -73,6 +73,9 @@ class Host(Protocol):
     def auto_segment(self, points: Sequence[Sequence[float]], wait: bool = True) -> object:
         """Segment the object with these 4 extreme points."""
 
+    def preview_extreme(self, points: Sequence[Sequence[float]] | None) -> None:
+        """Preview the mask of these 4 extreme points (the pointer is the 4th); None erases the preview."""
+
     def corrective_click(self, x: float, y: float, positive: bool = True, wait: bool = True) -> object:
         """Refine the last mask with a click."""
 
