@@ -9,27 +9,55 @@
   of the largest error region, positive for a miss and negative for a false alarm; the count includes the
   4 extreme points; capped at 20 (an object that never reaches the threshold counts 20).
 
-Data sets are read in place from ../shared/data (never copied).
+The protocol's core (extreme points, jitter, seeds, IoU, the corrective click, the NoC loop) lives in
+gt_widget/evaluate.py, so ``gt-widget evaluate`` on a user's labels computes exactly what the benchmarks
+do; it is re-exported here under the same names. This module keeps the data sets. Data sets are read in
+place from ../shared/data (never copied).
 """
 
 from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import cv2
 import numpy as np
 from PIL import Image
+
+from gt_widget.evaluate import (
+    JITTER_PX,
+    MAX_CLICKS,
+    ClickTrace,
+    click_trace,
+    extreme_points,
+    iou,
+    jitter,
+    next_click,
+    sample_seed,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("GT_WIDGET_SHARED", REPO.parent / "shared")).resolve()
 DATA = SHARED / "data"
-JITTER_PX = 5.0
-MAX_CLICKS = 20
+__all__ = [
+    "DATA",
+    "JITTER_PX",
+    "MAX_CLICKS",
+    "ClickTrace",
+    "Sample",
+    "click_trace",
+    "extreme_points",
+    "instance_areas",
+    "iou",
+    "iter_loaded",
+    "jitter",
+    "load_instances",
+    "load_set",
+    "next_click",
+    "sample_seed",
+]
 
 
 @dataclass
@@ -93,109 +121,6 @@ def load_instances(name: str = "davis345", max_area: float = 1.0) -> list[Sample
             if int(r["fg_pixels"]) / sizes[r["frame"]] < max_area:
                 out.append(Sample(name, r["id"], root / r["image"], root / r["mask"], None))
     return out
-
-
-def _median_tie(values: np.ndarray) -> float:
-    v = np.sort(values)
-    return float(v[(len(v) - 1) // 2])
-
-
-def extreme_points(mask: np.ndarray) -> np.ndarray:
-    """(4, 2) float (x, y): top, bottom, left, right-most foreground pixels, ties -> median pixel."""
-    ys, xs = np.nonzero(mask)
-    if ys.size == 0:
-        raise ValueError("empty mask has no extreme points")
-    top_y, bot_y, left_x, right_x = ys.min(), ys.max(), xs.min(), xs.max()
-    return np.array(
-        [
-            [_median_tie(xs[ys == top_y]), top_y],
-            [_median_tie(xs[ys == bot_y]), bot_y],
-            [left_x, _median_tie(ys[xs == left_x])],
-            [right_x, _median_tie(ys[xs == right_x])],
-        ],
-        np.float64,
-    )
-
-
-def jitter(points: np.ndarray, shape: tuple[int, int], seed: int) -> np.ndarray:
-    """``points`` moved by uniform [-5, 5] px per coordinate (seeded), clipped into the (H, W) image."""
-    rng = np.random.default_rng(seed)
-    out = points + rng.uniform(-JITTER_PX, JITTER_PX, size=points.shape)
-    h, w = shape
-    out[:, 0] = np.clip(out[:, 0], 0, w - 1)
-    out[:, 1] = np.clip(out[:, 1], 0, h - 1)
-    return out
-
-
-def sample_seed(set_name: str, sample_id: str) -> int:
-    """A stable per-object seed (independent of Python's hash randomisation)."""
-    return int.from_bytes(f"{set_name}/{sample_id}".encode(), "little") % (2**32)
-
-
-def iou(pred: np.ndarray, gt: np.ndarray, void: np.ndarray | None = None) -> float:
-    """IoU of bool masks, void pixels ignored; 1.0 when both are empty."""
-    valid = ~void if void is not None else np.ones_like(gt)
-    inter = np.count_nonzero(pred & gt & valid)
-    union = np.count_nonzero((pred | gt) & valid)
-    return 1.0 if union == 0 else inter / union
-
-
-def next_click(pred: np.ndarray, gt: np.ndarray, void: np.ndarray) -> tuple[float, float, bool] | None:
-    """The protocol's corrective click: interior-most pixel of the largest error region, or None."""
-    valid = ~void
-    fn = gt & ~pred & valid
-    fp = pred & ~gt & valid
-    best: tuple[int, np.ndarray, bool] | None = None
-    for err, positive in ((fn, True), (fp, False)):
-        if not err.any():
-            continue
-        _n, labels, stats, _ = cv2.connectedComponentsWithStats(err.astype(np.uint8), connectivity=8)
-        k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-        area = int(stats[k, cv2.CC_STAT_AREA])
-        if best is None or area > best[0]:
-            best = (area, labels == k, positive)
-    if best is None:
-        return None
-    region = np.pad(best[1], 1).astype(np.uint8)  # the image border counts as the region's edge
-    dt = cv2.distanceTransform(region, cv2.DIST_L2, 5)[1:-1, 1:-1]
-    y, x = np.unravel_index(int(np.argmax(dt)), dt.shape)
-    return float(x), float(y), best[2]
-
-
-@dataclass
-class ClickTrace:
-    """IoU after 4 extreme points (index 0) and after each corrective click (index k = k clicks)."""
-
-    ious: list[float]
-
-    def noc(self, threshold: float) -> int:
-        """Clicks (counting the 4 extreme points) to reach ``threshold``; MAX_CLICKS if never."""
-        for k, v in enumerate(self.ious):
-            if v >= threshold:
-                return 4 + k
-        return MAX_CLICKS
-
-
-def click_trace(
-    predict: Callable[[list[tuple[float, float, bool]], Any], tuple[np.ndarray, Any]],
-    first: np.ndarray,
-    first_state: Any,
-    gt: np.ndarray,
-    void: np.ndarray,
-    stop_at: float = 0.90,
-) -> ClickTrace:
-    """Run the NoC loop. ``predict(clicks, previous_state) -> (mask, state)``; stops at ``stop_at`` or cap."""
-    ious = [iou(first, gt, void)]
-    clicks: list[tuple[float, float, bool]] = []
-    mask, state = first, first_state
-    while ious[-1] < stop_at and 4 + len(clicks) < MAX_CLICKS:
-        click = next_click(mask, gt, void)
-        if click is None:
-            break
-        clicks.append(click)
-        mask, state = predict(list(clicks), state)
-        ious.append(iou(mask, gt, void))
-    return ClickTrace(ious)
 
 
 def iter_loaded(samples: list[Sample]) -> Iterator[tuple[Sample, np.ndarray, np.ndarray, np.ndarray]]:

@@ -19,6 +19,7 @@ from gt_widget.errors import GtWidgetError
 
 def build_parser() -> argparse.ArgumentParser:
     """The full ``gt-widget`` parser."""
+    from gt_widget import quality_cli
     from gt_widget.groundtruth import cli as groundtruth_cli
     from gt_widget.preview import cli as preview_cli
     from gt_widget.segment import cli as segment_cli
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     segment_cli.register(sub)  # segment, weights
     widget_cli.register(sub)  # demo, export
     groundtruth_cli.register(sub)  # job
+    quality_cli.register(sub)  # evaluate, resegment
     template = sub.add_parser("template", help="render and preview Liquid task templates")
     template_sub = template.add_subparsers(dest="template_command", required=True, metavar="ACTION")
     groundtruth_cli.register_template(template_sub)  # template render | builtin

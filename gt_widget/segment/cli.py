@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from gt_widget.cli import local_path
+from gt_widget.errors import FormatError
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -22,8 +23,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     seg.add_argument("source", type=local_path, help="folder of images, or an input manifest (.jsonl / .manifest)")
     seg.add_argument(
-        "--prompts", type=local_path, required=True, help="JSON file: image -> list of {label, extreme_points|box}"
+        "--prompts", type=local_path, default=None, help="JSON file: image -> list of {label, extreme_points|box}"
     )
+    seg.add_argument(
+        "--proposals",
+        action="store_true",
+        help="instead of --prompts: automatic object proposals (MobileSAM point grid) as instance pre-labels",
+    )
+    seg.add_argument("--points-per-side", type=int, default=16, help="--proposals: grid of N x N points (16)")
+    seg.add_argument("--label", default="object", help="--proposals: the label of every proposal (object)")
     seg.add_argument("--out", type=local_path, required=True, help="output folder (the job folder is OUT/JOB_NAME)")
     seg.add_argument(
         "--segmenter",
@@ -61,6 +69,10 @@ def _segment(args: argparse.Namespace) -> int:
     from gt_widget.segment.batch import list_images, load_prompts, prelabel
 
     list_images(args.source)  # bad arguments fail fast, before any model is loaded (or downloaded)
+    if args.proposals:
+        return _proposals(args)
+    if args.prompts is None:
+        raise FormatError("give --prompts PROMPTS.json (objects to segment) or --proposals (automatic objects)")
     load_prompts(args.prompts)
     if args.labels is not None:
         validate_label_names(args.labels)
@@ -83,6 +95,30 @@ def _segment(args: argparse.Namespace) -> int:
     )
     print(report.summary())
     return 1 if report.failed or report.unmatched else 0
+
+
+def _proposals(args: argparse.Namespace) -> int:
+    from gt_widget.segment import load_segmenter
+    from gt_widget.segment.proposal_prelabel import prelabel_proposals
+
+    if args.prompts is not None:
+        raise FormatError("--proposals and --prompts exclude each other: proposals need no prompts")
+    if args.segmenter == "grabcut":
+        raise FormatError("--proposals needs MobileSAM (--segmenter mobilesam or auto with weights)")
+    kwargs: dict[str, object] = {"weights": args.weights} if args.weights else {}
+    segmenter = load_segmenter("mobilesam", **kwargs)
+    job_name = args.job_name if args.job_name != "gt-widget-prelabel" else "gt-widget-proposals"
+    report = prelabel_proposals(
+        args.source,
+        args.out,
+        segmenter=segmenter,
+        label=args.label,
+        points_per_side=args.points_per_side,
+        job_name=job_name,
+        progress=not args.quiet,
+    )
+    print(report.summary())
+    return 1 if report.failed else 0
 
 
 def _weights(args: argparse.Namespace) -> int:
