@@ -68,6 +68,7 @@ from gt_widget.groundtruth.formats import (
 from gt_widget.groundtruth.labels import validate_label_names
 from gt_widget.imageio import load_image
 from gt_widget.palette import label_colors
+from gt_widget.promptlog import log_path
 from gt_widget.widget.sources import ImageCache, SourceItem, SourceSpec, list_sources
 
 if TYPE_CHECKING:
@@ -104,6 +105,8 @@ class _Snapshot:
     accepted: datetime
     submitted: datetime
     done: threading.Event = field(default_factory=threading.Event)
+    prompt_log: bytes | None = None
+    """The image's prompt log (gt_widget.promptlog), JSON, written beside the output where GT never reads."""
 
 
 class LabelingSession:
@@ -375,6 +378,11 @@ class LabelingSession:
             index_map = np.array(w.label_map, dtype=np.uint8, copy=True)
             instances = None
         snap = _Snapshot(self.index, index_map, instances, self._shown_at, datetime.now(timezone.utc))
+        log = w.prompts.log
+        if log is not None:
+            with w._lock:
+                log.index, log.source_ref = self.index, self._items[self.index].ref
+                snap.prompt_log = log.to_json().encode("utf-8")
         with self._cond:
             if self._closed:
                 raise SessionError("this session is closed; create a new LabelingSession to keep labeling")
@@ -446,6 +454,8 @@ class LabelingSession:
         png_path = self._png_dir() / f"{snap.index}_{stamp}.png"
         atomic_write_bytes(answer_path, json.dumps(response).encode("utf-8"))
         atomic_write_bytes(png_path, png)
+        if snap.prompt_log is not None:
+            atomic_write_bytes(log_path(self.job_dir, snap.index), snap.prompt_log)
         line = self._manifest_line(snap.index, png_path, snap.instances, moment)
         with self._lock:
             self._saved[snap.index] = _Saved(stamp, answer_path, png_path, line)
