@@ -20,7 +20,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import asdict
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
 import cv2
 import numpy as np
@@ -38,6 +38,14 @@ from gt_widget.widget.tools.base import Host, Pointer, Sketch, Tool
 
 if TYPE_CHECKING:
     from gt_widget.widget.widget import SegmentationWidget
+
+@runtime_checkable
+class ModelHost(Host, Protocol):
+    """A host that runs the model (the façade): its assistant and its request queue (for the generation)."""
+
+    assist: Any
+    requests: Any
+
 
 ACCEPT_ALL_SCORE = 0.9
 """Enter accepts every proposal whose predicted IoU reaches this."""
@@ -81,7 +89,10 @@ class ProposalTool(Tool):
     # ------------------------------------------------------------------ background computation
 
     def proposals(self, host: Host) -> list[Proposal] | None:
-        """The current image's proposals, or None while they are being computed (this schedules them)."""
+        """The current image's proposals, or None while they are being computed (this schedules them) or
+        when ``host`` runs no model (a host without ``assist``, e.g. a test double)."""
+        if not isinstance(host, ModelHost):
+            return None
         w = cast("SegmentationWidget", host)
         gen = w.requests.gen
         with self._lock:
@@ -231,6 +242,8 @@ class ProposalTool(Tool):
             host.draw_interaction()
 
     def enter(self, host: Host) -> bool:
+        if self.proposals(host) is None and not isinstance(host, ModelHost):
+            return False
         self.accept_all(host)
         return True
 

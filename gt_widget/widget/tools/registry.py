@@ -17,11 +17,11 @@ from gt_widget.widget.tools.proposal import ProposalTool
 TOOL_CLASSES: tuple[type[Tool], ...] = (
     AutoTool,
     ClickTool,
-    ProposalTool,
     BrushTool,
     EraserTool,
     PolygonTool,
     FillTool,
+    ProposalTool,
     PanTool,
 )
 """Toolbar order."""
