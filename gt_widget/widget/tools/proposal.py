@@ -39,6 +39,7 @@ from gt_widget.widget.tools.base import Host, Pointer, Sketch, Tool
 if TYPE_CHECKING:
     from gt_widget.widget.widget import SegmentationWidget
 
+
 @runtime_checkable
 class ModelHost(Host, Protocol):
     """A host that runs the model (the façade): its assistant and its request queue (for the generation)."""
