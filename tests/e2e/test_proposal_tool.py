@@ -91,6 +91,10 @@ def test_hover_outline_and_click_accept_a_proposal(browser: Any, tmp_path: Path,
             assert before.shape == after.shape
             assert (np.abs(after - before).sum(axis=2) > 60).sum() > 200, "no outline was drawn on hover"
             assert page.locator(".gt-widget-status").text_content() is not None
+            box = canvas_box(page)  # the element screenshots scrolled the page
+            px, py = to_page(box, size, *info["point"])
+            page.mouse.move(px, py)
+            page.wait_for_timeout(300)
             page.mouse.click(px, py)
             job = root / "out" / "proposals"
             manifest = job / "manifests" / "output" / "output.manifest"
