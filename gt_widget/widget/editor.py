@@ -47,6 +47,10 @@ from gt_widget.widget.state import (
 )
 
 ChangeListener = Callable[[Box | None, bool], None]
+EditLog = Callable[..., None]
+"""``log(kind, **details)`` after every recorded action (the prompt log's hook, ``widget.promptrec``): kind
+"model" (part, request, prediction), "candidate" (part), "stroke" (tool, points, radius, value), "undo",
+"redo", "instance" (value, label, color), "other" (what: an action the log cannot replay, e.g. clear)."""
 """``listener(box, committed)``: pixels of ``box`` changed (None = everything, e.g. colours or instances);
 ``committed`` is False while a stroke is still being drawn."""
 
@@ -158,7 +162,10 @@ class Editor:
         self.late: list[Candidate] = []
         """Refined masks that arrived after the user had edited: offered as extra candidates."""
         self._stroke: tuple[Recorder, int, tuple[float, float], float] | None = None
+        self._stroke_points: list[tuple[float, float]] = []
         self._listeners: list[ChangeListener] = []
+        self.log: EditLog | None = None
+        """The recording hook (see ``EditLog``); None records nothing."""
         self.histories = Histories()
         """Per-image states kept while the editor lives (``open``)."""
         self.key: str | None = None
@@ -168,6 +175,11 @@ class Editor:
     def on_change(self, listener: ChangeListener) -> None:
         """Call ``listener(box, committed)`` after every change of the map or the instances."""
         self._listeners.append(listener)
+
+    def _log(self, kind: str, **details: object) -> None:
+        """The one recording hook: every committed action reports what made it (see ``EditLog``)."""
+        if self.log is not None:
+            self.log(kind, **details)
 
     def _emit(self, box: Box | None, committed: bool = True) -> None:
         for listener in list(self._listeners):
@@ -255,13 +267,31 @@ class Editor:
         self._emit(None if edit.meta_before is not None else edit.box)
         return Outcome(True, f"{rec.what} done")
 
-    def _paint(self, what: str, fp: tuple[Box, np.ndarray] | None, erase: bool) -> Outcome:
+    def _paint(
+        self,
+        what: str,
+        fp: tuple[Box, np.ndarray] | None,
+        erase: bool,
+        points: Sequence[tuple[float, float]] = (),
+        radius: float | None = None,
+    ) -> Outcome:
         self.finish_stroke()
         rec = self.state.begin(what)
+        n = len(self.state.instances)
         value = 0 if erase else self.policy.value(self.state, rec, self.label)
         if fp is not None:
             rec.paint(fp[0], fp[1], value)
-        return self.commit(rec, "BACKGROUND" if erase else self.label)
+        outcome = self.commit(rec, "BACKGROUND" if erase else self.label)
+        self._log_new_instance(n)
+        self._log("stroke", tool=what, points=list(points), radius=radius, value=value, label=self.label_name(value))
+        return outcome
+
+    def _log_new_instance(self, before: int) -> None:
+        """Report an instance created implicitly by the edit just committed (instance mode)."""
+        st = self.state
+        if self.mode == "instance" and len(st.instances) > before:
+            k = len(st.instances)
+            self._log("instance", value=k, label=st.instances[k - 1].label, color=st.instances[k - 1].color)
 
     def brush(self, points: Sequence[tuple[float, float]], radius: float, erase: bool = False) -> Outcome:
         """Paint (or erase) a round brush of ``radius`` along ``points``; one undo step."""
@@ -270,15 +300,15 @@ class Editor:
         if not radius >= 0.5:
             raise WidgetError(f"brush radius must be at least 0.5 pixel, got {radius!r}")
         fp = stroke_footprint(points, radius, self.state.shape)
-        return self._paint("eraser" if erase else "brush", fp, erase)
+        return self._paint("eraser" if erase else "brush", fp, erase, points, radius)
 
     def polygon(self, vertices: Sequence[tuple[float, float]]) -> Outcome:
         """Fill the polygon ``vertices`` with the current label; one undo step."""
-        return self._paint("polygon", polygon_footprint(vertices, self.state.shape), erase=False)
+        return self._paint("polygon", polygon_footprint(vertices, self.state.shape), False, vertices)
 
     def fill(self, x: float, y: float) -> Outcome:
         """Flood-fill the 4-connected region of equal map values around pixel (x, y); one undo step."""
-        return self._paint("fill", flood_region(self.state.map, x, y), erase=False)
+        return self._paint("fill", flood_region(self.state.map, x, y), False, [(x, y)])
 
     def clear(self) -> Outcome:
         """Remove every label (and instance); one undo step."""
@@ -291,7 +321,9 @@ class Editor:
         if self.mode == "instance":
             st.instances.clear()
             st.selected = 0
-        return self.commit(rec)
+        outcome = self.commit(rec)
+        self._log("other", what="clear")
+        return outcome
 
     # ------------------------------------------------------------------ strokes drawn with the mouse
 
@@ -306,6 +338,7 @@ class Editor:
         rec = self.state.begin("eraser" if erase else "brush")
         value = 0 if erase else self.policy.value(self.state, rec, self.label)
         self._stroke = (rec, value, (x, y), radius)
+        self._stroke_points = []
         self.stroke_to(x, y)
 
     def stroke_to(self, x: float, y: float) -> None:
@@ -313,6 +346,7 @@ class Editor:
         if self._stroke is None:
             return
         rec, value, last, radius = self._stroke
+        self._stroke_points.append((x, y))
         fp = stroke_footprint([last, (x, y)], radius, self.state.shape)
         if fp is not None:
             rec.paint(fp[0], fp[1], value)
@@ -324,9 +358,12 @@ class Editor:
         """Commit the stroke in progress as one undo step (None when there was none)."""
         if self._stroke is None:
             return None
-        rec, value = self._stroke[0], self._stroke[1]
+        rec, value, _last, radius = self._stroke
         self._stroke = None
-        return self.commit(rec, self.label_name(value) if value or rec.what == "eraser" else None)
+        outcome = self.commit(rec, self.label_name(value) if value or rec.what == "eraser" else None)
+        points, self._stroke_points = self._stroke_points, []
+        self._log("stroke", tool=rec.what, points=points, radius=radius, value=value, label=self.label_name(value))
+        return outcome
 
     # ------------------------------------------------------------------ history
 
@@ -348,6 +385,7 @@ class Editor:
         kept = top.part if top is not None else None
         self.part = thaw_part(kept, self.state.serial) if kept is not None else None
         self._emit(None if edit.meta_before is not None or edit.box is None else edit.box)
+        self._log("redo" if redo else "undo")
         return Outcome(True, ("redid " if redo else "undid ") + (edit.what or "edit"))
 
     # ------------------------------------------------------------------ the model's part
@@ -390,6 +428,7 @@ class Editor:
         if request.merge and (request.part is None or live is not request.part or live.serial != request.serial):
             return self._offer_late(pred)
         rec = st.begin("corrective click" if request.clicks else "auto-segment")
+        n = len(st.instances)
         if request.replace and request.part is not None and live is request.part:
             replace_part(st, rec, request.part, mask)
             part = request.part
@@ -409,6 +448,8 @@ class Editor:
         self.keep_part(part)
         self.part = part if part.box[1] > part.box[0] else None
         self.late = []
+        self._log_new_instance(n)
+        self._log("model", part=part, request=request, prediction=pred)
         return outcome
 
     def _offer_late(self, pred: Prediction) -> Outcome:
@@ -432,7 +473,28 @@ class Editor:
         part.candidate = idx
         self.commit(rec)
         self.keep_part(part)
+        self._log("candidate", part=part)
         return idx, Outcome(True, f"candidate {idx + 1} of {len(pred.candidates)} (score {cand.score:.2f})")
+
+    def accept_proposals(self, masks: Sequence[np.ndarray], what: str) -> tuple[Outcome, int]:
+        """Paint each full-size bool mask in order with the current label (instance mode: each as a new
+        instance); ONE undo step. Returns (outcome, masks painted); stops early when instances run out."""
+        self.finish_stroke()
+        st = self.state
+        rec = st.begin(what)
+        done = 0
+        for mask in masks:
+            try:
+                value = self.policy.resolve(st, rec, Target(self.label))
+            except WidgetError:
+                break  # no instance colour left: what was painted stays
+            if paint_part(st, rec, np.asarray(mask, bool), value) is not None:
+                done += 1
+        self.part = None
+        self.pending_target = None
+        outcome = self.commit(rec, self.label)
+        self._log("other", what=what)
+        return outcome, done
 
     def kept_before_part(self, x: float, y: float) -> bool:
         """Had pixel (x, y) the live part's value already before the part was painted?"""
@@ -460,6 +522,8 @@ class Editor:
         self.part = None
         self.pending_target = None
         self.commit(rec)
+        inst = self.state.instances[k - 1]
+        self._log("instance", value=k, label=inst.label, color=inst.color)
         return k
 
     def select_instance(self, k: int) -> None:
@@ -478,7 +542,9 @@ class Editor:
         rec = self.state.begin("relabel instance")
         old = self.state.instances[k - 1]
         self.state.instances[k - 1] = Instance(label, old.color)
-        return self.commit(rec, label)
+        outcome = self.commit(rec, label)
+        self._log("other", what="relabel instance")
+        return outcome
 
     def delete_instance(self, k: int) -> Outcome:
         """Delete instance ``k`` and its pixels; one undo step."""
@@ -487,7 +553,9 @@ class Editor:
         self.state.delete_instance(rec, k)
         self.part = None
         self.pending_target = None
-        return self.commit(rec)
+        outcome = self.commit(rec)
+        self._log("other", what="delete instance")
+        return outcome
 
     def instance_status(self) -> str:
         """One line about the instances: how many, and which is selected."""
@@ -510,6 +578,8 @@ class ModelRequest:
     unsure: bool = False
     serial: int = -1
     """For a refinement: the state serial its part had when the first answer was painted."""
+    proposal: dict[str, object] | None = None
+    """For an accepted automatic proposal: {"pointer": (x, y), "points_per_side": n, "settings": {...}}."""
 
 
 def flood_region(index_map: np.ndarray, x: float, y: float) -> tuple[Box, np.ndarray] | None:

@@ -31,7 +31,7 @@ _ACTIONS: tuple[Shortcut, ...] = (
     Shortcut((" ",), "tool:pan", "pan (also h)"),
     Shortcut(("x",), "toggle_polarity", "corrective clicks: flip what the left button does (add / remove)"),
     Shortcut(("shift",), "negative_once", "the next corrective click removes (-)"),
-    Shortcut(("enter",), "enter", "close the polygon being drawn"),
+    Shortcut(("enter",), "enter", "close the polygon being drawn; proposal tool: accept every confident proposal"),
     Shortcut(("escape",), "cancel", "cancel what is being placed / keep the first answer; twice: back to the notebook"),
     Shortcut(("backspace",), "remove_last", "remove the last polygon vertex / extreme point"),
     Shortcut(("z", "ctrl+z"), "undo", "undo"),

@@ -61,6 +61,7 @@ from gt_widget.groundtruth.formats import InstanceResult, SemanticResult
 from gt_widget.groundtruth.labels import validate_label_names
 from gt_widget.groundtruth.output import OutputLayout, check_custom_attribute
 from gt_widget.imageio import load_image
+from gt_widget.promptlog import log_path
 from gt_widget.sources import ImageCache, SourceItem, SourceSpec, list_sources
 from gt_widget.widget import memory
 from gt_widget.widget.store import SessionStore, StoreError
@@ -373,7 +374,21 @@ class LabelingSession:
             )
         except StoreError as exc:
             raise SessionError(f"{exc}; create a new LabelingSession to keep labeling") from None
+        self._save_prompt_log()
         self._refresh_ui()
+
+    def _save_prompt_log(self) -> None:
+        """The image's prompt log (gt_widget.promptlog) beside the output, where Ground Truth never reads."""
+        log = self.widget.prompts.log
+        if log is None or self.read_only:
+            return
+        with self.widget._lock:
+            log.index, log.source_ref = self.index, self._items[self.index].ref
+            data = log.to_json().encode("utf-8")
+        try:
+            atomic_write_bytes(log_path(self.job_dir, self.index), data)
+        except OSError as exc:  # a full disk: the labels themselves are journaled; the log is retried next edit
+            self.notice = f"prompt log of image {self.index + 1} not saved: {exc}"
 
     # ------------------------------------------------------------------------------------ state and resume
 

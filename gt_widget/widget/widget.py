@@ -31,6 +31,7 @@ from gt_widget.widget.assist import DOUBT_MARGIN, UNSURE_SCORE, Assist, message
 from gt_widget.widget.commands import Commands
 from gt_widget.widget.editor import Editor, Outcome
 from gt_widget.widget.outputs import Outputs
+from gt_widget.widget.promptrec import PromptRecorder
 from gt_widget.widget.requests import RequestQueue
 from gt_widget.widget.scope import KeyScope
 from gt_widget.widget.screen import Screen
@@ -70,6 +71,8 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
         self._lock = threading.RLock()
         self.editor = Editor(labels, mode, max_history)
         self.editor.on_change(self._on_edit)
+        self.prompts = PromptRecorder(self.editor, lambda: self.assist.segmenter)
+        """Prompt logs of the edits (``gt_widget.promptlog``); a LabelingSession saves them beside its output."""
         self._worker_id, self._fixed_radius, self._brush_radius = worker_id, brush_radius, int(brush_radius or 8)
         self._status, self._help = "", False
         self._callbacks: list[Callable[[SegmentationWidget], None]] = []
@@ -137,6 +140,7 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
         with self._lock:
             self.screen.show(rgb)  # first: the editor's change event draws in the new view
             state, kept = self.editor.open(cache_keys[-1], (h, w), initial_value)
+            self.prompts.start(cache_keys[-1], (h, w), kept > 0)
             self._rgb = rgb
             self.outputs = Outputs(state, initial_value is not None, self._worker_id)
             for tool in self.tools.values():

@@ -81,7 +81,7 @@ class Recorder:
 
 
 def test_registry_drives_keys_and_help() -> None:
-    assert TOOLS == ("auto", "click", "brush", "eraser", "polygon", "fill", "pan")
+    assert TOOLS == ("auto", "click", "brush", "eraser", "polygon", "fill", "proposal", "pan")
     for cls in TOOL_CLASSES:
         assert keys.lookup(cls.key) == (f"tool:{cls.name}", cls.key)
         assert cls.icon and cls.tooltip and cls.hint

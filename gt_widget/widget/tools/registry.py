@@ -12,8 +12,18 @@ from gt_widget.widget.tools.click import ClickTool
 from gt_widget.widget.tools.fill import FillTool
 from gt_widget.widget.tools.pan import PanTool
 from gt_widget.widget.tools.polygon import PolygonTool
+from gt_widget.widget.tools.proposal import ProposalTool
 
-TOOL_CLASSES: tuple[type[Tool], ...] = (AutoTool, ClickTool, BrushTool, EraserTool, PolygonTool, FillTool, PanTool)
+TOOL_CLASSES: tuple[type[Tool], ...] = (
+    AutoTool,
+    ClickTool,
+    BrushTool,
+    EraserTool,
+    PolygonTool,
+    FillTool,
+    ProposalTool,
+    PanTool,
+)
 """Toolbar order."""
 
 TOOLS: tuple[str, ...] = tuple(t.name for t in TOOL_CLASSES)

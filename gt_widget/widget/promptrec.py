@@ -1,0 +1,138 @@
+"""Records the widget's edits into prompt logs (``gt_widget.promptlog``), one log per image.
+
+Kernel side. The editor reports every committed action through its one hook (``Editor.log``, kinds listed at
+``editor.EditLog``); this class turns them into ``PromptLog`` events and mirrors the editor's undo stack, so a
+corrective click names the model edit it refines exactly as ``gt_widget.resegment.replay`` expects.
+Rules: a refined second pass (``request.merge``) joins its step in the editor, so it *updates* the recorded
+model event's result instead of adding one; actions the log format cannot replay (clear, relabel / delete
+instance, accept-all proposals) are recorded as ``{"kind": "unreplayable", "what": ...}``, so a replay
+stops with a message instead of silently producing other masks.
+Conventions: (x, y) pixels of the original image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from gt_widget.promptlog import PromptLog, mask_digest
+from gt_widget.segment.base import Segmenter
+from gt_widget.widget.editor import Editor, ModelRequest
+from gt_widget.widget.state import Part
+
+
+class _Track:
+    """One image's log plus the seq of the event behind each undo step (the editor's stack, mirrored)."""
+
+    def __init__(self, log: PromptLog) -> None:
+        self.log = log
+        self.steps: list[int] = []
+        self.pos = 0
+
+    def push(self, seq: int) -> None:
+        del self.steps[self.pos :]
+        self.steps.append(seq)
+        self.pos = len(self.steps)
+
+    @property
+    def top(self) -> int | None:
+        return self.steps[self.pos - 1] if self.pos else None
+
+
+class PromptRecorder:
+    """Attach to ``editor`` (sets ``editor.log``); ``segmenter()`` names the model of model-made edits.
+
+    ``log`` is the current image's ``PromptLog`` (``start(key, ...)`` switches images; a revisited image keeps
+    its log while the editor keeps its history).
+    """
+
+    def __init__(self, editor: Editor, segmenter: Callable[[], Segmenter | None]) -> None:
+        self.editor = editor
+        self.segmenter = segmenter
+        self._tracks: dict[str, _Track] = {}
+        self._track: _Track | None = None
+        editor.log = self.record
+
+    def start(self, key: str, shape: tuple[int, int], kept: bool) -> None:
+        """The editor opened image ``key`` of ``shape`` (H, W); ``kept``: its history was kept (so is the log)."""
+        track = self._tracks.get(key) if kept else None
+        if track is None:
+            h, w = shape
+            track = _Track(PromptLog(w, h, list(self.editor.labels), self.editor.mode))
+            self._tracks[key] = track
+        self._track = track
+
+    @property
+    def log(self) -> PromptLog | None:
+        """The current image's log (None before an image was opened)."""
+        return self._track.log if self._track is not None else None
+
+    def record(self, kind: str, **d: Any) -> None:
+        """The editor's hook (``editor.EditLog``)."""
+        t = self._track
+        if t is None:
+            return
+        log = t.log
+        if kind == "undo":
+            log.record_undo()
+            t.pos = max(0, t.pos - 1)
+        elif kind == "redo":
+            log.record_redo()
+            t.pos = min(len(t.steps), t.pos + 1)
+        elif kind == "instance":
+            t.push(log.record_new_instance(int(d["value"]), str(d["label"]), str(d["color"])))
+        elif kind == "stroke":
+            tool = "eraser" if d["tool"] == "eraser" else str(d["tool"])
+            points = d["points"]
+            if points:
+                seq = log.record_stroke(
+                    tool, points, value=int(d["value"]), label=str(d["label"]), radius=d.get("radius")
+                )
+                t.push(seq)
+        elif kind == "model":
+            self._model(t, d["part"], d["request"], np.asarray(d["prediction"].mask, bool))
+        elif kind == "candidate":
+            part: Part = d["part"]
+            self._model_event(t, part, part.extreme_points, part.clicks, None, candidate=part.candidate)
+        else:
+            t.push(log._add({"kind": "unreplayable", "what": str(d.get("what", kind))}))
+
+    def _model(self, t: _Track, part: Part, request: ModelRequest, mask: np.ndarray) -> None:
+        if request.merge and t.top is not None:  # the refined pass: same step, better result
+            ev = t.log.events[t.top]
+            if ev["kind"] == "model":
+                ev["result"] = {"area": int(np.count_nonzero(mask)), "sha256": mask_digest(mask)}
+                return
+        clicks = request.clicks if request.proposal is None else []
+        self._model_event(t, part, request.extreme_points, clicks, request.proposal, replace=request.replace)
+
+    def _model_event(
+        self,
+        t: _Track,
+        part: Part,
+        extreme_points: Any,
+        clicks: Any,
+        proposal: dict[str, Any] | None,
+        candidate: int = 0,
+        replace: bool = True,
+    ) -> None:
+        seg = self.segmenter()
+        refines = t.top if replace and t.top is not None and t.log.events[t.top]["kind"] == "model" else None
+        mask = self.editor.state.map == part.value
+        pred = part.prediction
+        if pred is not None:
+            mask = np.asarray(pred.candidates[candidate].mask if candidate else pred.mask, bool)
+        seq = t.log.record_model_edit(
+            seg,
+            mask,
+            value=part.value,
+            label=self.editor.label_name(part.value),
+            extreme_points=extreme_points,
+            clicks=list(clicks),
+            proposal=proposal,
+            candidate=candidate,
+            refines=refines,
+        )
+        t.push(seq)
