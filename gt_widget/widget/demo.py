@@ -3,7 +3,10 @@
 One job: put the quickstart notebook in a working folder and either open it in JupyterLab (127.0.0.1) or run
 it end to end with nbclient and say where the Ground Truth outputs went. The notebook lives in the repository
 (``notebooks/quickstart.ipynb`` with its ``notebooks/examples/`` images); the sample images it labels are
-package data (``gt_widget/data``, CC0 / public domain, see ``gt_widget/data/LICENSES.md``).
+package data (``gt_widget/data``, CC0 / public domain, see ``gt_widget/data/LICENSES.md``): its first cell
+copies them beside itself (:func:`copy_sample_images`), so a copied notebook folder works anywhere. Its scripted
+cells label through their own session (:func:`scripted_session`, job ``quickstart-scripted``), never the one the
+user labels by hand (job ``quickstart``).
 """
 
 from __future__ import annotations
@@ -14,9 +17,14 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gt_widget.errors import GtWidgetError
+
+if TYPE_CHECKING:
+    from gt_widget.widget.session import LabelingSession
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 """Folder of the shipped sample images."""
@@ -26,6 +34,8 @@ SAMPLE_IMAGES = ("chelsea.png", "coffee.png", "astronaut.png", "rocket.jpg")
 
 REPO_NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 QUICKSTART = "quickstart.ipynb"
+SCRIPTED_JOB = "quickstart-scripted"
+"""Job (output subfolder) of the quickstart's scripted cells; the hand-labeled session is ``quickstart``."""
 OUTPUT_ENV = "GT_WIDGET_DEMO_OUTPUT"
 """Environment variable the quickstart reads for its output folder (default ``gt-widget-output`` beside it)."""
 
@@ -51,6 +61,28 @@ def sample_image(name: str = "chelsea") -> Path:
     raise DemoError(f"no sample image {name!r}; choose one of {[Path(n).stem for n in SAMPLE_IMAGES]}")
 
 
+def copy_sample_images(folder: str | os.PathLike[str] = "images") -> Path:
+    """Copy the shipped sample images and their licences into ``folder`` (made if missing; files already there
+    are kept); returns the folder. The quickstart names its images ``images/<name>`` relative to itself and calls
+    this first, so it needs no symlink into the package and works wherever the notebooks are copied."""
+    target = Path(folder).expanduser()
+    target.mkdir(parents=True, exist_ok=True)
+    for path in [*sample_images(), DATA_DIR / "LICENSES.md"]:
+        if not (target / path.name).exists():
+            shutil.copyfile(path, target / path.name)
+    return target
+
+
+def scripted_session(
+    source: Sequence[str], labels: Sequence[str], output_dir: str | os.PathLike[str], mode: str = "semantic"
+) -> LabelingSession:
+    """A session of its own for the quickstart's scripted cells (job :data:`SCRIPTED_JOB`): what the script
+    paints is saved there and never repaints the session the user labels by hand."""
+    from gt_widget.widget.session import LabelingSession
+
+    return LabelingSession(list(source), labels=labels, output_dir=output_dir, mode=mode, job_name=SCRIPTED_JOB)
+
+
 def quickstart_source() -> Path:
     """The repository's quickstart notebook."""
     path = REPO_NOTEBOOKS / QUICKSTART
@@ -74,11 +106,7 @@ def prepare_workdir(workdir: str | os.PathLike[str], *, overwrite: bool = False)
     examples = src.parent / "examples"
     if examples.is_dir():
         shutil.copytree(examples, root / "examples", dirs_exist_ok=True)
-    images = root / "images"  # the notebook names its images literally, relative to itself (images/<name>)
-    images.mkdir(exist_ok=True)
-    for path in [*sample_images(), DATA_DIR / "LICENSES.md"]:
-        if not (images / path.name).exists():
-            shutil.copyfile(path, images / path.name)
+    copy_sample_images(root / "images")  # the notebook names its images relative to itself (images/<name>)
     return target
 
 

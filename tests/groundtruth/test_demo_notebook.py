@@ -75,3 +75,73 @@ def test_demo_notebook_runs_and_validates(tmp_path: Path, quickstart: str, monke
         assert labels == [{"label": "cat"}, {"label": "background-object"}]  # the session's, not the demo widget's
         assert len((folder / "input.manifest").read_text(encoding="utf-8").splitlines()) == 4
     assert request["HumanTaskConfig"]["UiConfig"]["UiTemplateS3Uri"].startswith("s3://my-labeling-bucket/gt-widget/")
+
+
+def test_notebooks_folder_copies_without_dangling_links(tmp_path: Path) -> None:
+    """Finding 10 of issue 10: ``cp -r notebooks somewhere`` gives a folder with no dangling symlink (the
+    quickstart's images come from the package, copied beside it by its first cell)."""
+    import subprocess
+
+    subprocess.run(["cp", "-r", str(REPO / "notebooks"), str(tmp_path / "nb")], check=True)
+    links = [p for p in (tmp_path / "nb").rglob("*") if p.is_symlink()]
+    assert not links, f"symlinks in the notebooks folder break when it is copied: {links}"
+
+
+@pytest.mark.slow
+@pytest.mark.weights
+def test_copied_quickstart_runs_and_leaves_the_hand_labeled_session_alone(
+    tmp_path: Path, weights_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Finding 10 of issue 10: copy the notebooks with ``cp -r``, label coffee.png by hand in the quickstart's
+    session (job ``quickstart``), then run the whole quickstart headless: it runs from the copy, its scripted
+    cells write their own job (``quickstart-scripted``) and the hand-labeled result is exactly as it was.
+    Before the fix: the copy's ``images`` symlink dangled, and the scripted cells auto-segmented the cup and
+    saucer into the hand-labeled session's coffee.png."""
+    import subprocess
+
+    import numpy as np
+    from nbclient import NotebookClient
+
+    from gt_widget.groundtruth.formats import read_consolidated_png
+    from gt_widget.widget import LabelingSession
+    from gt_widget.widget.demo import copy_sample_images
+    from gt_widget.widget.testing import BoxSegmenter
+
+    work = tmp_path / "nb"
+    subprocess.run(["cp", "-r", str(REPO / "notebooks"), str(work)], check=True)
+    out = work / "gt-widget-output"
+    nb = nbformat.read(str(work / "quickstart.ipynb"), as_version=4)
+    (params,) = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    (session_cell,) = [c for c in nb.cells if "gt-session" in c.metadata.get("tags", [])]
+    assert "LabelingSession(SOURCE" in session_cell.source and 'job_name="quickstart"' in session_cell.source
+    # the user's hand labeling: a stroke on the first image of the quickstart's session
+    copy_sample_images(work / "images")
+    monkeypatch.chdir(work)  # the notebook's own relative paths
+    hand = LabelingSession(
+        ["images/coffee.png", "images/chelsea.png", "images/astronaut.png", "images/rocket.jpg"], labels=["cup", "saucer", "cat", "person", "rocket"], output_dir=out, segmenter=BoxSegmenter(),
+        job_name="quickstart",
+    )  # fmt: skip
+    hand.widget.label = "cat"
+    hand.widget.brush([(20, 20), (120, 20)], radius=6)
+    assert hand.flush()
+    line = json.loads((out / "quickstart" / "manifests" / "output" / "output.manifest").read_text().splitlines()[0])
+    before = read_consolidated_png(Path(line["label-ref"]).read_bytes())
+    assert set(np.unique(before)) == {0, 3}
+    hand.close()
+    shutil.rmtree(work / "images")  # the quickstart must bring its images itself
+
+    monkeypatch.setenv("GT_WIDGET_WEIGHTS", str(weights_path))
+    monkeypatch.setenv("GT_WIDGET_DEMO_OUTPUT", str(out))
+    assert "copy_sample_images" in params.source  # run the copy as it is
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(work)}}).execute()
+
+    lines = [
+        json.loads(x)
+        for x in (out / "quickstart" / "manifests" / "output" / "output.manifest").read_text().splitlines()
+    ]
+    (coffee,) = [x for x in lines if Path(x["source-ref"]).name == "coffee.png"]
+    after = read_consolidated_png(Path(coffee["label-ref"]).read_bytes())
+    assert (after == before).all(), f"the scripted cells repainted the hand-labeled session: {np.unique(after)}"
+    scripted = out / "quickstart-scripted" / "manifests" / "output" / "output.manifest"
+    names = [Path(json.loads(x)["source-ref"]).name for x in scripted.read_text().splitlines()]
+    assert names == ["coffee.png", "chelsea.png"]

@@ -40,7 +40,7 @@ def test_demo_headless(
     monkeypatch.setenv("GT_WIDGET_WEIGHTS", str(weights_path))
     assert main(["demo", "--headless", "--dir", str(tmp_path / "demo")]) == 0
     out = capsys.readouterr().out
-    job = tmp_path / "demo" / "gt-widget-output" / "quickstart"
+    job = tmp_path / "demo" / "gt-widget-output" / "quickstart-scripted"  # the scripted cells' own session
     assert f"Ground Truth outputs: {job}" in out
     lines = [json.loads(x) for x in (job / "manifests" / "output" / "output.manifest").read_text().splitlines()]
     assert [Path(x["source-ref"]).name for x in lines] == ["coffee.png", "chelsea.png"]
