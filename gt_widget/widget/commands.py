@@ -113,7 +113,7 @@ class Commands:
             positive=bool(getattr(w.tools["click"], "positive", True)), brush_radius=w.brush_radius,
             opacity=w.screen.opacity, overlay=w.screen.overlay, can_undo=bool(st.undo_stack), can_redo=bool(st.redo_stack),
             candidates=n, candidate=part.candidate if part is not None else 0, doubt=bool(part and part.unsure),
-            instances=[(k + 1, i.label, i.color) for k, i in enumerate(st.instances)], selected=st.selected,
+            instances=[(st.ids[k], i.label, i.color) for k, i in enumerate(st.instances)], selected=st.id_of(st.selected),
             help=w._help,
         )  # fmt: skip
 
@@ -198,10 +198,10 @@ class Commands:
 
     def step_instance(self, step: int) -> None:
         w = self.w
-        n = len(w.instances)
-        if w.mode == "instance" and n:
+        ids = w.instance_ids
+        if w.mode == "instance" and ids:
             sel = w.selected_instance
-            w.select_instance((sel - 1 + step) % n + 1 if sel else 1)
+            w.select_instance(ids[(ids.index(sel) + step) % len(ids)] if sel else ids[0])
 
     def delete_selected(self) -> None:
         if self.w.mode != "instance":

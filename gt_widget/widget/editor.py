@@ -5,7 +5,9 @@ every call and listens to ``on_change``; tools and the model assistant only *ask
 
 Conventions: (x, y) pixels of the original image (pixel centres at integers); masks are bool (H, W); boxes
 are ``(y0, y1, x0, x1)`` half-open; in semantic mode the map holds label indices (0 = BACKGROUND, i =
-``labels[i - 1]``), in instance mode instance ids (0 = none, k = ``instances[k - 1]``).
+``labels[i - 1]``), in instance mode compact positions (0 = none, k = ``instances[k - 1]``, the written form);
+instances are named by stable ids (``LabelState.ids``) that never shift when another is deleted: the
+instance methods take ids and messages show them.
 
 Rules (one place each):
 - every action (a stroke, polygon, fill, model answer, candidate switch, instance operation) is exactly
@@ -234,8 +236,8 @@ class Editor:
         st = self.state
         if self.mode == "instance" and st.selected and st.instances[st.selected - 1].label != label:
             return (
-                f"the next paint starts a new {label!r} instance; 'Relabel' gives instance {st.selected} "
-                "this label instead"
+                f"the next paint starts a new {label!r} instance; 'Relabel' gives instance "
+                f"{st.id_of(st.selected)} this label instead"
             )
         return f"label: {label}"
 
@@ -290,6 +292,7 @@ class Editor:
         st.map[:] = 0
         if self.mode == "instance":
             st.instances.clear()
+            st.ids.clear()
             st.selected = 0
         return self.commit(rec)
 
@@ -448,7 +451,8 @@ class Editor:
     # ------------------------------------------------------------------ instances
 
     def add_instance(self, label: str | None = None) -> int:
-        """Start a new instance of ``label`` (default: the current label), selected; one undo step."""
+        """Start a new instance of ``label`` (default: the current label), selected; one undo step. Returns
+        its stable id."""
         if self.mode != "instance":
             raise WidgetError("add_instance needs instance mode: create the widget with mode='instance'")
         name = self.label if label is None else label
@@ -460,29 +464,30 @@ class Editor:
         self.part = None
         self.pending_target = None
         self.commit(rec)
-        return k
+        return self.state.id_of(k)
 
-    def select_instance(self, k: int) -> None:
-        """Make instance ``k`` (1-based) the one painting and auto-segment add to."""
-        k = self.state.check_instance(k)
+    def select_instance(self, instance_id: int) -> None:
+        """Make the instance with stable id ``instance_id`` the one painting and auto-segment add to."""
+        k = self.state.position(instance_id)
         self.state.selected = k
         self.label = self.state.instances[k - 1].label
         self.part = None
         self.pending_target = None
         self._emit(None)
 
-    def relabel_instance(self, k: int, label: str) -> Outcome:
-        """Give instance ``k`` another label (its colour stays); one undo step."""
-        k = self.state.check_instance(k)
+    def relabel_instance(self, instance_id: int, label: str) -> Outcome:
+        """Give instance ``instance_id`` (stable id) another label (its colour and id stay); one undo step."""
+        k = self.state.position(instance_id)
         self.state.label_index(label)
         rec = self.state.begin("relabel instance")
         old = self.state.instances[k - 1]
         self.state.instances[k - 1] = Instance(label, old.color)
         return self.commit(rec, label)
 
-    def delete_instance(self, k: int) -> Outcome:
-        """Delete instance ``k`` and its pixels; one undo step."""
-        k = self.state.check_instance(k)
+    def delete_instance(self, instance_id: int) -> Outcome:
+        """Delete instance ``instance_id`` (stable id) and its pixels; one undo step. The other instances keep
+        their ids."""
+        k = self.state.position(instance_id)
         rec = self.state.begin("delete instance")
         self.state.delete_instance(rec, k)
         self.part = None
@@ -493,7 +498,7 @@ class Editor:
         """One line about the instances: how many, and which is selected."""
         st = self.state
         sel = st.selected
-        what = f"instance {sel} ({st.instances[sel - 1].label}) selected" if sel else "no instance selected"
+        what = f"instance {st.id_of(sel)} ({st.instances[sel - 1].label}) selected" if sel else "no instance selected"
         return f"{len(st.instances)} instance(s); {what}"
 
 

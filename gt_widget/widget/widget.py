@@ -159,7 +159,10 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
     status = property(lambda self: self._status, doc="The status line's text.")
     mouse = property(lambda self: self.screen.mouse, doc="Last pointer position (canvas px), None outside.")
     overlay_style = property(lambda self: self.screen.overlay, doc="'fill+outline', 'outline' or 'hidden'.")
-    selected_instance = property(lambda self: self.editor.state.selected, doc="Selected instance id (0 = none).")
+    selected_instance = property(
+        lambda self: self.editor.state.id_of(self.editor.state.selected), doc="Selected instance's id (0 = none)."
+    )
+    instance_ids = property(lambda self: list(self.editor.state.ids), doc="Stable id of each of ``instances``.")
     history = property(lambda self: self.editor.history, doc="(undo steps, redo steps) available.")
 
     @property
@@ -202,7 +205,8 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
 
     @property
     def instance_map(self) -> np.ndarray:
-        """uint8 (H, W): 0 = none, k = ``instances[k - 1]`` (instance mode only)."""
+        """uint8 (H, W): 0 = none, k = ``instances[k - 1]`` (instance mode only; the compact form Ground Truth
+        writes: the instance shown as id ``instance_ids[k - 1]``)."""
         with self._lock:
             return self.editor.instance_map()
 
@@ -214,7 +218,7 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
 
     @property
     def instances(self) -> list[Instance]:
-        """The instances (label, colour), id k = position k - 1 (instance mode; [] in semantic mode)."""
+        """The instances (label, colour) in map order (instance mode; [] in semantic mode)."""
         return self.snapshot()[1]
 
     def snapshot(self) -> tuple[np.ndarray, list[Instance]]:
@@ -297,14 +301,14 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
         return self._edit(self.editor.redo).recorded
 
     def add_instance(self, label: str | None = None) -> int:
-        """Start a new instance of ``label`` (default: the current label) and select it; returns its id."""
+        """Start a new instance of ``label`` (default: the current label) and select it; returns its stable id."""
         with self._lock:
             k = self.editor.add_instance(label)
         self._after(Outcome(True), f"instance {k} ({self.label}) added: paint or auto-segment it")
         return k
 
     def select_instance(self, k: int) -> None:
-        """Make instance ``k`` (1-based) the one that painting and auto-segment add to."""
+        """Make instance ``k`` (its stable id, as its chip shows) the one painting and auto-segment add to."""
         with self._lock:
             self.editor.select_instance(k)
         self._after(Outcome(False, recorded=False), self.editor.instance_status())
@@ -314,7 +318,7 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
         self._edit(lambda: self.editor.relabel_instance(k, label), f"instance {k} is now {label!r}")
 
     def delete_instance(self, k: int) -> None:
-        """Delete instance ``k`` and its pixels (later ids shift down by one); one undo step."""
+        """Delete instance ``k`` and its pixels; one undo step. The others keep their ids (``instance_ids``)."""
         out = self._edit(lambda: self.editor.delete_instance(k))
         self.say(f"instance {k} deleted; " + self.editor.instance_status() if out.changed else out.message)
 
