@@ -494,6 +494,14 @@ class Editor:
         self.pending_target = None
         return self.commit(rec)
 
+    def finish_object(self) -> None:
+        """The user finished the object the model segmented: in instance mode the next paint or auto-segment
+        starts a new instance (nothing stays selected)."""
+        if self.mode == "instance" and self.state.selected:
+            self.state.selected = 0
+            self.pending_target = None
+            self._emit(None)
+
     def instance_status(self) -> str:
         """One line about the instances: how many, and which is selected."""
         st = self.state

@@ -175,10 +175,11 @@ class RequestQueue:
             return outcome.message
         n = len(pred.candidates)
         if request.merge:
-            return f"refined mask (score {pred.score:.2f}). {self.host.tools[self.host.tool].hint}"
+            return f"refined mask (score {pred.score:.2f}). {self.host.tools[self.host.tool].status_hint(self.host)}"
         if part is not None and part.unsure and n >= 2:
             return f"the model is unsure (score {pred.score:.2f}): other shapes are likely; press n to see {n - 1}"
-        return note or f"mask added (score {pred.score:.2f}). {self.host.tools[self.host.tool].hint}"
+        hint = self.host.tools[self.host.tool].status_hint(self.host)
+        return note or f"mask added (score {pred.score:.2f}). {hint}"
 
     def _click_message(self, pred: Prediction, request: ModelRequest) -> str:
         editor = self.host.editor

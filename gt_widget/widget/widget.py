@@ -37,6 +37,7 @@ from gt_widget.widget.screen import Screen
 from gt_widget.widget.state import Box, Mode, check_brush_radius
 from gt_widget.widget.toolbar import Toolbar
 from gt_widget.widget.tools import TOOLS, Tool, make_tools
+from gt_widget.widget.tools.auto import AutoTool
 
 __all__ = ["TOOLS", "SegmentationWidget"]
 
@@ -138,7 +139,7 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
             self._rgb = rgb
             self.outputs = Outputs(state, initial_value is not None, self._worker_id)
             for tool in self.tools.values():
-                tool.cancel(self)
+                tool.deactivate(self)
             if self._fixed_radius is None:
                 self._brush_radius = max(2, round(min(h, w) / 80))
             history = f" ({kept} undo steps kept)" if kept else ""
@@ -300,6 +301,13 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
         """Redo one undone step; False when there is nothing to redo."""
         return self._edit(self.editor.redo).recorded
 
+    def object_finished(self) -> None:
+        """The auto tool's object is done (Enter, Done, a label...): the next 4 clicks start a new one."""
+        with self._lock:
+            self.editor.finish_object()
+        self.say("object done: click the 4 extreme points of the next object")
+        self.refresh()
+
     def add_instance(self, label: str | None = None) -> int:
         """Start a new instance of ``label`` (default: the current label) and select it; returns its stable id."""
         with self._lock:
@@ -325,9 +333,13 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
     def auto_segment(self, points: Sequence[Sequence[float]], wait: bool = True) -> np.ndarray | None:
         """Segment the object whose 4 extreme points (x, y) are given, in the current label (or the selected
         instance). 4 points on a part the last mask missed ADD to it. ``wait=False`` queues the work (the UI's
-        way); ``wait=True`` returns the final (refined) mask, bool HxW."""
-        pts = validate_extreme_points(points, self.editor.state.shape)
-        return self.requests.auto_segment([(float(x), float(y)) for x, y in pts], wait)
+        way); ``wait=True`` returns the final (refined) mask, bool HxW. Until the object is finished (Enter,
+        ``tools["auto"].finish``), clicks in the auto tool correct it."""
+        pts = [(float(x), float(y)) for x, y in validate_extreme_points(points, self.editor.state.shape)]
+        auto = self.tools["auto"]
+        if isinstance(auto, AutoTool):
+            auto.object = pts  # straight after it, clicks in the auto tool correct this object
+        return self.requests.auto_segment(pts, wait)
 
     def corrective_click(self, x: float, y: float, positive: bool = True, wait: bool = True) -> np.ndarray | None:
         """Refine the last model mask: a positive click adds the region at (x, y), a negative one removes it.
