@@ -191,5 +191,16 @@ def test_screenshots_dark_theme_and_narrow_cell(browser: Any, tmp_path: Path) ->
             assert help_box and canvas and help_box["y"] < canvas["y"] + canvas["height"]  # a popover over it
             img = np.asarray(Image.open(shots / "widget-dark-narrow-help.png"))
             assert img.shape[1] == 760
+            # after an auto-segment: the Done button and the corrective-click hint, readable on the dark theme
+            page.locator(".gt-widget .gt-action-help").click()
+            wait_file(root / "transform.json", timeout=120)
+            info = json.loads((root / "transform.json").read_text())
+            size = (int(info["canvas"][0]), int(info["canvas"][1]))
+            for cx, cy in info["points"]:
+                page.mouse.click(*to_page(canvas_box(page), size, cx, cy))
+                page.wait_for_timeout(200)
+            page.locator(".gt-widget .gt-action-done").wait_for(state="visible", timeout=60_000)
+            assert "right click" in (page.locator(".gt-widget-status").text_content() or "")
+            page.locator(".gt-labeling-session").screenshot(path=str(shots / "widget-dark-narrow-correcting.png"))
         finally:
             page.close()
