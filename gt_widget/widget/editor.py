@@ -438,14 +438,16 @@ class Editor:
         return idx, Outcome(True, f"candidate {idx + 1} of {len(pred.candidates)} (score {cand.score:.2f})")
 
     def kept_before_part(self, x: float, y: float) -> bool:
-        """Had pixel (x, y) the live part's value already before the part was painted?"""
+        """Had pixel (x, y) the live part's value already before the part was painted (so a click on the part
+        cannot take it away)? A pixel outside the part's box was never touched by it."""
         part = self.live_part()
-        if part is None:
+        h, w = self.state.shape
+        xi, yi = round(x), round(y)
+        if part is None or not (0 <= xi < w and 0 <= yi < h):
             return False
         y0, y1, x0, x1 = part.box
-        xi, yi = round(x), round(y)
         if not (y0 <= yi < y1 and x0 <= xi < x1):
-            return False
+            return bool(self.state.map[yi, xi] == part.value)
         return bool(part.before[yi - y0, xi - x0] == part.value)
 
     # ------------------------------------------------------------------ instances

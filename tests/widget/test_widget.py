@@ -749,6 +749,15 @@ def test_negative_click_explains_pixels_labeled_before_the_auto_segment(w: Segme
     assert "already 'cat' before this auto-segment" in w.status and "eraser" in w.status
 
 
+def test_negative_click_beside_the_object_on_an_older_stroke_explains(w: SegmentationWidget) -> None:
+    """Finding 6 as the browser test does it: the stroke lies outside the auto-segment's box."""
+    w.brush([(50, 50)], radius=3)  # cat, by hand, beside the object (its box is x, y 10..30)
+    w.auto_segment(EXTREME)
+    w.corrective_click(50, 50, positive=False)
+    assert w.label_map[50, 50] == 1
+    assert "already 'cat' before this auto-segment" in w.status and "eraser" in w.status
+
+
 def test_right_click_from_the_browser_scope_removes_from_the_last_mask(w: SegmentationWidget) -> None:
     w.auto_segment(EXTREME)
     cx, cy = w.image_to_canvas(20, 20)
