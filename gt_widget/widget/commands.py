@@ -42,6 +42,7 @@ class Commands:
             "polarity": self.toggle_polarity,
             "negative_once": self.arm_negative,
             "enter": lambda: w.tools[w.tool].enter(w),
+            "done": self.finish_object,
             "cancel": self.cancel,
             "remove_last": self.remove_last,
             "brush_bigger": lambda: setattr(w, "brush_radius", max(w.brush_radius + 1, round(w.brush_radius * 1.25))),
@@ -100,6 +101,7 @@ class Commands:
         elif name == "opacity":
             w.opacity = float(value)
         elif name == "instance":
+            self.finish_object()
             w.select_instance(int(value))
 
     def snapshot(self) -> ToolbarState:
@@ -113,8 +115,8 @@ class Commands:
             positive=bool(getattr(w.tools["click"], "positive", True)), brush_radius=w.brush_radius,
             opacity=w.screen.opacity, overlay=w.screen.overlay, can_undo=bool(st.undo_stack), can_redo=bool(st.redo_stack),
             candidates=n, candidate=part.candidate if part is not None else 0, doubt=bool(part and part.unsure),
-            instances=[(k + 1, i.label, i.color) for k, i in enumerate(st.instances)], selected=st.selected,
-            help=w._help,
+            instances=[(st.ids[k], i.label, i.color) for k, i in enumerate(st.instances)], selected=st.id_of(st.selected),
+            help=w._help, correcting=w.tools[w.tool].correcting(w),
         )  # fmt: skip
 
     # ------------------------------------------------------------------ settings (the façade's property setters)
@@ -132,6 +134,7 @@ class Commands:
 
     def set_label(self, label: str) -> None:
         """Choose the label painting uses (instance mode: the label of new instances)."""
+        self.finish_object()
         with self.w._lock:
             self.w.say(self.w.editor.set_label(label))
             self.w.refresh()
@@ -172,9 +175,11 @@ class Commands:
         w = self.w
         self.escapes += 1
         if w.tools[w.tool].cancel(w):
-            w.say("cancelled. " + w.tools[w.tool].hint)
+            w.say("cancelled. " + w.tools[w.tool].status_hint(w))
         elif w.assist.keep_first():
             w.say("kept the first answer (the refined pass was dropped)")
+        elif w.tools[w.tool].finish(w):
+            pass  # the object is done (its message is on the status line)
         elif self.escapes >= 2:
             self.escapes = 0
             w.scope.release()
@@ -192,16 +197,22 @@ class Commands:
         self.w.set_overlay(OVERLAY_STYLES[(i + 1) % len(OVERLAY_STYLES)])
         self.w.say(f"labels: {self.w.overlay_style}")
 
+    def finish_object(self) -> None:
+        """Enter / Done / a label or instance choice: the object being corrected is finished."""
+        self.w.tools[self.w.tool].finish(self.w)
+
     def add_instance(self) -> None:
         if self.w.mode == "instance":
+            self.finish_object()
             self.w.add_instance()
 
     def step_instance(self, step: int) -> None:
         w = self.w
-        n = len(w.instances)
-        if w.mode == "instance" and n:
+        ids = w.instance_ids
+        if w.mode == "instance" and ids:
+            self.finish_object()
             sel = w.selected_instance
-            w.select_instance((sel - 1 + step) % n + 1 if sel else 1)
+            w.select_instance(ids[(ids.index(sel) + step) % len(ids)] if sel else ids[0])
 
     def delete_selected(self) -> None:
         if self.w.mode != "instance":

@@ -5,7 +5,9 @@ every call and listens to ``on_change``; tools and the model assistant only *ask
 
 Conventions: (x, y) pixels of the original image (pixel centres at integers); masks are bool (H, W); boxes
 are ``(y0, y1, x0, x1)`` half-open; in semantic mode the map holds label indices (0 = BACKGROUND, i =
-``labels[i - 1]``), in instance mode instance ids (0 = none, k = ``instances[k - 1]``).
+``labels[i - 1]``), in instance mode compact positions (0 = none, k = ``instances[k - 1]``, the written form);
+instances are named by stable ids (``LabelState.ids``) that never shift when another is deleted: the
+instance methods take ids and messages show them.
 
 Rules (one place each):
 - every action (a stroke, polygon, fill, model answer, candidate switch, instance operation) is exactly
@@ -246,8 +248,8 @@ class Editor:
         st = self.state
         if self.mode == "instance" and st.selected and st.instances[st.selected - 1].label != label:
             return (
-                f"the next paint starts a new {label!r} instance; 'Relabel' gives instance {st.selected} "
-                "this label instead"
+                f"the next paint starts a new {label!r} instance; 'Relabel' gives instance "
+                f"{st.id_of(st.selected)} this label instead"
             )
         return f"label: {label}"
 
@@ -320,6 +322,7 @@ class Editor:
         st.map[:] = 0
         if self.mode == "instance":
             st.instances.clear()
+            st.ids.clear()
             st.selected = 0
         outcome = self.commit(rec)
         self._log("other", what="clear")
@@ -497,20 +500,23 @@ class Editor:
         return outcome, done
 
     def kept_before_part(self, x: float, y: float) -> bool:
-        """Had pixel (x, y) the live part's value already before the part was painted?"""
+        """Had pixel (x, y) the live part's value already before the part was painted (so a click on the part
+        cannot take it away)? A pixel outside the part's box was never touched by it."""
         part = self.live_part()
-        if part is None:
+        h, w = self.state.shape
+        xi, yi = round(x), round(y)
+        if part is None or not (0 <= xi < w and 0 <= yi < h):
             return False
         y0, y1, x0, x1 = part.box
-        xi, yi = round(x), round(y)
         if not (y0 <= yi < y1 and x0 <= xi < x1):
-            return False
+            return bool(self.state.map[yi, xi] == part.value)
         return bool(part.before[yi - y0, xi - x0] == part.value)
 
     # ------------------------------------------------------------------ instances
 
     def add_instance(self, label: str | None = None) -> int:
-        """Start a new instance of ``label`` (default: the current label), selected; one undo step."""
+        """Start a new instance of ``label`` (default: the current label), selected; one undo step. Returns
+        its stable id."""
         if self.mode != "instance":
             raise WidgetError("add_instance needs instance mode: create the widget with mode='instance'")
         name = self.label if label is None else label
@@ -524,20 +530,20 @@ class Editor:
         self.commit(rec)
         inst = self.state.instances[k - 1]
         self._log("instance", value=k, label=inst.label, color=inst.color)
-        return k
+        return self.state.id_of(k)
 
-    def select_instance(self, k: int) -> None:
-        """Make instance ``k`` (1-based) the one painting and auto-segment add to."""
-        k = self.state.check_instance(k)
+    def select_instance(self, instance_id: int) -> None:
+        """Make the instance with stable id ``instance_id`` the one painting and auto-segment add to."""
+        k = self.state.position(instance_id)
         self.state.selected = k
         self.label = self.state.instances[k - 1].label
         self.part = None
         self.pending_target = None
         self._emit(None)
 
-    def relabel_instance(self, k: int, label: str) -> Outcome:
-        """Give instance ``k`` another label (its colour stays); one undo step."""
-        k = self.state.check_instance(k)
+    def relabel_instance(self, instance_id: int, label: str) -> Outcome:
+        """Give instance ``instance_id`` (stable id) another label (its colour and id stay); one undo step."""
+        k = self.state.position(instance_id)
         self.state.label_index(label)
         rec = self.state.begin("relabel instance")
         old = self.state.instances[k - 1]
@@ -546,9 +552,10 @@ class Editor:
         self._log("other", what="relabel instance")
         return outcome
 
-    def delete_instance(self, k: int) -> Outcome:
-        """Delete instance ``k`` and its pixels; one undo step."""
-        k = self.state.check_instance(k)
+    def delete_instance(self, instance_id: int) -> Outcome:
+        """Delete instance ``instance_id`` (stable id) and its pixels; one undo step. The other instances keep
+        their ids."""
+        k = self.state.position(instance_id)
         rec = self.state.begin("delete instance")
         self.state.delete_instance(rec, k)
         self.part = None
@@ -557,11 +564,19 @@ class Editor:
         self._log("other", what="delete instance")
         return outcome
 
+    def finish_object(self) -> None:
+        """The user finished the object the model segmented: in instance mode the next paint or auto-segment
+        starts a new instance (nothing stays selected)."""
+        if self.mode == "instance" and self.state.selected:
+            self.state.selected = 0
+            self.pending_target = None
+            self._emit(None)
+
     def instance_status(self) -> str:
         """One line about the instances: how many, and which is selected."""
         st = self.state
         sel = st.selected
-        what = f"instance {sel} ({st.instances[sel - 1].label}) selected" if sel else "no instance selected"
+        what = f"instance {st.id_of(sel)} ({st.instances[sel - 1].label}) selected" if sel else "no instance selected"
         return f"{len(st.instances)} instance(s); {what}"
 
 

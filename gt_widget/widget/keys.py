@@ -31,8 +31,16 @@ _ACTIONS: tuple[Shortcut, ...] = (
     Shortcut((" ",), "tool:pan", "pan (also h)"),
     Shortcut(("x",), "toggle_polarity", "corrective clicks: flip what the left button does (add / remove)"),
     Shortcut(("shift",), "negative_once", "the next corrective click removes (-)"),
-    Shortcut(("enter",), "enter", "close the polygon being drawn; proposal tool: accept every confident proposal"),
-    Shortcut(("escape",), "cancel", "cancel what is being placed / keep the first answer; twice: back to the notebook"),
+    Shortcut(
+        ("enter",),
+        "enter",
+        "auto-segment: finish the object (next clicks start a new one); polygon: close it; proposal tool: accept every confident proposal",
+    ),
+    Shortcut(
+        ("escape",),
+        "cancel",
+        "cancel what is being placed / keep the first answer / finish the object; twice: back to the notebook",
+    ),
     Shortcut(("backspace",), "remove_last", "remove the last polygon vertex / extreme point"),
     Shortcut(("z", "ctrl+z"), "undo", "undo"),
     Shortcut(("y", "shift+z", "ctrl+y", "ctrl+shift+z"), "redo", "redo"),
@@ -103,10 +111,11 @@ def help_html(mode: str = "semantic") -> str:
         rows.append(f"<tr><td>{keys}</td><td>{html.escape(s.help)}</td></tr>")
     mouse = (
         "<p><b>Mouse</b>: keys work wherever the focus is inside the widget. Auto: 4 clicks on the extreme "
-        "points of one object; 4 more on a part it missed add to the same mask; right click (or Shift+click) "
-        "removes a region from the last mask, left click adds with the click tool. Brush/eraser: drag (one "
-        "drag = one undo step); the brush overwrites other labels. Fill: click a closed region. Wheel: zoom "
-        "at the mouse. Pan: drag.</p>"
+        "points of one object; then, without switching tools, a left click adds a missed part and a right "
+        "click (or Shift+click) removes a wrong one; Enter (or Done, Escape, a label key) finishes the object "
+        "and the next 4 clicks start a new one. Click tool: left adds, right removes, any time. Brush/eraser: "
+        "drag (one drag = one undo step); the brush overwrites other labels. Fill: click a closed region. "
+        "Wheel: zoom at the mouse. Pan: drag.</p>"
     )
     return (
         '<div class="gt-widget-help-table"><table><thead><tr><th>key</th><th>does</th></tr></thead><tbody>'

@@ -290,10 +290,11 @@ class RequestQueue:
         precision = precision_of(self.host.assist.segmenter)  # say which numbers the model computes in
         score = f"score {pred.score:.2f}" + (f", {precision}" if precision else "")
         if request.merge:
-            return f"refined mask ({score}). {self.host.tools[self.host.tool].hint}"
+            return f"refined mask ({score}). {self.host.tools[self.host.tool].status_hint(self.host)}"
         if part is not None and part.unsure and n >= 2:
             return f"the model is unsure ({score}): other shapes are likely; press n to see {n - 1}"
-        return note or f"mask added ({score}). {self.host.tools[self.host.tool].hint}"
+        hint = self.host.tools[self.host.tool].status_hint(self.host)
+        return note or f"mask added ({score}). {hint}"
 
     def _click_message(self, pred: Prediction, request: ModelRequest) -> str:
         editor = self.host.editor

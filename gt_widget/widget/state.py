@@ -148,6 +148,7 @@ class Meta:
 
     instances: tuple[tuple[str, str], ...]
     selected: int
+    ids: tuple[int, ...] = ()
 
 
 @dataclass
@@ -221,6 +222,10 @@ class LabelState:
         self.shape = (int(shape[0]), int(shape[1]))
         self.map = np.zeros(self.shape, np.uint8)
         self.instances: list[Instance] = []
+        self.ids: list[int] = []
+        """Stable id of each instance (what the UI and messages show): ids never shift when an instance is
+        deleted; the map and ``instances`` stay compact (the written form, value k = ``instances[k - 1]``)."""
+        self.next_id = 1
         self.selected = 0
         self.max_history = max_history
         self.max_history_bytes = 512 * 2**20
@@ -234,12 +239,14 @@ class LabelState:
         """Current instance list + selection (None in semantic mode)."""
         if self.mode != "instance":
             return None
-        return Meta(tuple((i.label, i.color) for i in self.instances), self.selected)
+        return Meta(tuple((i.label, i.color) for i in self.instances), self.selected, tuple(self.ids))
 
     def _set_meta(self, meta: Meta | None) -> None:
         if meta is None:
             return
         self.instances = [Instance(label, color) for label, color in meta.instances]
+        self.ids = list(meta.ids)
+        self.next_id = max(self.next_id, *(k + 1 for k in self.ids)) if self.ids else self.next_id
         self.selected = meta.selected
 
     def label_index(self, label: str) -> int:
@@ -250,12 +257,25 @@ class LabelState:
             raise WidgetError(f"unknown label {label!r}; the labels are {self.labels}") from None
 
     def check_instance(self, k: int) -> int:
-        """``k`` as a valid 1-based instance id, else ``WidgetError``."""
+        """``k`` as a valid map value (1-based position in ``instances``), else ``WidgetError``."""
         if self.mode != "instance":
             raise WidgetError("instances exist only in instance mode: create the widget with mode='instance'")
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= int(k) <= len(self.instances):
             raise WidgetError(f"no instance {k!r}: instance ids are 1..{len(self.instances)} (1-based)")
         return int(k)
+
+    def position(self, instance_id: int) -> int:
+        """The map value (1-based position) of the instance with stable id ``instance_id``, else ``WidgetError``."""
+        if self.mode != "instance":
+            raise WidgetError("instances exist only in instance mode: create the widget with mode='instance'")
+        ok = not isinstance(instance_id, bool) and isinstance(instance_id, (int, np.integer))
+        if not ok or int(instance_id) not in self.ids:
+            raise WidgetError(f"no instance {instance_id!r}: the instances are {self.ids or 'none yet'}")
+        return self.ids.index(int(instance_id)) + 1
+
+    def id_of(self, k: int) -> int:
+        """Stable id of the instance at map value ``k`` (0 -> 0, none)."""
+        return self.ids[k - 1] if k else 0
 
     def label_map(self) -> np.ndarray:
         """uint8 HxW label map (instance mode: each instance's label)."""
@@ -379,6 +399,8 @@ class LabelState:
         """Replace everything (new image / initial value) and forget the history."""
         self.map = np.zeros(self.shape, np.uint8) if initial is None else np.array(initial, np.uint8, copy=True)
         self.instances = [Instance(i.label, i.color) for i in instances]
+        self.ids = list(range(1, len(self.instances) + 1))
+        self.next_id = len(self.instances) + 1
         self.selected = 0  # nothing selected: the next paint starts a new instance
         self.undo_stack.clear()
         self.redo_stack.clear()
@@ -387,18 +409,22 @@ class LabelState:
     # ------------------------------------------------------------------ instance operations (instance mode)
 
     def create_instance(self, rec: Recorder, label: str) -> int:
-        """Append a new instance of ``label`` with the next free colour inside edit ``rec``; returns its id."""
+        """Append a new instance of ``label`` with the next free colour and the next stable id inside edit
+        ``rec``; returns its map value (position; ``id_of`` gives its id)."""
         if self.mode != "instance":
             raise WidgetError("add_instance needs instance mode: create the widget with mode='instance'")
         self.label_index(label)
         if len(self.instances) >= MAX_LABELS:
             raise WidgetError(f"at most {MAX_LABELS} instances fit in Ground Truth's 8-bit PNG; delete some first")
         self.instances.append(Instance(label, self.next_color()))
+        self.ids.append(self.next_id)
+        self.next_id += 1
         self.selected = len(self.instances)
         return self.selected
 
     def delete_instance(self, rec: Recorder, k: int) -> None:
-        """Remove instance ``k`` and its pixels; later ids shift down by one (ids stay contiguous)."""
+        """Remove the instance at map value ``k`` and its pixels; later map values shift down by one (the map
+        stays compact) while the stable ``ids`` of the others do not change."""
         k = self.check_instance(k)
         rows = np.flatnonzero((self.map >= k).any(axis=1))
         if rows.size:
@@ -411,6 +437,7 @@ class LabelState:
             above = crop > k
             crop[above] -= 1
         del self.instances[k - 1]
+        del self.ids[k - 1]
         if self.selected == k:
             self.selected = 0
         elif self.selected > k:

@@ -81,6 +81,8 @@ class ToolbarState:
     """(id, label, colour) of each instance."""
     selected: int = 0
     help: bool = False
+    correcting: bool = False
+    """Clicks correct the last auto-segment (the Done button shows)."""
 
 
 def _button(desc: str, icon: str, tip: str, cls: str, act: Callable[[], None]) -> widgets.Button:
@@ -117,6 +119,11 @@ class Toolbar:
             "", "clone", "the model's next candidate mask (n)", "gt-action-candidate", self._say("action", "candidate")
         )
         self.candidate_button.disabled = True
+        self.done = _button(
+            "Done", "check", "Finish this object: the next clicks start a new one (Enter)", "gt-action-done",
+            self._say("action", "done"),
+        )  # fmt: skip
+        self.done.layout.display = "none"
         self.brush = widgets.IntSlider(value=8, min=1, max=200, description="", continuous_update=False, readout=True)
         self.brush.layout.width = "130px"
         self.brush.tooltip = "brush radius ([ and ])"
@@ -126,7 +133,8 @@ class Toolbar:
         )
         self.opacity.layout.width = "90px"
         self.opacity.observe(lambda ch: self._control("opacity", float(ch["new"])), "value")
-        row = [*self.tool_buttons.values(), self.polarity, self.candidate_button, *self.action_buttons.values()]
+        row = [*self.tool_buttons.values(), self.polarity, self.candidate_button, self.done]
+        row += self.action_buttons.values()
         self.tools = widgets.HBox(
             [*row, self.brush, self.opacity], layout=widgets.Layout(flex_flow="row wrap", align_items="center")
         )
@@ -190,6 +198,7 @@ class Toolbar:
             ]
             self.action_buttons["help"].button_style = "info" if s.help else ""
             self.help.layout.display = "block" if s.help else "none"
+            self.done.layout.display = "" if s.correcting else "none"
             self._render_candidates(s)
             self.brush.max = max(self.brush.max, s.brush_radius)
             self.brush.value = s.brush_radius

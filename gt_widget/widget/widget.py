@@ -38,6 +38,7 @@ from gt_widget.widget.screen import Screen
 from gt_widget.widget.state import Box, Mode, check_brush_radius
 from gt_widget.widget.toolbar import Toolbar
 from gt_widget.widget.tools import TOOLS, Tool, make_tools
+from gt_widget.widget.tools.auto import AutoTool
 
 __all__ = ["TOOLS", "SegmentationWidget"]
 
@@ -144,7 +145,7 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
             self._rgb = rgb
             self.outputs = Outputs(state, initial_value is not None, self._worker_id)
             for tool in self.tools.values():
-                tool.cancel(self)
+                tool.deactivate(self)
             if self._fixed_radius is None:
                 self._brush_radius = max(2, round(min(h, w) / 80))
             history = f" ({kept} undo steps kept)" if kept else ""
@@ -165,7 +166,10 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
     status = property(lambda self: self._status, doc="The status line's text.")
     mouse = property(lambda self: self.screen.mouse, doc="Last pointer position (canvas px), None outside.")
     overlay_style = property(lambda self: self.screen.overlay, doc="'fill+outline', 'outline' or 'hidden'.")
-    selected_instance = property(lambda self: self.editor.state.selected, doc="Selected instance id (0 = none).")
+    selected_instance = property(
+        lambda self: self.editor.state.id_of(self.editor.state.selected), doc="Selected instance's id (0 = none)."
+    )
+    instance_ids = property(lambda self: list(self.editor.state.ids), doc="Stable id of each of ``instances``.")
     history = property(lambda self: self.editor.history, doc="(undo steps, redo steps) available.")
 
     @property
@@ -208,7 +212,8 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
 
     @property
     def instance_map(self) -> np.ndarray:
-        """uint8 (H, W): 0 = none, k = ``instances[k - 1]`` (instance mode only)."""
+        """uint8 (H, W): 0 = none, k = ``instances[k - 1]`` (instance mode only; the compact form Ground Truth
+        writes: the instance shown as id ``instance_ids[k - 1]``)."""
         with self._lock:
             return self.editor.instance_map()
 
@@ -220,7 +225,7 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
 
     @property
     def instances(self) -> list[Instance]:
-        """The instances (label, colour), id k = position k - 1 (instance mode; [] in semantic mode)."""
+        """The instances (label, colour) in map order (instance mode; [] in semantic mode)."""
         return self.snapshot()[1]
 
     def snapshot(self) -> tuple[np.ndarray, list[Instance]]:
@@ -302,15 +307,22 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
         """Redo one undone step; False when there is nothing to redo."""
         return self._edit(self.editor.redo).recorded
 
+    def object_finished(self) -> None:
+        """The auto tool's object is done (Enter, Done, a label...): the next 4 clicks start a new one."""
+        with self._lock:
+            self.editor.finish_object()
+        self.say("object done: click the 4 extreme points of the next object")
+        self.refresh()
+
     def add_instance(self, label: str | None = None) -> int:
-        """Start a new instance of ``label`` (default: the current label) and select it; returns its id."""
+        """Start a new instance of ``label`` (default: the current label) and select it; returns its stable id."""
         with self._lock:
             k = self.editor.add_instance(label)
         self._after(Outcome(True), f"instance {k} ({self.label}) added: paint or auto-segment it")
         return k
 
     def select_instance(self, k: int) -> None:
-        """Make instance ``k`` (1-based) the one that painting and auto-segment add to."""
+        """Make instance ``k`` (its stable id, as its chip shows) the one painting and auto-segment add to."""
         with self._lock:
             self.editor.select_instance(k)
         self._after(Outcome(False, recorded=False), self.editor.instance_status())
@@ -320,16 +332,20 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
         self._edit(lambda: self.editor.relabel_instance(k, label), f"instance {k} is now {label!r}")
 
     def delete_instance(self, k: int) -> None:
-        """Delete instance ``k`` and its pixels (later ids shift down by one); one undo step."""
+        """Delete instance ``k`` and its pixels; one undo step. The others keep their ids (``instance_ids``)."""
         out = self._edit(lambda: self.editor.delete_instance(k))
         self.say(f"instance {k} deleted; " + self.editor.instance_status() if out.changed else out.message)
 
     def auto_segment(self, points: Sequence[Sequence[float]], wait: bool = True) -> np.ndarray | None:
         """Segment the object whose 4 extreme points (x, y) are given, in the current label (or the selected
         instance). 4 points on a part the last mask missed ADD to it. ``wait=False`` queues the work (the UI's
-        way); ``wait=True`` returns the final (refined) mask, bool HxW."""
-        pts = validate_extreme_points(points, self.editor.state.shape)
-        return self.requests.auto_segment([(float(x), float(y)) for x, y in pts], wait)
+        way); ``wait=True`` returns the final (refined) mask, bool HxW. Until the object is finished (Enter,
+        ``tools["auto"].finish``), clicks in the auto tool correct it."""
+        pts = [(float(x), float(y)) for x, y in validate_extreme_points(points, self.editor.state.shape)]
+        auto = self.tools["auto"]
+        if isinstance(auto, AutoTool):
+            auto.object = pts  # straight after it, clicks in the auto tool correct this object
+        return self.requests.auto_segment(pts, wait)
 
     def preview_extreme(self, points: Sequence[Sequence[float]] | None) -> None:
         """Preview (never commit) the mask of these 4 extreme points on the preview layer, latest request

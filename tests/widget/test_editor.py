@@ -140,6 +140,15 @@ def test_negative_click_knows_which_pixels_were_there_before() -> None:
     assert ed.kept_before_part(15, 15) and not ed.kept_before_part(25, 25)
 
 
+def test_pixels_labeled_outside_the_parts_box_count_as_labeled_before() -> None:
+    """Finding 6 in the browser: a stroke beside the object (outside the part's box) kept its label after a
+    negative click and the status said "mask corrected"."""
+    ed = _editor()
+    ed.brush([(40, 15)], 2)  # person painted by hand, beside the object
+    ed.apply_prediction(_pred(_box(10, 30, 10, 30)), ModelRequest(Target("person"), [(0, 0)] * 4, []))
+    assert ed.kept_before_part(40, 15) and not ed.kept_before_part(45, 45) and not ed.kept_before_part(-3, 500)
+
+
 def test_instance_policy_keeps_queued_answers_together_and_status_is_current() -> None:
     ed = _editor("instance")
     t1 = ed.capture_target()

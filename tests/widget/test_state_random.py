@@ -66,16 +66,16 @@ def _apply(w: SegmentationWidget, o: tuple[Any, ...]) -> None:
         if kind == "add_instance":
             w.add_instance(o[1])
         elif kind == "delete_instance" and o[1] <= n:
-            w.delete_instance(o[1])
+            w.delete_instance(w.instance_ids[o[1] - 1])
         elif kind == "relabel_instance" and o[1] <= n:
-            w.relabel_instance(o[1], o[2])
+            w.relabel_instance(w.instance_ids[o[1] - 1], o[2])
         elif kind == "select_instance" and o[1] <= n:
-            w.select_instance(o[1])
+            w.select_instance(w.instance_ids[o[1] - 1])
 
 
-def _snap(w: SegmentationWidget) -> tuple[bytes, tuple[tuple[str, str], ...]]:
+def _snap(w: SegmentationWidget) -> tuple[bytes, tuple[tuple[str, str], ...], tuple[int, ...]]:
     m, inst = w.snapshot()
-    return m.tobytes(), tuple((i.label, i.color) for i in inst)
+    return m.tobytes(), tuple((i.label, i.color) for i in inst), tuple(w.instance_ids)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -8,11 +8,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+from gt_widget.segment.base import Prediction
 from gt_widget.widget import keys
-from gt_widget.widget.editor import Editor
+from gt_widget.widget.editor import Editor, ModelRequest
 from gt_widget.widget.render import Viewport
 from gt_widget.widget.tools import TOOL_CLASSES, TOOLS, Pointer, make_tools
-from gt_widget.widget.tools.auto import AutoTool
+from gt_widget.widget.tools.auto import CORRECTING_HINT, AutoTool
 from gt_widget.widget.tools.fill import FillTool
 from gt_widget.widget.tools.polygon import PolygonTool
 
@@ -28,6 +29,13 @@ class FakeHost:
         self.mouse: tuple[float, float] | None = None
         self.said: list[str] = []
         self.calls: list[tuple[str, Any]] = []
+        self.busy = False
+        self.model = True
+        """Whether ``auto_segment`` answers at once with the extreme points' box (else: stays busy)."""
+
+    def object_finished(self) -> None:
+        self.calls.append(("finished", None))
+        self.editor.finish_object()
 
     def say(self, text: str) -> None:
         self.said.append(text)
@@ -37,6 +45,14 @@ class FakeHost:
 
     def auto_segment(self, points: Sequence[Sequence[float]], wait: bool = True) -> object:
         self.calls.append(("auto", list(points)))
+        if not self.model:
+            self.busy = True
+            return None
+        xs, ys = [p[0] for p in points], [p[1] for p in points]
+        mask = np.zeros(self.editor.state.shape, bool)
+        mask[round(min(ys)) : round(max(ys)) + 1, round(min(xs)) : round(max(xs)) + 1] = True
+        ext = [(float(x), float(y)) for x, y in points]
+        self.editor.apply_prediction(Prediction(mask, 0.9), ModelRequest(self.editor.capture_target(), ext, []))
         return None
 
     def corrective_click(self, x: float, y: float, positive: bool = True, wait: bool = True) -> object:
@@ -115,13 +131,90 @@ def test_extreme_points_are_guarded_against_double_clicks_and_shown() -> None:
     assert host.calls[-1][0] == "auto" and len(host.calls[-1][1]) == 4 and tool.points == []
 
 
-def test_right_click_and_shift_click_in_auto_mode_remove_from_the_last_mask() -> None:
+OBJECT = [(20.0, 5.0), (20.0, 30.0), (8.0, 18.0), (35.0, 18.0)]
+
+
+def segmented(host: FakeHost) -> AutoTool:
+    """An auto tool that has just auto-segmented ``OBJECT``."""
+    tool = AutoTool()
+    for x, y in OBJECT:
+        tool.down(host, at(host, x, y))
+    assert host.calls[-1] == ("auto", OBJECT)
+    host.calls.clear()
+    return tool
+
+
+def test_after_auto_segment_left_click_adds_right_and_shift_click_remove() -> None:
+    """Corrective clicks like CVAT / SAM's demo: no mode switch straight after an auto-segment."""
+    host = FakeHost()
+    tool = segmented(host)
+    assert tool.correcting(host) and tool.status_hint(host) == CORRECTING_HINT
+    tool.down(host, at(host, 40, 20))
+    tool.down(host, at(host, 10, 10, button=2))
+    tool.down(host, at(host, 12, 10, shift=True))
+    assert host.calls == [("click", (40, 20, True)), ("click", (10, 10, False)), ("click", (12, 10, False))]
+    assert tool.points == []
+
+
+def test_clicks_while_the_answer_is_on_its_way_correct_it() -> None:
+    host = FakeHost()
+    host.model = False
+    tool = segmented(host)
+    assert host.busy and tool.correcting(host)
+    tool.down(host, at(host, 40, 20))
+    assert host.calls == [("click", (40, 20, True))]
+    host.busy = False  # the model found nothing: no live mask, so the next click is an extreme point again
+    tool.down(host, at(host, 41, 21))
+    assert tool.points == [(41, 21)]
+
+
+@pytest.mark.parametrize("how", ["enter", "finish", "deactivate"])
+def test_finishing_the_object_makes_left_clicks_extreme_points_again(how: str) -> None:
+    host = FakeHost()
+    tool = segmented(host)
+    assert {"enter": tool.enter, "finish": tool.finish, "deactivate": tool.deactivate}[how](host) in (True, None)
+    assert ("finished", None) in host.calls and not tool.correcting(host)
+    assert tool.status_hint(host) == AutoTool.hint
+    host.calls.clear()
+    tool.down(host, at(host, 40, 20))
+    assert tool.points == [(40, 20)] and not [c for c in host.calls if c[0] == "click"]
+    assert tool.finish(host) is False  # nothing left to finish
+
+
+def test_right_click_without_an_object_explains_instead_of_placing_a_point() -> None:
     host = FakeHost()
     tool = AutoTool()
     tool.down(host, at(host, 10, 10, button=2))
-    tool.down(host, at(host, 12, 10, shift=True))
-    assert host.calls == [("click", (10, 10, False)), ("click", (12, 10, False))]
-    assert tool.points == []
+    assert tool.points == [] and not host.calls and "auto-segment an object first" in host.said[-1]
+    tool.down(host, at(host, 10, 10))
+    tool.down(host, at(host, 30, 30, shift=True))
+    assert tool.points == [(10, 10)] and "finish placing the 4 extreme points" in host.said[-1]
+
+
+def test_another_edit_or_undo_past_the_object_ends_the_corrections() -> None:
+    host = FakeHost()
+    tool = segmented(host)
+    host.editor.brush([(45.0, 35.0)], 1.0)  # any other edit: the mask is no longer live
+    assert not tool.correcting(host)
+    host.editor.undo()  # back to the object: its mask is live again, still the same object
+    assert tool.correcting(host)
+    host.editor.undo()  # undoing the auto-segment itself: nothing to correct
+    assert not tool.correcting(host)
+    tool.down(host, at(host, 40, 20))
+    assert tool.points == [(40, 20)]
+
+
+def test_instance_mode_finishing_starts_a_new_instance_next() -> None:
+    host = FakeHost()
+    host.editor = Editor(["cat", "dog"], mode="instance")
+    host.editor.load(host.editor.new_state((40, 50), None, []))
+    tool = segmented(host)
+    assert host.editor.state.ids == [1] and host.editor.state.selected == 1
+    tool.enter(host)
+    assert host.editor.state.selected == 0
+    for x, y in [(45.0, 31.0), (45.0, 38.0), (41.0, 35.0), (49.0, 35.0)]:
+        tool.down(host, at(host, x, y))
+    assert host.editor.state.ids == [1, 2], "the next object is a new instance"
 
 
 def test_click_tool_left_adds_right_removes_x_flips() -> None:

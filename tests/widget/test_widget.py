@@ -455,6 +455,8 @@ def test_instance_bookkeeping_and_answer(seg: BoxSegmenter) -> None:
     assert w.instances[1].label == "bird" and w.instances[1].color == PALETTE[1] and w.label_map[10, 70] == 3
     w.delete_instance(1)
     assert [i.label for i in w.instances] == ["bird", "cat"]
+    assert w.instance_ids == [2, 3], "the others keep their ids after a delete (finding 7)"
+    # the written form stays compact: value k is instances[k - 1]
     assert w.instance_map[20, 20] == 0 and w.instance_map[10, 70] == 1 and w.instance_map[50, 5] == 2
     ans = w.to_answer()
     assert ans["instances"] == [{"color": PALETTE[1], "label": "bird"}, {"color": PALETTE[2], "label": "cat"}]
@@ -464,13 +466,14 @@ def test_instance_bookkeeping_and_answer(seg: BoxSegmenter) -> None:
     assert np.array_equal(snap_map, w.instance_map) and snap_instances == w.instances
     w.undo()  # undelete
     assert [i.label for i in w.instances] == ["cat", "bird", "cat"] and w.instance_map[20, 20] == 1
+    assert w.instance_ids == [1, 2, 3]
     press(w, ".")
     assert w.selected_instance == 1 or w.selected_instance == 2
     w.select_instance(2)
     press(w, "Delete")
-    assert len(w.instances) == 2
-    with pytest.raises(WidgetError, match=r"1\.\.2"):
-        w.select_instance(5)
+    assert len(w.instances) == 2 and w.instance_ids == [1, 3]
+    with pytest.raises(WidgetError, match=r"no instance 2: the instances are \[1, 3\]"):
+        w.select_instance(2)
     w.close()
 
 
@@ -747,6 +750,15 @@ def test_negative_click_explains_pixels_labeled_before_the_auto_segment(w: Segme
     assert "already 'cat' before this auto-segment" in w.status and "eraser" in w.status
 
 
+def test_negative_click_beside_the_object_on_an_older_stroke_explains(w: SegmentationWidget) -> None:
+    """Finding 6 as the browser test does it: the stroke lies outside the auto-segment's box."""
+    w.brush([(50, 50)], radius=3)  # cat, by hand, beside the object (its box is x, y 10..30)
+    w.auto_segment(EXTREME)
+    w.corrective_click(50, 50, positive=False)
+    assert w.label_map[50, 50] == 1
+    assert "already 'cat' before this auto-segment" in w.status and "eraser" in w.status
+
+
 def test_right_click_from_the_browser_scope_removes_from_the_last_mask(w: SegmentationWidget) -> None:
     w.auto_segment(EXTREME)
     cx, cy = w.image_to_canvas(20, 20)
@@ -784,7 +796,45 @@ def test_instance_status_follows_relabel_select_delete(seg: BoxSegmenter) -> Non
     assert w.status == "instance 1 is now 'bird'"
     w.delete_instance(1)
     assert w.status == "instance 1 deleted; 1 instance(s); no instance selected"
-    assert [c.description for c in w.toolbar.instance_chips.values()] == ["1 dog"]
+    assert [c.description for c in w.toolbar.instance_chips.values()] == ["2 dog"]
+    w.close()
+
+
+def test_instance_ids_are_stable_across_delete_undo_and_add(seg: BoxSegmenter) -> None:
+    """Finding 7: instances renumbered after a delete, so chips and messages pointed at another instance. Ids
+    (chips, ``.gt-instance-<id>``, messages, the API) stay; only the written answer is compact."""
+    w = SegmentationWidget(_image(), LABELS, mode="instance", segmenter=seg)
+    for x in (10, 40, 70):
+        press(w, "i")
+        w.brush([(x, 10)], radius=3)
+    assert w.instance_ids == [1, 2, 3]
+    w.select_instance(1)
+    press(w, "Delete")
+    assert w.instance_ids == [2, 3] and list(w.toolbar.instance_chips) == [2, 3]
+    assert [c.description for c in w.toolbar.instance_chips.values()] == ["2 cat", "3 cat"]
+    assert "gt-instance-3" in w.toolbar.instance_chips[3]._dom_classes
+    assert w.status.startswith("instance 1 deleted; 2 instance(s)")
+    w.toolbar.instance_chips[3].click()
+    assert w.selected_instance == 3 and w.status == "2 instance(s); instance 3 (cat) selected"
+    assert "gt-label-selected" in w.toolbar.instance_chips[3]._dom_classes
+    press(w, ",")  # previous instance: 2, not "position 1"
+    assert w.selected_instance == 2 and "instance 2 (cat)" in w.status
+    w.relabel_instance(3, "dog")
+    assert w.status == "instance 3 is now 'dog'" and w.label_map[10, 70] == 2
+    w.brush([(70, 40)], radius=3)  # paints the selected instance 2
+    assert w.instance_map[40, 70] == 1  # written form: instance 2 is map value 1 (compact)
+    assert w.to_answer()["instances"] == [{"color": PALETTE[1], "label": "cat"}, {"color": PALETTE[2], "label": "dog"}]
+    k = w.add_instance("dog")
+    assert k == 4 and w.instance_ids == [2, 3, 4], "a new instance never reuses a deleted id"
+    w.undo()  # the add
+    w.undo()  # the brush
+    w.undo()  # the relabel
+    w.undo()  # the delete: instance 1 is back with its own id, the others unchanged
+    assert w.instance_ids == [1, 2, 3] and w.instance_map[10, 10] == 1
+    w.redo()
+    assert w.instance_ids == [2, 3]
+    with pytest.raises(WidgetError, match=r"no instance 1: the instances are \[2, 3\]"):
+        w.delete_instance(1)
     w.close()
 
 

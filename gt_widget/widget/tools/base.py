@@ -64,6 +64,13 @@ class Host(Protocol):
     def mouse(self) -> tuple[float, float] | None:
         """Last pointer position on the canvas (None when outside)."""
 
+    @property
+    def busy(self) -> bool:
+        """Whether interactive model work is queued or running."""
+
+    def object_finished(self) -> None:
+        """The object being corrected is done: say so; the next paint starts a new object (instance)."""
+
     def say(self, text: str) -> None:
         """Show ``text`` in the status line."""
 
@@ -129,6 +136,18 @@ class Tool:
 
     def draw(self, host: Host, sketch: Sketch) -> None:
         """Draw the tool's transient marks."""
+
+    def status_hint(self, host: Host) -> str:
+        """The status line's instructions now (``hint`` unless the tool is in the middle of something)."""
+        return self.hint
+
+    def correcting(self, host: Host) -> bool:
+        """Whether clicks now correct the last model answer (the auto tool right after an auto-segment)."""
+        return False
+
+    def finish(self, host: Host) -> bool:
+        """Finish the object being worked on (Enter, Done, a label or instance choice); True if there was one."""
+        return False
 
     def deactivate(self, host: Host) -> None:
         """Another tool was chosen: finish or drop what is in progress."""

@@ -16,8 +16,9 @@ class PolygonTool(PlacingTool):
     name = "polygon"
     key = "p"
     icon = "pencil-square-o"
-    tooltip = "Polygon: click vertices, Enter or the first vertex closes (p)"
-    hint = "Polygon: click vertices; click the first vertex or press Enter to close, Escape cancels."
+    tooltip = "Polygon: click the corners, Enter or the first corner closes (p)"
+    hint = "Polygon: click the corners; click the first corner or press Enter to close, Escape cancels."
+    """(Worded as the template preview's; "N vertices" is only the in-progress status, gone once closed.)"""
 
     @property
     def vertices(self) -> list[tuple[float, float]]:
