@@ -482,12 +482,24 @@ class WidgetPage:
     def saved(self, image_name: str) -> Saved | None:
         """The autosaved result of the image whose file name is ``image_name`` (None before its first save)."""
         for line in self.manifest_lines():
-            if Path(str(line.get("source-ref", ""))).name == image_name:
+            if Path(str(line.get("source-ref", ""))).name != image_name:
+                continue
+            if "label-ref" in line:  # semantic: the consolidated palette PNG
                 png = Path(line["label-ref"])
                 try:
                     return Saved(read_consolidated_png(png.read_bytes()), line, png)
                 except (OSError, ValueError):
                     return None
+            if "label" in line:  # instance (a custom job): the masks live in the worker response
+                from gt_widget.groundtruth.export import read_job_output
+
+                try:
+                    for item in read_job_output(self.job):
+                        if Path(item.source_ref).name == image_name:
+                            return Saved(item.index_map, line, Path(str(line["label-metadata"]["worker-response-ref"])))
+                except (OSError, ValueError):
+                    return None
+            return None  # listed, not labeled yet (one output line per input line)
         return None
 
     def wait_saved(self, image_name: str, pred: Callable[[np.ndarray], bool], timeout: float = 60.0) -> Saved:
