@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from gt_widget.widget.export import read_job_output
 
 from gt_widget.errors import GtWidgetError
+from gt_widget.groundtruth.export import read_job_output
 from gt_widget.promptlog import PromptLog, log_path
 from gt_widget.resegment import resegment
 from gt_widget.segment.proposals import Proposal, ProposalCache, ProposalSettings, proposal_at
