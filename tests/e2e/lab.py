@@ -220,8 +220,10 @@ def to_page(box: dict[str, float], canvas_size: tuple[int, int], cx: float, cy: 
 
 
 def latest_result(job: Path) -> tuple[np.ndarray, dict[str, Any], Path]:
-    """(label map, output-manifest line, consolidated PNG path) of a one-image job's autosaved output."""
+    """(label map, output-manifest line, consolidated PNG path) of the one labeled image of a job's autosaved
+    output (other input lines, not labeled yet, carry no label attribute)."""
     manifest = job / "manifests" / "output" / "output.manifest"
-    (line,) = [json.loads(x) for x in manifest.read_text().splitlines()]
+    # one output line per input line: the labeled one is the line with the label attribute
+    (line,) = [x for x in map(json.loads, manifest.read_text().splitlines()) if "label-ref" in x]
     png = Path(line["label-ref"])
     return read_consolidated_png(png.read_bytes()), line, png
