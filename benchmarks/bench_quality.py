@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks import protocol as P
+from gt_widget.segment.named import parse_flags
 
 CONFIG_KEYS = (
     "precision",
@@ -118,22 +119,8 @@ def load_mobilesam_segmenter(weights: Path | None, **flags: Any) -> Any:
 
 
 def parse_recipe(items: Sequence[str]) -> dict[str, Any]:
-    """``key=value`` flags for the segmenter (``variants=box+points,box`` becomes a tuple)."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, _, raw = item.partition("=")
-        value: Any = raw
-        if key in ("variants", "full_variants"):
-            value = tuple(v for v in raw.split(",") if v)
-        elif raw.lower() in ("true", "false"):
-            value = raw.lower() == "true"
-        else:
-            try:
-                value = float(raw) if "." in raw else int(raw)
-            except ValueError:
-                value = raw
-        out[key] = value
-    return out
+    """``key=value`` flags for the segmenter: the package's one rule (``gt_widget.segment.named.parse_flags``)."""
+    return parse_flags(items)
 
 
 def evaluate_set(
