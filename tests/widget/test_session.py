@@ -23,23 +23,9 @@ from gt_widget.sources import s3_client
 from gt_widget.widget import LabelingSession, SessionError
 from gt_widget.widget import session as session_mod
 from gt_widget.widget.testing import BoxSegmenter
-
-LABELS = ["cat", "dog"]
-
-
-def _images(folder: Path, n: int = 3, size: tuple[int, int] = (64, 48)) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    out = []
-    for i in range(n):
-        p = folder / f"img{i}.png"
-        Image.new("RGB", size, (30 * i, 100, 200)).save(p)
-        out.append(p)
-    return out
-
-
-def _session(source: object, out: Path, **kw: object) -> LabelingSession:
-    kw.setdefault("segmenter", BoxSegmenter())
-    return LabelingSession(source, LABELS, out, prefetch=False, **kw)  # type: ignore[arg-type]
+from tests.support.sessions import LABELS
+from tests.support.sessions import box_session as _session
+from tests.support.sessions import make_images as _images
 
 
 def test_saved_files_are_ground_truths_format(tmp_path: Path) -> None:

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from gt_widget.fileio import atomic_write_bytes
 from gt_widget.groundtruth.formats import read_answer
@@ -27,8 +26,9 @@ from gt_widget.widget import store as store_mod
 from gt_widget.widget.journal import Journal, changed_box
 from gt_widget.widget.testing import BoxSegmenter
 from tests.support import journal_child
-
-LABELS = ["cat", "dog"]
+from tests.support.sessions import LABELS
+from tests.support.sessions import box_session as _session
+from tests.support.sessions import make_images as _images
 
 
 def _can_mount() -> str | None:
@@ -53,21 +53,6 @@ def _mount(*args: str) -> Iterator[None]:
         yield
     finally:
         subprocess.run(["umount", "-l", target], check=False, capture_output=True)
-
-
-def _images(folder: Path, n: int = 3, size: tuple[int, int] = (64, 48)) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    out = []
-    for i in range(n):
-        p = folder / f"img{i}.png"
-        Image.new("RGB", size, (30 * i, 100, 200)).save(p)
-        out.append(p)
-    return out
-
-
-def _session(source: object, out: Path, **kw: object) -> LabelingSession:
-    kw.setdefault("segmenter", BoxSegmenter())
-    return LabelingSession(source, LABELS, out, prefetch=False, **kw)  # type: ignore[arg-type]
 
 
 def _fill(folder: Path) -> Path:
