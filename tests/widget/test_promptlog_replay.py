@@ -1,0 +1,170 @@
+"""Widget sessions that use clear, relabel, delete, accept-all and instance edits -> prompt log -> resegment.
+
+Real MobileSAM on a GrabCut-50 image, driven through the widget's own methods (the editor's recording hook
+writes the log). Proposals use a 4 x 4 grid here (the tool's default is 16 x 16) to keep the suite quick.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from gt_widget.groundtruth.export import read_job_output
+from gt_widget.promptlog import PromptLog, log_path
+from gt_widget.resegment import resegment
+from gt_widget.segment.proposals import ProposalCache, ProposalSettings
+from gt_widget.widget import SegmentationWidget
+from gt_widget.widget.session import LabelingSession
+from gt_widget.widget.tools.proposal import ProposalTool
+from tests.support.objects import load_grabcut_object
+
+GRID = 4
+
+
+@pytest.fixture(scope="module")
+def mobilesam(weights_path: Path) -> Any:
+    from gt_widget.segment import load_segmenter
+
+    return load_segmenter("mobilesam", weights=weights_path)
+
+
+def _tool(w: SegmentationWidget) -> ProposalTool:
+    w.tool = "proposal"
+    tool = w.tools["proposal"]
+    assert isinstance(tool, ProposalTool)
+    tool.points_per_side = GRID
+    tool.settings = ProposalSettings(points_per_side=GRID)
+    tool.cache = ProposalCache()
+    return tool
+
+
+def _session(tmp_path: Path, grabcut_dir: Path, mobilesam: Any, labels: list[str], mode: str) -> tuple[Any, Any]:
+    obj = load_grabcut_object(grabcut_dir, "llama")
+    images = tmp_path / "images"
+    images.mkdir()
+    shutil.copy(obj.image, images / obj.image.name)
+    s = LabelingSession(images, labels, tmp_path / "out", segmenter=mobilesam, prefetch=False, mode=mode)
+    return s, obj
+
+
+def _instance_masks(index_map: np.ndarray, instances: list[Any]) -> list[tuple[str, np.ndarray]]:
+    return [(inst.label, index_map == k) for k, inst in enumerate(instances, start=1)]
+
+
+@pytest.fixture(scope="module")
+def semantic_job(tmp_path_factory: pytest.TempPathFactory, grabcut_dir: Path, mobilesam: Any) -> dict[str, Any]:
+    """A semantic session: accept-all proposals, auto-segment + click, strokes, clear (undone), clear again."""
+    tmp = tmp_path_factory.mktemp("semantic")
+    s, obj = _session(tmp, grabcut_dir, mobilesam, ["animal", "sky", "thing"], "semantic")
+    w = s.widget
+    h, wd = obj.gt.shape
+    w.label = "sky"
+    w.brush([(5, 5), (60, 8), (120, 5)], radius=4)  # cleared below: gone for good
+    w.clear()
+    w.label = "thing"
+    tool = _tool(w)
+    found = tool.wait(w)
+    scores = sorted((p.score for p in found), reverse=True)
+    threshold = scores[min(2, len(scores) - 1)]  # the 3 most confident: a quick pre-labeling pass
+    accepted = tool.accept_all(w, threshold=threshold)
+    assert accepted >= 1
+    w.tool = "auto"
+    w.label = "animal"
+    w.auto_segment(obj.points)
+    ys, xs = np.nonzero(obj.gt)
+    w.corrective_click(float(xs.mean()), float(ys.min() + 3), positive=True)
+    w.label = "sky"
+    w.brush([(5, 5), (60, 8), (120, 5)], radius=4)
+    w.clear()
+    w.undo()  # the clear is taken back: everything above stays
+    w.polygon([(200, 2), (260, 2), (260, 20), (200, 20)])
+    s.flush()
+    final = w.label_map
+    log = PromptLog.load(log_path(s.job_dir, 0))
+    s.close()
+    return {"job": s.job_dir, "map": final, "log": log, "accepted": accepted, "shape": (h, wd)}
+
+
+def test_clear_and_accept_all_are_replayable_events(semantic_job: dict[str, Any]) -> None:
+    log = semantic_job["log"]
+    kinds = [e["kind"] for e in log.events]
+    assert "unreplayable" not in kinds
+    assert kinds.count("clear") == 2 and "proposals" in kinds, kinds
+    (acc,) = [e for e in log.events if e["kind"] == "proposals"]
+    assert len(acc["accepted"]) == semantic_job["accepted"]
+    assert all(len(a["point"]) == 2 and len(a["box"]) == 4 for a in acc["accepted"])
+
+
+def test_semantic_session_resegments_to_identical_masks(
+    semantic_job: dict[str, Any], weights_path: Path, tmp_path: Path
+) -> None:
+    report = resegment(semantic_job["job"], tmp_path, recipe="recorded", weights=weights_path, progress=False)
+    assert report.model_edits == report.reproduced == 2 + semantic_job["accepted"]
+    (item,) = list(read_job_output(report.job_dir))
+    np.testing.assert_array_equal(item.index_map, semantic_job["map"])
+    assert report.objects and all(row["iou"] == 1.0 for row in report.objects)
+
+
+def test_semantic_session_other_recipe_changes_only_model_made_objects(
+    semantic_job: dict[str, Any], tmp_path: Path
+) -> None:
+    report = resegment(semantic_job["job"], tmp_path, recipe="fallback", progress=False)  # GrabCut: no proposals
+    rows = {row["object"]: row for row in report.objects}
+    assert rows["animal"]["model_made"] and rows["thing"]["model_made"] and not rows["sky"]["model_made"]
+    assert rows["sky"]["iou"] == 1.0  # strokes and polygon replayed on top, exactly
+    assert min(rows["animal"]["iou"], rows["thing"]["iou"]) < 0.999
+    (item,) = list(read_job_output(report.job_dir))
+    np.testing.assert_array_equal(item.index_map == 2, semantic_job["map"] == 2)
+    assert report.objects[0]["model_made"]  # changed most comes first
+
+
+def test_instance_session_resegments_to_identical_per_instance_masks(
+    tmp_path: Path, grabcut_dir: Path, mobilesam: Any, weights_path: Path
+) -> None:
+    s, obj = _session(tmp_path, grabcut_dir, mobilesam, ["animal", "sky", "ground"], "instance")
+    w = s.widget
+    h, wd = obj.gt.shape
+    ys, xs = np.nonzero(obj.gt)
+    w.label = "animal"
+    w.auto_segment(obj.points)  # instance 1, created by the model edit itself
+    w.corrective_click(float(xs.mean()), float(ys.min() + 3), positive=True)
+    w.object_finished()
+    w.label = "ground"
+    w.brush([(10, h - 8), (wd - 10, h - 8)], radius=5)  # instance 2, created by the stroke
+    w.undo()  # takes back the stroke AND its instance (one step in the editor)
+    w.redo()
+    w.object_finished()
+    sky = w.add_instance("sky")  # instance 3, explicit
+    w.polygon([(200, 2), (260, 2), (260, 20), (200, 20)])
+    w.brush([(5, 5), (60, 8), (120, 5)], radius=4)  # into the selected sky instance
+    w.object_finished()
+    w.label = "animal"
+    w.brush([(20, 30), (40, 30)], radius=3)  # instance 4 ...
+    w.undo()  # ... taken back with its instance
+    w.undo()  # and the sky brush stroke too
+    w.relabel_instance(sky, "ground")
+    w.delete_instance(w.instance_ids[0])  # the animal: later positions shift down
+    w.select_instance(w.instance_ids[0])  # the ground strip: a corrective click segments into it
+    w.corrective_click(float(xs.mean()), float(ys.mean()), positive=True)
+    w.clear()
+    w.undo()
+    s.flush()
+    expect = _instance_masks(w.instance_map, w.instances)
+    assert len(expect) == 2 and [lab for lab, _m in expect] == ["ground", "ground"]
+    log = PromptLog.load(log_path(s.job_dir, 0))
+    assert "unreplayable" not in [e["kind"] for e in log.events]
+    s.close()
+
+    report = resegment(s.job_dir, tmp_path / "again", recipe="recorded", weights=weights_path, progress=False)
+    assert report.model_edits == report.reproduced == 3
+    (item,) = list(read_job_output(report.job_dir))
+    assert item.instances is not None
+    got = _instance_masks(item.index_map, item.instances)
+    assert [lab for lab, _m in got] == [lab for lab, _m in expect]
+    for (_l, a), (_l2, b) in zip(got, expect, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert all(row["iou"] == 1.0 for row in report.objects)
