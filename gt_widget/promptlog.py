@@ -6,30 +6,55 @@ consolidated PNGs; nothing references this folder). Conventions: (x, y) pixels o
 ``value`` is the label index (semantic: 1-based, ``labels[value - 1]``) or the instance id (instance mode:
 1-based, ``instances[value - 1]``); 0 = background / eraser.
 
-Format ``gt-widget-prompt-log``, version 1 (documented here; readers reject other major versions)::
+Format ``gt-widget-prompt-log``, version 2 (documented here; version 1 files are read and upgraded, other
+versions are refused)::
 
-    {"format": "gt-widget-prompt-log", "version": 1,
+    {"format": "gt-widget-prompt-log", "version": 2,
      "image": {"source_ref": "...", "index": 0, "width": W, "height": H},
      "mode": "semantic" | "instance", "labels": [...],
      "models": {"m1": {"name": "mobilesam", "weights_sha256": "...", "recipe": {flag: value}}},
      "events": [ ... in the order they happened ... ]}
 
-Events (``seq`` = position in ``events``; every event changes the history the way the editor does):
-- ``{"kind": "model", "seq", "model": "m1", "value", "label", "prompt": {"extreme_points": [[x, y] x4] |
-  null, "box": [x0, y0, x1, y1] | null, "clicks": [[x, y, positive], ...], "proposal": {"pointer": [x, y],
-  "points_per_side": n, "settings": {...}} | null}, "candidate": k, "refines": seq | null, "union": bool,
-  "result": {"area": n, "sha256": hex}}``: a model-made mask painted with ``value`` (one undo step).
-  ``refines`` names the model event this one replaces (a corrective click or another candidate): the
-  previous mask's pixels go back to what they were before that chain began, then the new mask is
-  painted, in the same undo step as the editor does. ``candidate`` picks the k-th of the
-  prediction's candidates. ``result`` fingerprints the mask (``mask_digest``) so a replay can tell
-  whether it reproduced it.
-- ``{"kind": "stroke", "seq", "tool": "brush" | "eraser" | "polygon" | "fill", "value", "label",
-  "points": [[x, y], ...], "radius": r}``: brush/eraser = a round brush of ``radius`` along the polyline
-  ``points`` (eraser paints 0); polygon = the filled polygon with vertices ``points``; fill = the
-  4-connected region of the seed ``points[0]``'s value, painted with ``value``.
-- ``{"kind": "undo", "seq"}`` / ``{"kind": "redo", "seq"}``: one history step back / forward.
-- ``{"kind": "instance", "seq", "op": "new", "value", "label", "color"}``: instance mode's new instance.
+One event type for every action. Each event is ONE user action, i.e. one undo step of the editor (``undo`` and
+``redo`` move through those steps), with the same envelope::
+
+    {"seq": n, "kind": K, "new_instances": [{"value": k, "label": s, "color": c}, ...], ...K's fields}
+
+``seq`` = position in ``events``. ``new_instances`` (instance mode, omitted when empty): the instances the
+action itself created, appended to the instance list before it paints (an auto-segment, stroke or accepted
+proposal that started a new instance), so they vanish with the action on undo. The kinds and their fields
+(``EVENT_FIELDS``):
+
+- ``model``: ``"model": "m1", "value", "label", "prompt": {"extreme_points": [[x, y] x4] | null,
+  "box": [x0, y0, x1, y1] | null, "clicks": [[x, y, positive], ...], "proposal": {"pointer": [x, y],
+  "point": [x, y], "box": [x0, y0, x1, y1], "points_per_side": n, "settings": {...}} | null},
+  "candidate": k, "refines": seq | null, "result": {"area": n, "sha256": hex}``: a model-made mask painted
+  with ``value``. ``refines`` names the model event this one replaces (a corrective click or another
+  candidate): the previous mask's pixels go back to what they were before that chain began, then the new
+  mask is painted. ``candidate`` picks the k-th of the prediction's candidates. ``proposal``: an accepted
+  automatic proposal (``point`` = the grid point that made it, ``box`` = its mask's inclusive pixel box;
+  a model without proposals replays it as ``predict(box=box, clicks=[point])``). ``result`` fingerprints the
+  mask (``mask_digest``) so a replay can tell whether it reproduced it.
+- ``proposals``: ``"model": "m1", "label", "threshold", "points_per_side", "settings", "accepted": [{"value", "point",
+  "box", "score", "result"}, ...]``: accept-all, every proposal scoring at least ``threshold`` painted in
+  ``accepted`` order (largest first) with its ``value``. Replayed proposal by proposal: the new model's
+  proposal with the same fingerprint, else the one from the same grid point with the closest box, else
+  ``predict(box=box, clicks=[point])``; so the number of objects (and instance values) never changes.
+- ``stroke``: ``"tool": "brush" | "eraser" | "polygon" | "fill", "value", "label", "points": [[x, y], ...],
+  "radius": r``: brush/eraser = a round brush of ``radius`` along the polyline ``points`` (eraser paints 0);
+  polygon = the filled polygon with vertices ``points``; fill = the 4-connected region of the seed
+  ``points[0]``'s value, painted with ``value``.
+- ``instance``: ``"op": "add" | "relabel" | "delete", "value", "label", "color"``: add = a new empty
+  instance ``value`` (= the new instance count); relabel = instance ``value`` gets ``label`` (its colour and
+  pixels stay); delete = instance ``value`` and its pixels go, later values shift down by one (the written
+  form stays compact).
+- ``clear``: no fields: every pixel becomes 0 (instance mode: no instances left).
+- ``undo`` / ``redo``: no fields: one step back / forward.
+
+Version 1 (read and upgraded): the same events less ``new_instances``, ``clear``, ``proposals`` and the
+instance ops ``relabel`` / ``delete`` (``{"kind": "instance", "op": "new"}`` is ``add``); an implicitly
+created instance was its own ``instance`` event (its own step), and clear / relabel / delete / accept-all
+were ``{"kind": "unreplayable", "what": ...}``, which a replay refuses with a message naming the action.
 
 The cost (benchmarks/bench_promptlog.py): ~0.5 KB of JSON and ~0.4 ms per model edit on an 854x480 image,
 ~0.4 KB and ~25 us per 20-point brush stroke.
@@ -52,9 +77,21 @@ from gt_widget.errors import FormatError
 from gt_widget.fileio import atomic_write_bytes
 
 FORMAT = "gt-widget-prompt-log"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 LOG_DIR = Path("gt-widget") / "prompt-log"
 STROKE_TOOLS = ("brush", "eraser", "polygon", "fill")
+INSTANCE_OPS = ("add", "relabel", "delete")
+EVENT_FIELDS: dict[str, tuple[str, ...]] = {
+    "model": ("model", "value", "label", "prompt", "candidate", "refines", "result"),
+    "proposals": ("model", "label", "threshold", "points_per_side", "settings", "accepted"),
+    "stroke": ("tool", "value", "label", "points"),
+    "instance": ("op", "value"),
+    "clear": (),
+    "undo": (),
+    "redo": (),
+}
+"""Every event kind and the fields it must have besides the envelope (``seq``, ``kind``, ``new_instances``)."""
 Mode = Literal["semantic", "instance"]
 
 
@@ -92,6 +129,20 @@ def model_info(segmenter: Any) -> dict[str, Any]:
     return {"name": name, "weights_sha256": sha, "recipe": recipe}
 
 
+def mask_box_xyxy(mask: np.ndarray) -> list[int] | None:
+    """[x0, y0, x1, y1] inclusive pixel box of a bool (H, W) mask, None when it is empty."""
+    m = np.asarray(mask, bool)
+    rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
+    if rows.size == 0:
+        return None
+    return [int(cols[0]), int(rows[0]), int(cols[-1]), int(rows[-1])]
+
+
+def result_of(mask: np.ndarray) -> dict[str, Any]:
+    """The ``result`` fingerprint of a model-made mask: {"area": pixels, "sha256": ``mask_digest``}."""
+    return {"area": int(np.count_nonzero(mask)), "sha256": mask_digest(mask)}
+
+
 def _xy(points: Sequence[Sequence[float]] | np.ndarray | None) -> list[list[float]] | None:
     if points is None:
         return None
@@ -125,10 +176,24 @@ class PromptLog:
         self.models[key] = info
         return key
 
-    def _add(self, event: dict[str, Any]) -> int:
-        event["seq"] = len(self.events)
+    def record(self, kind: str, new_instances: Sequence[dict[str, Any]] = (), **fields: Any) -> int:
+        """Append one event (module doc): the one way every action enters the log. Returns its ``seq``.
+
+        ``new_instances``: [{"value", "label", "color"}] the action created (instance mode)."""
+        need = EVENT_FIELDS.get(kind)
+        if need is None:
+            raise FormatError(f"unknown event kind {kind!r}: use one of {', '.join(EVENT_FIELDS)}")
+        missing = [k for k in need if k not in fields]
+        if missing:
+            raise FormatError(f"a {kind!r} event needs {', '.join(missing)}")
+        event: dict[str, Any] = {"seq": len(self.events), "kind": kind}
+        if new_instances:
+            event["new_instances"] = [
+                {"value": int(i["value"]), "label": str(i["label"]), "color": str(i["color"])} for i in new_instances
+            ]
+        event.update(fields)
         self.events.append(event)
-        return int(event["seq"])
+        return len(self.events) - 1
 
     def record_model_edit(
         self,
@@ -143,10 +208,12 @@ class PromptLog:
         proposal: dict[str, Any] | None = None,
         candidate: int = 0,
         refines: int | None = None,
+        new_instances: Sequence[dict[str, Any]] = (),
     ) -> int:
         """A model-made ``mask`` painted with ``value``; the prompt that made it (module doc).
 
-        ``proposal``: {"pointer": (x, y), "points_per_side": n, "settings": {...}} for an accepted proposal.
+        ``proposal``: {"pointer": (x, y), "point": (x, y), "points_per_side": n, "settings": {...}} for an
+        accepted proposal (its ``box`` is taken from ``mask``).
         ``refines``: seq of the model edit this one replaces (corrective click, other candidate).
         """
         if refines is not None:
@@ -157,22 +224,64 @@ class PromptLog:
         if proposal is not None:
             prop = dict(proposal)
             prop["pointer"] = _xy([prop["pointer"]])[0]  # type: ignore[index]
-        return self._add(
+            if prop.get("point") is not None:
+                prop["point"] = _xy([prop["point"]])[0]  # type: ignore[index]
+            if "box" not in prop:
+                prop["box"] = mask_box_xyxy(mask)
+        return self.record(
+            "model",
+            new_instances,
+            model=self.model_id(segmenter),
+            value=int(value),
+            label=str(label),
+            prompt={
+                "extreme_points": _xy(extreme_points),
+                "box": None if box is None else [round(float(v), 2) for v in box],
+                "clicks": [[*_xy([c[:2]])[0], bool(c[2])] for c in clicks],  # type: ignore[index]
+                "proposal": prop,
+            },
+            candidate=int(candidate),
+            refines=refines,
+            result=result_of(mask),
+        )
+
+    def record_proposals(
+        self,
+        segmenter: Any,
+        masks: Sequence[np.ndarray],
+        values: Sequence[int],
+        *,
+        label: str,
+        threshold: float,
+        points_per_side: int,
+        settings: dict[str, Any],
+        points: Sequence[Sequence[float]],
+        scores: Sequence[float],
+        new_instances: Sequence[dict[str, Any]] = (),
+    ) -> int:
+        """Accept-all: ``masks[i]`` (made from grid point ``points[i]``, predicted IoU ``scores[i]``) painted
+        with ``values[i]`` in this order; ``threshold`` and the proposal settings that chose them."""
+        if not len(masks) == len(values) == len(points) == len(scores):
+            raise FormatError("record_proposals needs one value, point and score per mask")
+        accepted = [
             {
-                "kind": "model",
-                "model": self.model_id(segmenter),
-                "value": int(value),
-                "label": str(label),
-                "prompt": {
-                    "extreme_points": _xy(extreme_points),
-                    "box": None if box is None else [round(float(v), 2) for v in box],
-                    "clicks": [[*_xy([c[:2]])[0], bool(c[2])] for c in clicks],  # type: ignore[index]
-                    "proposal": prop,
-                },
-                "candidate": int(candidate),
-                "refines": refines,
-                "result": {"area": int(np.count_nonzero(mask)), "sha256": mask_digest(mask)},
+                "value": int(v),
+                "point": [round(float(pt[0]), 2), round(float(pt[1]), 2)],
+                "box": mask_box_xyxy(m),
+                "score": round(float(sc), 4),
+                "result": result_of(m),
             }
+            for m, v, pt, sc in zip(masks, values, points, scores, strict=True)
+        ]
+        return self.record(
+            "proposals",
+            new_instances,
+            model=self.model_id(segmenter),
+            label=str(label),
+            threshold=float(threshold),
+            points_per_side=int(points_per_side),
+            settings=dict(settings),
+            accepted=accepted,
         )
 
     def record_stroke(
@@ -183,6 +292,7 @@ class PromptLog:
         value: int,
         label: str = "",
         radius: float | None = None,
+        new_instances: Sequence[dict[str, Any]] = (),
     ) -> int:
         """A manual edit: brush / eraser (with ``radius``), polygon (vertices) or fill (seed point)."""
         if tool not in STROKE_TOOLS:
@@ -191,24 +301,33 @@ class PromptLog:
             raise FormatError(f"a {tool} stroke needs its radius")
         if not points:
             raise FormatError(f"a {tool} stroke needs at least one point")
-        event: dict[str, Any] = {"kind": "stroke", "tool": tool, "value": 0 if tool == "eraser" else int(value)}
-        event["label"] = label
-        event["points"] = _xy(points)
-        if radius is not None:
-            event["radius"] = float(radius)
-        return self._add(event)
+        extra = {} if radius is None else {"radius": float(radius)}
+        value = 0 if tool == "eraser" else int(value)
+        return self.record("stroke", new_instances, tool=tool, value=value, label=label, points=_xy(points), **extra)
 
     def record_undo(self) -> int:
         """The user undid one history step."""
-        return self._add({"kind": "undo"})
+        return self.record("undo")
 
     def record_redo(self) -> int:
         """The user redid one history step."""
-        return self._add({"kind": "redo"})
+        return self.record("redo")
+
+    def record_clear(self) -> int:
+        """The user removed every label (and instance)."""
+        return self.record("clear")
 
     def record_new_instance(self, value: int, label: str, color: str) -> int:
-        """Instance mode: instance ``value`` (1-based id) was created with ``label`` and ``color``."""
-        return self._add({"kind": "instance", "op": "new", "value": int(value), "label": label, "color": color})
+        """Instance mode: the user added instance ``value`` (1-based position) with ``label`` and ``color``."""
+        return self.record("instance", op="add", value=int(value), label=str(label), color=str(color))
+
+    def record_relabel(self, value: int, label: str) -> int:
+        """Instance mode: instance ``value`` (1-based position) now has ``label``."""
+        return self.record("instance", op="relabel", value=int(value), label=str(label))
+
+    def record_delete(self, value: int) -> int:
+        """Instance mode: instance ``value`` (1-based position) and its pixels were deleted."""
+        return self.record("instance", op="delete", value=int(value))
 
     # ------------------------------------------------------------------ files
     def to_dict(self) -> dict[str, Any]:
@@ -238,9 +357,11 @@ class PromptLog:
         """Read a document written by ``to_dict``; ``FormatError`` saying what is wrong otherwise."""
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise FormatError(f"{where} is not a {FORMAT} document (no 'format': '{FORMAT}')")
-        if data.get("version") != VERSION:
+        version = data.get("version")
+        if version not in READABLE_VERSIONS:
+            readable = " and ".join(str(v) for v in READABLE_VERSIONS)
             raise FormatError(
-                f"{where} has version {data.get('version')!r}; this gt-widget reads version {VERSION}: upgrade gt-widget"
+                f"{where} has version {version!r}; this gt-widget reads versions {readable}: upgrade gt-widget"
             )
         try:
             img = data["image"]
@@ -252,7 +373,7 @@ class PromptLog:
                 source_ref=str(img.get("source_ref", "")),
                 index=int(img.get("index", 0)),
                 models=dict(data["models"]),
-                events=list(data["events"]),
+                events=[_upgrade(dict(e)) for e in data["events"]] if version == 1 else list(data["events"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise FormatError(f"{where} is malformed ({exc!r}); it was not written by gt-widget") from None
@@ -271,6 +392,15 @@ class PromptLog:
         except json.JSONDecodeError as exc:
             raise FormatError(f"prompt log {str(p)!r} is not valid JSON: {exc}") from None
         return cls.from_dict(data, str(p))
+
+
+def _upgrade(event: dict[str, Any]) -> dict[str, Any]:
+    """A version-1 event in version 2's form (module doc); "unreplayable" events are kept as they are."""
+    if event.get("kind") == "instance" and event.get("op") == "new":
+        event["op"] = "add"
+    if event.get("kind") == "model":
+        event.pop("union", None)
+    return event
 
 
 def load_logs(job_dir: str | os.PathLike[str]) -> dict[int, PromptLog]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,14 +24,15 @@ import numpy as np
 from gt_widget.errors import FormatError
 from gt_widget.fileio import atomic_write_bytes
 from gt_widget.groundtruth.formats import Instance
-from gt_widget.promptlog import PromptLog, load_logs, mask_digest
+from gt_widget.promptlog import PromptLog, load_logs, mask_digest, result_of
 from gt_widget.segment.base import Prediction, Segmenter
 
 
 @dataclass
 class Replayed:
-    """A replayed image: uint8 (H, W) ``index_map``, instances (instance mode), the values any model painted,
-    the new log, and how many model edits reproduced their recorded mask exactly."""
+    """A replayed image: uint8 (H, W) ``index_map``, instances (instance mode), the values any model painted
+    that are still in the result, the new log, and how many model-made masks reproduced their recorded mask
+    exactly (a model edit or one accepted proposal each)."""
 
     index_map: np.ndarray
     instances: list[Instance] | None
@@ -43,14 +44,16 @@ class Replayed:
 
 @dataclass
 class _Step:
-    """One history step: the map after it, and for a model edit what a later refinement needs."""
+    """One history step: the map and instances after it, the values a model painted, and for a model edit
+    what a later refinement needs."""
 
     map: np.ndarray
     seq: int
+    instances: list[Instance] = field(default_factory=list)
+    model_values: set[int] = field(default_factory=set)
     before: np.ndarray | None = None  # the map before the model chain began
     mask: np.ndarray | None = None
     prediction: Prediction | None = None
-    instances: dict[int, Instance] = field(default_factory=dict)
 
 
 def _stroke_mask(event: dict[str, Any], current: np.ndarray) -> np.ndarray:
@@ -59,6 +62,8 @@ def _stroke_mask(event: dict[str, Any], current: np.ndarray) -> np.ndarray:
     shape = current.shape
     out = np.zeros(shape, bool)
     tool, pts = event["tool"], event["points"]
+    if not pts:
+        return out
     if tool == "fill":
         x, y = round(pts[0][0]), round(pts[0][1])
         if not (0 <= x < shape[1] and 0 <= y < shape[0]):
@@ -73,6 +78,239 @@ def _stroke_mask(event: dict[str, Any], current: np.ndarray) -> np.ndarray:
     return out
 
 
+def _box_iou(a: Sequence[float] | None, b: Sequence[float] | None) -> float:
+    """IoU of two inclusive pixel boxes [x0, y0, x1, y1] (0 when either is missing)."""
+    if a is None or b is None:
+        return 0.0
+    iw = min(a[2], b[2]) - max(a[0], b[0]) + 1
+    ih = min(a[3], b[3]) - max(a[1], b[1]) + 1
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    area = lambda r: (r[2] - r[0] + 1) * (r[3] - r[1] + 1)  # noqa: E731
+    return float(iw * ih / (area(a) + area(b) - iw * ih))
+
+
+class _Replay:
+    """Replays one log (see ``replay``): one method per event kind, all through ``apply``."""
+
+    def __init__(self, log: PromptLog, image: np.ndarray, segmenter_for: Callable[[str], Segmenter]) -> None:
+        from gt_widget.segment.proposals import ProposalCache
+
+        self.log, self.image, self.segmenter_for = log, image, segmenter_for
+        h, w = log.height, log.width
+        self.history: list[_Step] = [_Step(np.zeros((h, w), np.uint8), -1)]
+        self.pos = 0
+        self.new = PromptLog(w, h, list(log.labels), log.mode, log.source_ref, log.index)
+        self.image_of: int | None = None
+        self.proposals = ProposalCache(max_images=1)
+        self.reproduced = self.edits = 0
+        self.kinds: dict[str, Callable[[_Step, _Step, dict[str, Any]], None]] = {
+            "model": self.model,
+            "proposals": self.accept_all,
+            "stroke": self.stroke,
+            "instance": self.instance,
+            "clear": self.clear,
+        }
+
+    # ------------------------------------------------------------------ the loop
+    def run(self) -> Replayed:
+        for event in self.log.events:
+            self.apply(event)
+        final = self.history[self.pos]
+        instances = list(final.instances) if self.log.mode == "instance" else None
+        present = set(np.unique(final.map).tolist())
+        return Replayed(final.map, instances, final.model_values & present, self.new, self.reproduced, self.edits)
+
+    def apply(self, event: dict[str, Any]) -> None:
+        """One event: undo / redo move through the replayed history, every other kind is one new step."""
+        kind = str(event.get("kind"))
+        if kind in ("undo", "redo"):
+            self.pos = max(0, self.pos - 1) if kind == "undo" else min(len(self.history) - 1, self.pos + 1)
+            self.new.record(kind)
+            return
+        handler = self.kinds.get(kind)
+        if handler is None:
+            if kind == "unreplayable":
+                raise FormatError(
+                    f"image {self.log.index}: event {event.get('seq')} ({event.get('what')}) was logged by an older "
+                    "gt-widget that could not record it, so this image cannot be re-segmented; label it again "
+                    "with this version (or leave it out of the prompt-log folder)"
+                )
+            raise FormatError(f"image {self.log.index}: unknown event kind {kind!r}")
+        cur = self.history[self.pos]
+        step = _Step(cur.map.copy(), len(self.new.events), list(cur.instances), set(cur.model_values))
+        born = list(event.get("new_instances", ()))
+        for inst in born:
+            self._add_instance(step, inst)
+        handler(cur, step, event | {"new_instances": born})
+        self.history = [*self.history[: self.pos + 1], step]
+        self.pos += 1
+
+    def _add_instance(self, step: _Step, inst: dict[str, Any]) -> None:
+        k = int(inst["value"])
+        made = Instance(str(inst["label"]), str(inst["color"]))
+        if k == len(step.instances) + 1:
+            step.instances.append(made)
+        elif 1 <= k <= len(step.instances):  # a version-1 log named an instance again: it is that one
+            step.instances[k - 1] = made
+        else:
+            raise FormatError(
+                f"image {self.log.index}: instance {k} created while {len(step.instances)} exist; the log is inconsistent"
+            )
+
+    def _segmenter(self, model_id: str) -> Segmenter:
+        seg = self.segmenter_for(model_id)
+        if self.image_of != id(seg):
+            seg.set_image(self.image)
+            self.image_of = id(seg)
+        return seg
+
+    def _paint_model(self, step: _Step, mask: np.ndarray, value: int, recorded: dict[str, Any] | None) -> None:
+        step.map[mask] = value
+        step.model_values.add(value)
+        self.edits += 1
+        self.reproduced += recorded is not None and mask_digest(mask) == recorded.get("sha256")
+
+    # ------------------------------------------------------------------ kinds
+    def instance(self, cur: _Step, step: _Step, event: dict[str, Any]) -> None:
+        op, k = event.get("op"), int(event["value"])
+        if op in ("add", "new"):
+            self._add_instance(step, event)
+            self.new.record_new_instance(k, str(event["label"]), str(event["color"]))
+            return
+        if not 1 <= k <= len(step.instances):
+            raise FormatError(
+                f"image {self.log.index}: event {event.get('seq')} names instance {k}, which does not exist"
+            )
+        if op == "relabel":
+            step.instances[k - 1] = Instance(str(event["label"]), step.instances[k - 1].color)
+            self.new.record_relabel(k, str(event["label"]))
+        elif op == "delete":
+            m = step.map
+            m[m == k] = 0
+            m[m > k] -= 1
+            del step.instances[k - 1]
+            step.model_values = {v - (v > k) for v in step.model_values if v != k}
+            self.new.record_delete(k)
+        else:
+            raise FormatError(f"image {self.log.index}: unknown instance op {op!r}")
+
+    def clear(self, cur: _Step, step: _Step, event: dict[str, Any]) -> None:
+        step.map[:] = 0
+        step.instances.clear()
+        step.model_values.clear()
+        self.new.record_clear()
+
+    def stroke(self, cur: _Step, step: _Step, event: dict[str, Any]) -> None:
+        step.map[_stroke_mask(event, cur.map)] = int(event["value"])
+        self.new.record(
+            "stroke",
+            event["new_instances"],
+            **{k: event[k] for k in ("tool", "value", "label", "points", "radius") if k in event},
+        )
+
+    def model(self, cur: _Step, step: _Step, event: dict[str, Any]) -> None:
+        seg = self._segmenter(str(event["model"]))
+        p = event["prompt"]
+        value = int(event["value"])
+        prev: _Step | None = None
+        if event.get("refines") is not None:
+            prev = cur if cur.seq == event["refines"] else None
+            if prev is None or prev.mask is None:
+                raise FormatError(
+                    f"image {self.log.index}: model edit {event.get('seq')} refines edit {event['refines']}, "
+                    "which is not the live result (another edit came between); the log is inconsistent"
+                )
+        if p.get("proposal") is not None:
+            pred = self._proposal(seg, p["proposal"], None)
+            mask = pred.mask
+        else:
+            pred = seg.predict(
+                extreme_points=p.get("extreme_points"),
+                box=p.get("box"),
+                clicks=[tuple(c) for c in p.get("clicks", [])],
+                previous=prev.prediction if prev is not None else None,
+            )
+            mask = pred.mask
+            k = int(event.get("candidate", 0))
+            if 0 < k < len(pred.candidates):
+                mask = pred.candidates[k].mask
+        mask = np.asarray(mask, bool)
+        before = prev.before if prev is not None and prev.before is not None else cur.map
+        if prev is not None and prev.mask is not None:
+            step.map[prev.mask] = before[prev.mask]
+        self._paint_model(step, mask, value, event.get("result"))
+        step.before, step.mask, step.prediction = before, mask, pred
+        self.new.record_model_edit(
+            seg,
+            mask,
+            value=value,
+            label=str(event["label"]),
+            extreme_points=p.get("extreme_points"),
+            box=p.get("box"),
+            clicks=p.get("clicks", []),
+            proposal=p.get("proposal"),
+            candidate=int(event.get("candidate", 0)),
+            refines=None if prev is None else prev.seq,
+            new_instances=event["new_instances"],
+        )
+
+    def accept_all(self, cur: _Step, step: _Step, event: dict[str, Any]) -> None:
+        seg = self._segmenter(str(event["model"]))
+        grid = {"points_per_side": event["points_per_side"], "settings": event["settings"]}
+        accepted = []
+        for item in event["accepted"]:
+            mask = np.asarray(self._proposal(seg, grid | {"point": item["point"], "box": item["box"]}, item).mask, bool)
+            self._paint_model(step, mask, int(item["value"]), item.get("result"))
+            accepted.append(item | {"result": result_of(mask)})
+        self.new.record(
+            "proposals",
+            event["new_instances"],
+            model=self.new.model_id(seg),
+            **{k: event[k] for k in ("label", "threshold", "points_per_side", "settings")},
+            accepted=accepted,
+        )
+
+    # ------------------------------------------------------------------ proposals
+    def _proposal(self, seg: Segmenter, prop: dict[str, Any], item: dict[str, Any] | None) -> Prediction:
+        """The new model's mask for an accepted proposal (module doc of gt_widget.promptlog): its own proposal
+        when it makes them (the recorded fingerprint, else the one under the pointer / from the same grid
+        point with the closest box), else ``predict(box=box, clicks=[point])``."""
+        from gt_widget.errors import GtWidgetError
+        from gt_widget.segment.proposals import ProposalSettings, proposal_at
+
+        h, w = self.log.height, self.log.width
+        settings = ProposalSettings(**prop.get("settings", {}))
+        try:
+            found = self.proposals.get(seg, int(prop.get("points_per_side", 16)), settings=settings)
+        except GtWidgetError:  # a segmenter without proposals (GrabCut)
+            found = None
+        if found is not None:
+            hit = None
+            if item is not None:
+                want = item.get("result", {})
+                hit = next(
+                    (q for q in found if q.area == want.get("area") and mask_digest(q.mask) == want.get("sha256")),
+                    None,
+                )
+                if hit is None:
+                    point = prop.get("point") or [-1.0, -1.0]
+                    near = [q for q in found if abs(q.point[0] - point[0]) < 0.5 and abs(q.point[1] - point[1]) < 0.5]
+                    pool = near or found
+                    best = max(pool, key=lambda q: _box_iou(list(q.box), prop.get("box")), default=None)
+                    hit = best if best is not None and _box_iou(list(best.box), prop.get("box")) > 0 else None
+            else:
+                hit = proposal_at(found, *prop["pointer"])
+            if hit is not None:
+                return Prediction(mask=hit.mask, score=hit.score)
+        point = prop.get("point") or prop.get("pointer")
+        box = prop.get("box")
+        if box is None and point is None:
+            return Prediction(mask=np.zeros((h, w), bool), score=0.0)
+        clicks = [(float(point[0]), float(point[1]), True)] if point is not None else []
+        return seg.predict(box=None if box is None else [float(v) for v in box], clicks=clicks)
+
+
 def replay(
     log: PromptLog,
     image: np.ndarray,
@@ -80,107 +318,10 @@ def replay(
 ) -> Replayed:
     """Replay ``log`` on ``image`` (RGB uint8); ``segmenter_for(model_id)`` gives the segmenter to use for
     the log's model ``model_id`` (the same one for every id to re-segment with one recipe)."""
-    from gt_widget.promptlog import PromptLog as _Log
-    from gt_widget.segment.proposals import ProposalCache, ProposalSettings, proposal_at
-
     h, w = log.height, log.width
     if image.shape[:2] != (h, w):
         raise FormatError(f"image is {image.shape[1]}x{image.shape[0]} but the log was made on {w}x{h}")
-    history: list[_Step] = [_Step(np.zeros((h, w), np.uint8), -1)]
-    pos = 0
-    new = _Log(w, h, list(log.labels), log.mode, log.source_ref, log.index)
-    model_values: set[int] = set()
-    images_set: set[int] = set()
-    proposals = ProposalCache(max_images=1)
-    reproduced = edits = 0
-    for event in log.events:
-        kind = event.get("kind")
-        cur = history[pos]
-        if kind == "undo":
-            pos = max(0, pos - 1)
-            new.record_undo()
-            continue
-        if kind == "redo":
-            pos = min(len(history) - 1, pos + 1)
-            new.record_redo()
-            continue
-        step = _Step(cur.map.copy(), len(new.events), instances=dict(cur.instances))  # new seq = old seq
-        if kind == "instance":
-            step.instances[int(event["value"])] = Instance(str(event["label"]), str(event["color"]))
-            new.record_new_instance(int(event["value"]), str(event["label"]), str(event["color"]))
-        elif kind == "stroke":
-            m = _stroke_mask(event, cur.map)
-            step.map[m] = int(event["value"])
-            new.record_stroke(
-                event["tool"],
-                event["points"],
-                value=int(event["value"]),
-                label=event.get("label", ""),
-                radius=event.get("radius"),
-            )
-        elif kind == "model":
-            seg = segmenter_for(str(event["model"]))
-            if id(seg) not in images_set:
-                seg.set_image(image)
-                images_set = {id(seg)}
-            p = event["prompt"]
-            prev: _Step | None = None
-            if event.get("refines") is not None:
-                prev = cur if cur.seq == event["refines"] else None
-                if prev is None or prev.mask is None:
-                    raise FormatError(
-                        f"image {log.index}: model edit {event.get('seq')} refines edit {event['refines']}, "
-                        "which is not the live result (another edit came between); the log is inconsistent"
-                    )
-            if p.get("proposal") is not None:
-                prop = p["proposal"]
-                settings = ProposalSettings(**prop.get("settings", {}))
-                found = proposals.get(seg, int(prop.get("points_per_side", 16)), settings=settings)
-                hit = proposal_at(found, *prop["pointer"])
-                mask = hit.mask if hit is not None else np.zeros((h, w), bool)
-                pred = Prediction(mask=mask, score=hit.score if hit else 0.0)
-            else:
-                pred = seg.predict(
-                    extreme_points=p.get("extreme_points"),
-                    box=p.get("box"),
-                    clicks=[tuple(c) for c in p.get("clicks", [])],
-                    previous=prev.prediction if prev is not None else None,
-                )
-                mask = pred.mask
-                k = int(event.get("candidate", 0))
-                if 0 < k < len(pred.candidates):
-                    mask = pred.candidates[k].mask
-            mask = np.asarray(mask, bool)
-            before = prev.before if prev is not None and prev.before is not None else cur.map
-            if prev is not None and prev.mask is not None:
-                step.map[prev.mask] = before[prev.mask]
-            step.map[mask] = int(event["value"])
-            step.before, step.mask, step.prediction = before, mask, pred
-            model_values.add(int(event["value"]))
-            edits += 1
-            reproduced += mask_digest(mask) == event.get("result", {}).get("sha256")
-            new.record_model_edit(
-                seg,
-                mask,
-                value=int(event["value"]),
-                label=str(event["label"]),
-                extreme_points=p.get("extreme_points"),
-                box=p.get("box"),
-                clicks=p.get("clicks", []),
-                proposal=p.get("proposal"),
-                candidate=int(event.get("candidate", 0)),
-                refines=None if prev is None else prev.seq,
-            )
-        else:
-            raise FormatError(f"image {log.index}: unknown event kind {kind!r}")
-        history = [*history[: pos + 1], step]
-        pos += 1
-    final = history[pos]
-    instances = None
-    if log.mode == "instance":
-        n = max(final.instances, default=0)
-        instances = [final.instances.get(k, Instance("", "#000000")) for k in range(1, n + 1)]
-    return Replayed(final.map, instances, model_values, new, reproduced, edits)
+    return _Replay(log, image, segmenter_for).run()
 
 
 @dataclass

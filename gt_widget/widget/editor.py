@@ -50,9 +50,11 @@ from gt_widget.widget.state import (
 
 ChangeListener = Callable[[Box | None, bool], None]
 EditLog = Callable[..., None]
-"""``log(kind, **details)`` after every recorded action (the prompt log's hook, ``widget.promptrec``): kind
-"model" (part, request, prediction), "candidate" (part), "stroke" (tool, points, radius, value), "undo",
-"redo", "instance" (value, label, color), "other" (what: an action the log cannot replay, e.g. clear)."""
+"""``log(kind, **details)`` after every recorded action, one call per undo step (the prompt log's hook,
+``widget.promptrec``): kind "model" (part, request, prediction), "candidate" (part), "stroke" (tool, points,
+radius, value, label), "proposals" (masks, values, info: the accept-all's threshold, grid and per-mask
+points / scores), "instance" (op "add" | "relabel" | "delete", value, label, color), "clear", "undo",
+"redo". Actions that painted may add ``new_instances``: [{value, label, color}] they created (instance mode)."""
 """``listener(box, committed)``: pixels of ``box`` changed (None = everything, e.g. colours or instances);
 ``committed`` is False while a stroke is still being drawn."""
 
@@ -164,6 +166,8 @@ class Editor:
         self.late: list[Candidate] = []
         """Refined masks that arrived after the user had edited: offered as extra candidates."""
         self._stroke: tuple[Recorder, int, tuple[float, float], float] | None = None
+        self._stroke_instances = 0
+        """Instances before the stroke in progress began (it may create one)."""
         self._stroke_points: list[tuple[float, float]] = []
         self._listeners: list[ChangeListener] = []
         self.log: EditLog | None = None
@@ -284,16 +288,27 @@ class Editor:
         if fp is not None:
             rec.paint(fp[0], fp[1], value)
         outcome = self.commit(rec, "BACKGROUND" if erase else self.label)
-        self._log_new_instance(n)
-        self._log("stroke", tool=what, points=list(points), radius=radius, value=value, label=self.label_name(value))
+        self._log(
+            "stroke",
+            tool=what,
+            points=list(points),
+            radius=radius,
+            value=value,
+            label=self.label_name(value),
+            new_instances=self._created(n),
+        )
         return outcome
 
-    def _log_new_instance(self, before: int) -> None:
-        """Report an instance created implicitly by the edit just committed (instance mode)."""
+    def _created(self, before: int) -> list[dict[str, object]]:
+        """The instances the edit just committed created (appended after the first ``before``; instance mode),
+        as {value, label, color} for the prompt log."""
         st = self.state
-        if self.mode == "instance" and len(st.instances) > before:
-            k = len(st.instances)
-            self._log("instance", value=k, label=st.instances[k - 1].label, color=st.instances[k - 1].color)
+        if self.mode != "instance":
+            return []
+        return [
+            {"value": k, "label": st.instances[k - 1].label, "color": st.instances[k - 1].color}
+            for k in range(before + 1, len(st.instances) + 1)
+        ]
 
     def brush(self, points: Sequence[tuple[float, float]], radius: float, erase: bool = False) -> Outcome:
         """Paint (or erase) a round brush of ``radius`` along ``points``; one undo step."""
@@ -325,7 +340,7 @@ class Editor:
             st.ids.clear()
             st.selected = 0
         outcome = self.commit(rec)
-        self._log("other", what="clear")
+        self._log("clear")
         return outcome
 
     # ------------------------------------------------------------------ strokes drawn with the mouse
@@ -339,6 +354,7 @@ class Editor:
         """Start a brush / eraser stroke at (x, y) (committed by ``finish_stroke``)."""
         self.finish_stroke()
         rec = self.state.begin("eraser" if erase else "brush")
+        self._stroke_instances = len(self.state.instances)
         value = 0 if erase else self.policy.value(self.state, rec, self.label)
         self._stroke = (rec, value, (x, y), radius)
         self._stroke_points = []
@@ -365,7 +381,15 @@ class Editor:
         self._stroke = None
         outcome = self.commit(rec, self.label_name(value) if value or rec.what == "eraser" else None)
         points, self._stroke_points = self._stroke_points, []
-        self._log("stroke", tool=rec.what, points=points, radius=radius, value=value, label=self.label_name(value))
+        self._log(
+            "stroke",
+            tool=rec.what,
+            points=points,
+            radius=radius,
+            value=value,
+            label=self.label_name(value),
+            new_instances=self._created(self._stroke_instances),
+        )
         return outcome
 
     # ------------------------------------------------------------------ history
@@ -451,8 +475,7 @@ class Editor:
         self.keep_part(part)
         self.part = part if part.box[1] > part.box[0] else None
         self.late = []
-        self._log_new_instance(n)
-        self._log("model", part=part, request=request, prediction=pred)
+        self._log("model", part=part, request=request, prediction=pred, new_instances=self._created(n))
         return outcome
 
     def _offer_late(self, pred: Prediction) -> Outcome:
@@ -479,24 +502,37 @@ class Editor:
         self._log("candidate", part=part)
         return idx, Outcome(True, f"candidate {idx + 1} of {len(pred.candidates)} (score {cand.score:.2f})")
 
-    def accept_proposals(self, masks: Sequence[np.ndarray], what: str) -> tuple[Outcome, int]:
+    def accept_proposals(
+        self, masks: Sequence[np.ndarray], what: str, info: dict[str, object] | None = None
+    ) -> tuple[Outcome, int]:
         """Paint each full-size bool mask in order with the current label (instance mode: each as a new
-        instance); ONE undo step. Returns (outcome, masks painted); stops early when instances run out."""
+        instance); ONE undo step. Returns (outcome, masks painted); stops early when instances run out.
+        ``info`` (for the prompt log): threshold, points_per_side, settings and per-mask points / scores."""
         self.finish_stroke()
         st = self.state
         rec = st.begin(what)
+        n = len(st.instances)
         done = 0
+        values: list[int] = []
         for mask in masks:
             try:
                 value = self.policy.resolve(st, rec, Target(self.label))
             except WidgetError:
                 break  # no instance colour left: what was painted stays
+            values.append(value)
             if paint_part(st, rec, np.asarray(mask, bool), value) is not None:
                 done += 1
         self.part = None
         self.pending_target = None
         outcome = self.commit(rec, self.label)
-        self._log("other", what=what)
+        self._log(
+            "proposals",
+            masks=list(masks[: len(values)]),
+            values=values,
+            label=self.label,
+            info=dict(info or {}),
+            new_instances=self._created(n),
+        )
         return outcome, done
 
     def kept_before_part(self, x: float, y: float) -> bool:
@@ -529,7 +565,7 @@ class Editor:
         self.pending_target = None
         self.commit(rec)
         inst = self.state.instances[k - 1]
-        self._log("instance", value=k, label=inst.label, color=inst.color)
+        self._log("instance", op="add", value=k, label=inst.label, color=inst.color)
         return self.state.id_of(k)
 
     def select_instance(self, instance_id: int) -> None:
@@ -549,7 +585,7 @@ class Editor:
         old = self.state.instances[k - 1]
         self.state.instances[k - 1] = Instance(label, old.color)
         outcome = self.commit(rec, label)
-        self._log("other", what="relabel instance")
+        self._log("instance", op="relabel", value=k, label=label)
         return outcome
 
     def delete_instance(self, instance_id: int) -> Outcome:
@@ -561,7 +597,7 @@ class Editor:
         self.part = None
         self.pending_target = None
         outcome = self.commit(rec)
-        self._log("other", what="delete instance")
+        self._log("instance", op="delete", value=k)
         return outcome
 
     def finish_object(self) -> None:

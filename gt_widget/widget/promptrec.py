@@ -3,10 +3,11 @@
 Kernel side. The editor reports every committed action through its one hook (``Editor.log``, kinds listed at
 ``editor.EditLog``); this class turns them into ``PromptLog`` events and mirrors the editor's undo stack, so a
 corrective click names the model edit it refines exactly as ``gt_widget.resegment.replay`` expects.
-Rules: a refined second pass (``request.merge``) joins its step in the editor, so it *updates* the recorded
-model event's result instead of adding one; actions the log format cannot replay (clear, relabel / delete
-instance, accept-all proposals) are recorded as ``{"kind": "unreplayable", "what": ...}``, so a replay
-stops with a message instead of silently producing other masks.
+Rules: one editor undo step = one log event (an instance the action created rides in its ``new_instances``,
+so undo takes both back, as the editor does); a refined second pass (``request.merge``) joins its step in the
+editor, so it *updates* the recorded model event's result instead of adding one. Every action the editor
+reports is replayable (model, candidate, stroke, accept-all proposals, instance add / relabel / delete,
+clear, undo, redo); an unknown kind is a programming error and raises.
 Conventions: (x, y) pixels of the original image.
 """
 
@@ -17,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from gt_widget.promptlog import PromptLog, mask_digest
+from gt_widget.promptlog import PromptLog, result_of
 from gt_widget.segment.base import Segmenter
 from gt_widget.widget.editor import Editor, ModelRequest
 from gt_widget.widget.state import Part
@@ -75,6 +76,7 @@ class PromptRecorder:
         if t is None:
             return
         log = t.log
+        born = list(d.get("new_instances", ()))
         if kind == "undo":
             log.record_undo()
             t.pos = max(0, t.pos - 1)
@@ -82,31 +84,62 @@ class PromptRecorder:
             log.record_redo()
             t.pos = min(len(t.steps), t.pos + 1)
         elif kind == "instance":
-            t.push(log.record_new_instance(int(d["value"]), str(d["label"]), str(d["color"])))
+            op, value = str(d["op"]), int(d["value"])
+            if op == "add":
+                t.push(log.record_new_instance(value, str(d["label"]), str(d["color"])))
+            elif op == "relabel":
+                t.push(log.record_relabel(value, str(d["label"])))
+            else:
+                t.push(log.record_delete(value))
+        elif kind == "clear":
+            t.push(log.record_clear())
         elif kind == "stroke":
             tool = "eraser" if d["tool"] == "eraser" else str(d["tool"])
             points = d["points"]
             if points:
                 seq = log.record_stroke(
-                    tool, points, value=int(d["value"]), label=str(d["label"]), radius=d.get("radius")
+                    tool,
+                    points,
+                    value=int(d["value"]),
+                    label=str(d["label"]),
+                    radius=d.get("radius"),
+                    new_instances=born,
                 )
                 t.push(seq)
+            elif born:  # an empty stroke that still created its instance (one step in the editor)
+                t.push(log.record("stroke", born, tool=tool, value=int(d["value"]), label=str(d["label"]), points=[]))
+        elif kind == "proposals":
+            info = d["info"]
+            t.push(
+                log.record_proposals(
+                    self.segmenter(),
+                    d["masks"],
+                    d["values"],
+                    label=str(d["label"]),
+                    threshold=float(info.get("threshold", 0.0)),
+                    points_per_side=int(info.get("points_per_side", 16)),
+                    settings=dict(info.get("settings", {})),
+                    points=list(info.get("points", [(0.0, 0.0)] * len(d["masks"])))[: len(d["masks"])],
+                    scores=list(info.get("scores", [0.0] * len(d["masks"])))[: len(d["masks"])],
+                    new_instances=born,
+                )
+            )
         elif kind == "model":
-            self._model(t, d["part"], d["request"], np.asarray(d["prediction"].mask, bool))
+            self._model(t, d["part"], d["request"], np.asarray(d["prediction"].mask, bool), born)
         elif kind == "candidate":
             part: Part = d["part"]
             self._model_event(t, part, part.extreme_points, part.clicks, None, candidate=part.candidate)
         else:
-            t.push(log._add({"kind": "unreplayable", "what": str(d.get("what", kind))}))
+            raise ValueError(f"the prompt recorder got an unknown edit kind {kind!r} (see editor.EditLog)")
 
-    def _model(self, t: _Track, part: Part, request: ModelRequest, mask: np.ndarray) -> None:
+    def _model(self, t: _Track, part: Part, request: ModelRequest, mask: np.ndarray, born: list[Any]) -> None:
         if request.merge and t.top is not None:  # the refined pass: same step, better result
             ev = t.log.events[t.top]
             if ev["kind"] == "model":
-                ev["result"] = {"area": int(np.count_nonzero(mask)), "sha256": mask_digest(mask)}
+                ev["result"] = result_of(mask)
                 return
         clicks = request.clicks if request.proposal is None else []
-        self._model_event(t, part, request.extreme_points, clicks, request.proposal, replace=request.replace)
+        self._model_event(t, part, request.extreme_points, clicks, request.proposal, replace=request.replace, born=born)
 
     def _model_event(
         self,
@@ -117,6 +150,7 @@ class PromptRecorder:
         proposal: dict[str, Any] | None,
         candidate: int = 0,
         replace: bool = True,
+        born: list[Any] | None = None,
     ) -> None:
         seg = self.segmenter()
         refines = t.top if replace and t.top is not None and t.log.events[t.top]["kind"] == "model" else None
@@ -134,5 +168,6 @@ class PromptRecorder:
             proposal=proposal,
             candidate=candidate,
             refines=refines,
+            new_instances=born or (),
         )
         t.push(seq)

@@ -199,7 +199,12 @@ class ProposalTool(Tool):
 
         gx, gy = hit.point
         settings = asdict(self.settings)
-        info = {"pointer": (float(x), float(y)), "points_per_side": self.points_per_side, "settings": settings}
+        info = {
+            "pointer": (float(x), float(y)),
+            "point": (float(gx), float(gy)),
+            "points_per_side": self.points_per_side,
+            "settings": settings,
+        }
         with w._lock:
             editor = w.editor
             request = ModelRequest(Target(editor.label), None, [], proposal=info)  # instance mode: a new one
@@ -221,8 +226,15 @@ class ProposalTool(Tool):
             w.say(self._not_ready(w))
             return 0
         chosen = sorted((p for p in found if p.score >= threshold), key=lambda p: -p.area)
+        info = {  # what the prompt log records to replay this pass (gt_widget.promptlog, "proposals")
+            "threshold": float(threshold),
+            "points_per_side": self.points_per_side,
+            "settings": asdict(self.settings),
+            "points": [p.point for p in chosen],
+            "scores": [p.score for p in chosen],
+        }
         with w._lock:
-            outcome, n = w.editor.accept_proposals([p.mask for p in chosen], f"accept {len(chosen)} proposals")
+            outcome, n = w.editor.accept_proposals([p.mask for p in chosen], f"accept {len(chosen)} proposals", info)
         label = w.label
         w._after(outcome, f"{n} proposals accepted as {label!r} (z undoes them all)" if n else outcome.message)
         return n
