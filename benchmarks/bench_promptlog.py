@@ -1,8 +1,11 @@
 """The prompt log's cost per edit: JSON bytes and recording time of a model edit and of a stroke.
 
 Model edits are recorded with real MobileSAM masks of DAVIS-345 frames (854x480: 4 extreme points, then
-corrective clicks refining them); strokes are brush polylines of 20 points. Recording time includes the
-mask fingerprint (sha256 of the packed mask), the only per-edit work that grows with the image.
+corrective clicks refining them); strokes are brush polylines of 20 points; accept-all passes record the
+frame's real proposals (8 x 8 grid, every proposal scoring >= 0.9) in instance mode, so each also carries
+the instances it created; clear / relabel / delete are the instance-mode events without pixels. Recording
+time includes the mask fingerprints (sha256 of the packed mask), the only per-edit work that grows with
+the image. Proposals (the slow part, not timed) are computed for the first ``--proposal-frames`` frames.
 
     python -m benchmarks.bench_promptlog
 """
@@ -14,6 +17,8 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +31,14 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line; returns an exit code."""
+    import argparse
+
     from gt_widget.promptlog import PromptLog
+    from gt_widget.segment.proposals import ProposalSettings, propose
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--proposal-frames", type=int, default=2, help="frames whose proposals are computed (slow)")
+    args = ap.parse_args(argv)
 
     seg = load_mobilesam_segmenter(Path(os.environ["GT_WIDGET_WEIGHTS"]) if "GT_WIDGET_WEIGHTS" in os.environ else None)
     DiskCachedSegmenter(seg, CACHE / "davis345")
@@ -35,6 +47,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     model_us: list[float] = []
     stroke_bytes: list[int] = []
     stroke_us: list[float] = []
+    accept_bytes: list[float] = []  # per accepted proposal
+    accept_us: list[float] = []  # per accepted proposal
+    accepted_n: list[int] = []
+    small_bytes: list[int] = []  # clear / relabel / delete
+    small_us: list[float] = []
     load0 = os.getloadavg()[0]
     for s, image, gt, _void in P.iter_loaded(samples):
         seg.set_image(image)
@@ -64,11 +81,49 @@ def main(argv: Sequence[str] | None = None) -> int:
             log.record_stroke("brush", line.tolist(), value=1, label="object", radius=6.0)
             stroke_us.append(1e6 * (time.perf_counter() - t))
             stroke_bytes.append(len(log.to_json()) - size)
+        if len(accepted_n) < args.proposal_frames:
+            grid = ProposalSettings(points_per_side=8)
+            chosen = sorted((p for p in propose(seg, 8, settings=grid) if p.score >= 0.9), key=lambda p: -p.area)
+            ilog = PromptLog(image.shape[1], image.shape[0], ["object"], mode="instance")
+            colors = [f"#{k:06x}" for k in range(1, len(chosen) + 1)]
+            born = [{"value": k, "label": "object", "color": c} for k, c in enumerate(colors, start=1)]
+            ilog.model_id(seg)  # the model's description is stored once per log, not per edit
+            size = len(ilog.to_json())
+            t = time.perf_counter()
+            ilog.record_proposals(
+                seg,
+                [p.mask for p in chosen],
+                list(range(1, len(chosen) + 1)),
+                label="object",
+                threshold=0.9,
+                points_per_side=8,
+                settings=asdict(grid),
+                points=[p.point for p in chosen],
+                scores=[p.score for p in chosen],
+                new_instances=born,
+            )
+            us = 1e6 * (time.perf_counter() - t)
+            n = max(1, len(chosen))
+            accepted_n.append(len(chosen))
+            accept_us.append(us / n)
+            accept_bytes.append((len(ilog.to_json()) - size) / n)
+            ops = (partial(ilog.record_relabel, 1, "object"), partial(ilog.record_delete, 1), ilog.record_clear)
+            for op in ops:
+                size = len(ilog.to_json())
+                t = time.perf_counter()
+                op()
+                small_us.append(1e6 * (time.perf_counter() - t))
+                small_bytes.append(len(ilog.to_json()) - size)
     out = {
         "model_edit_bytes_mean": round(float(np.mean(model_bytes)), 1),
         "model_edit_record_us_p50": round(float(np.median(model_us)), 1),
         "stroke_20pt_bytes_mean": round(float(np.mean(stroke_bytes)), 1),
         "stroke_record_us_p50": round(float(np.median(stroke_us)), 1),
+        "accept_all_bytes_per_proposal_mean": round(float(np.mean(accept_bytes)), 1) if accept_bytes else None,
+        "accept_all_record_us_per_proposal_mean": round(float(np.mean(accept_us)), 1) if accept_us else None,
+        "accept_all_proposals_per_pass": accepted_n,
+        "clear_relabel_delete_bytes_mean": round(float(np.mean(small_bytes)), 1) if small_bytes else None,
+        "clear_relabel_delete_record_us_p50": round(float(np.median(small_us)), 1) if small_us else None,
         "model_edits": len(model_bytes),
         "strokes": len(stroke_bytes),
         "image": "DAVIS-345 854x480",

@@ -1,12 +1,16 @@
 """Replay prompt logs with another model or recipe: ``gt-widget resegment OUTPUT_DIR --recipe ...``.
 
 Kernel side. Each image's log (gt_widget.promptlog) is replayed event by event on a fresh map, exactly as
-the editor applied it: model edits are re-segmented from their recorded prompts by the new segmenter,
-strokes (brush, eraser, polygon, fill) are applied on top in their order, undo/redo move through the
-replayed history. The result is written as a new Ground Truth job folder (gt_widget.segment.prelabel_output)
-together with new logs (same events, new model and result fingerprints) and ``resegment-report.json``:
-per object (label or instance) the IoU between the old output and the new one, whether a model made it,
-objects that changed most first.
+the editor applied it (one handler per event kind, each event one history step): model edits and accepted
+proposals (one click or accept-all) are re-segmented from their recorded prompts by the new segmenter,
+strokes (brush, eraser, polygon, fill), clear and instance add / relabel / delete are applied in their
+order, undo/redo move through the replayed history; instances an action created come and go with it.
+The result is written as a new Ground Truth job folder (gt_widget.segment.prelabel_output) together with
+new logs (same events, new model and result fingerprints) and ``resegment-report.json``:
+per object (label or instance, named by its final label) the IoU between the old output and the new one,
+whether a model painted it (a model mask that was cleared or deleted since does not count), the
+objects that changed most first. ``reproduced`` counts model-made masks (model edits and accepted
+proposals) whose new mask is bit-identical to the recorded one.
 """
 
 from __future__ import annotations

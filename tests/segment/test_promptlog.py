@@ -17,7 +17,7 @@ from gt_widget.errors import FormatError
 from gt_widget.groundtruth.export import read_job_output
 from gt_widget.imageio import load_image
 from gt_widget.promptlog import PromptLog, load_logs, log_path, mask_digest
-from gt_widget.resegment import resegment
+from gt_widget.resegment import replay, resegment
 from gt_widget.segment.prelabel_output import MachineLabel, write_job
 from gt_widget.widget.state import polygon_footprint, stroke_footprint
 from tests.support.objects import load_grabcut_object
@@ -92,7 +92,7 @@ def test_log_is_versioned_json_outside_what_ground_truth_reads(labeled: dict[str
     assert isinstance(job, Path)
     path = log_path(job, 0)
     data = json.loads(path.read_text())
-    assert data["format"] == "gt-widget-prompt-log" and data["version"] == 1
+    assert data["format"] == "gt-widget-prompt-log" and data["version"] == 2
     assert [e["kind"] for e in data["events"]] == ["model", "model", "stroke", "stroke", "stroke", "undo", "redo"]
     model = data["models"][data["events"][0]["model"]]
     assert model["name"] == "mobilesam" and len(model["weights_sha256"]) == 64 and model["recipe"]["zoom"] == "auto"
@@ -138,3 +138,54 @@ def test_bad_logs_get_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(FormatError, match="refines"):
         log.record_model_edit(object(), np.zeros((10, 10), bool), value=1, label="a", refines=3)
     assert mask_digest(np.eye(3, dtype=bool)) != mask_digest(np.eye(3, dtype=bool)[::-1])
+
+
+def test_version_1_logs_are_read_and_replayed(tmp_path: Path) -> None:
+    """A version-1 file (instance "new" as its own step) still replays; its unreplayable events say why not."""
+    v1 = {
+        "format": "gt-widget-prompt-log",
+        "version": 1,
+        "image": {"source_ref": "x.png", "index": 3, "width": 20, "height": 10},
+        "mode": "instance",
+        "labels": ["a", "b"],
+        "models": {},
+        "events": [
+            {"kind": "instance", "seq": 0, "op": "new", "value": 1, "label": "b", "color": "#2ca02c"},
+            {
+                "kind": "stroke",
+                "seq": 1,
+                "tool": "polygon",
+                "value": 1,
+                "label": "b",
+                "points": [[2, 2], [8, 2], [8, 6]],
+            },
+        ],
+    }
+    (tmp_path / "3.json").write_text(json.dumps(v1))
+    log = PromptLog.load(tmp_path / "3.json")
+    assert log.events[0]["op"] == "add" and log.to_dict()["version"] == 2
+
+    def no_model(_model_id: str) -> Any:
+        raise AssertionError("strokes need no model")
+
+    done = replay(log, np.zeros((10, 20, 3), np.uint8), no_model)
+    assert done.instances is not None and [i.label for i in done.instances] == ["b"]
+    assert done.index_map[3, 6] == 1 and not done.model_values
+    log.events.append({"kind": "unreplayable", "seq": 2, "what": "clear"})
+    with pytest.raises(FormatError, match="older gt-widget"):
+        replay(log, np.zeros((10, 20, 3), np.uint8), no_model)
+
+
+def test_every_event_goes_through_one_envelope() -> None:
+    log = PromptLog(10, 10, ["a"], mode="instance")
+    born = [{"value": 1, "label": "a", "color": "#2ca02c"}]
+    log.record_stroke("polygon", [(1, 1), (5, 1), (5, 5)], value=1, label="a", new_instances=born)
+    log.record_relabel(1, "a")
+    log.record_delete(1)
+    log.record_clear()
+    assert [e["seq"] for e in log.events] == [0, 1, 2, 3]
+    assert log.events[0]["new_instances"] == born and "new_instances" not in log.events[1]
+    with pytest.raises(FormatError, match="unknown event kind"):
+        log.record("paint")
+    with pytest.raises(FormatError, match="needs op"):
+        log.record("instance", value=1)

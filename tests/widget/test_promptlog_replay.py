@@ -167,4 +167,9 @@ def test_instance_session_resegments_to_identical_per_instance_masks(
     assert [lab for lab, _m in got] == [lab for lab, _m in expect]
     for (_l, a), (_l2, b) in zip(got, expect, strict=True):
         np.testing.assert_array_equal(a, b)
+    # the per-object report names the relabeled instances and knows which ones a model made
+    rows = {row["object"]: row for row in report.objects}
+    assert set(rows) == {"instance 1 (ground)", "instance 2 (ground)"}
+    assert rows["instance 1 (ground)"]["model_made"]  # the click segmented into the selected strip
+    assert not rows["instance 2 (ground)"]["model_made"]  # the relabeled sky: polygon only
     assert all(row["iou"] == 1.0 for row in report.objects)
