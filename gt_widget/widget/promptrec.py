@@ -13,11 +13,13 @@ Conventions: (x, y) pixels of the original image.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from gt_widget.errors import FormatError
 from gt_widget.promptlog import PromptLog, result_of
 from gt_widget.segment.base import Segmenter
 from gt_widget.widget.editor import Editor, ModelRequest
@@ -64,6 +66,24 @@ class PromptRecorder:
             track = _Track(PromptLog(w, h, list(self.editor.labels), self.editor.mode))
             self._tracks[key] = track
         self._track = track
+
+    def resume(self, path: str | os.PathLike[str]) -> bool:
+        """Continue the log saved at ``path`` (``promptlog.log_path``) for the current image when its log is
+        new and empty: the image's labels came from a saved result (a resumed session), so its earlier
+        events must stay in front of the new ones or a replay would start from nothing. A missing file, or
+        one for another image size, mode or labels, leaves the new log. Returns whether it resumed."""
+        t = self._track
+        if t is None or t.log.events:
+            return False
+        try:
+            saved = PromptLog.load(path)
+        except FormatError:
+            return False
+        log = t.log
+        if (saved.width, saved.height, saved.mode, saved.labels) != (log.width, log.height, log.mode, log.labels):
+            return False
+        t.log, t.steps, t.pos = saved, [], 0  # the editor's history starts empty: nothing older can be refined
+        return True
 
     @property
     def log(self) -> PromptLog | None:

@@ -298,6 +298,8 @@ class LabelingSession:
                     self.widget.load_image(_PLACEHOLDER)
                     return
             self.widget.load_image(image, initial_value=previous)
+            if previous is not None:  # labeled before: its saved prompt log goes on (gt_widget.promptlog)
+                self.widget.prompts.resume(log_path(self.job_dir, index))
             current, instances = self.widget.snapshot()
             self._store.show(index, current, instances if self.mode == "instance" else None)
             self.error = None

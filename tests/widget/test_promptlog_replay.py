@@ -173,3 +173,27 @@ def test_instance_session_resegments_to_identical_per_instance_masks(
     assert rows["instance 1 (ground)"]["model_made"]  # the click segmented into the selected strip
     assert not rows["instance 2 (ground)"]["model_made"]  # the relabeled sky: polygon only
     assert all(row["iou"] == 1.0 for row in report.objects)
+
+
+def test_a_resumed_session_continues_the_saved_log(
+    tmp_path: Path, grabcut_dir: Path, mobilesam: Any, weights_path: Path
+) -> None:
+    """Reopening a labeled image in a new session (a kernel restart) keeps its earlier events in the log."""
+    s, obj = _session(tmp_path, grabcut_dir, mobilesam, ["animal", "sky"], "semantic")
+    s.widget.auto_segment(obj.points)
+    s.flush()
+    s.close()
+    again = LabelingSession(
+        tmp_path / "images", ["animal", "sky"], tmp_path / "out", segmenter=mobilesam, prefetch=False
+    )
+    w = again.widget
+    w.label = "sky"
+    w.brush([(5, 5), (60, 8), (120, 5)], radius=4)
+    again.flush()
+    final = w.label_map
+    log = PromptLog.load(log_path(again.job_dir, 0))
+    assert [e["kind"] for e in log.events] == ["model", "stroke"]
+    again.close()
+    report = resegment(again.job_dir, tmp_path / "re", recipe="recorded", weights=weights_path, progress=False)
+    (item,) = list(read_job_output(report.job_dir))
+    np.testing.assert_array_equal(item.index_map, final)
