@@ -130,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "load_average": [round(load0, 2), round(os.getloadavg()[0], 2)],
     }
     for k, v in out.items():
-        print(f"{k:<28} {v}")
+        print(f"{k:<40} {v}")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "promptlog.json").write_text(json.dumps(out, indent=1))
     print(f"wrote {RESULTS / 'promptlog.json'}")

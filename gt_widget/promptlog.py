@@ -56,8 +56,9 @@ instance ops ``relabel`` / ``delete`` (``{"kind": "instance", "op": "new"}`` is 
 created instance was its own ``instance`` event (its own step), and clear / relabel / delete / accept-all
 were ``{"kind": "unreplayable", "what": ...}``, which a replay refuses with a message naming the action.
 
-The cost (benchmarks/bench_promptlog.py): ~0.5 KB of JSON and ~0.4 ms per model edit on an 854x480 image,
-~0.4 KB and ~25 us per 20-point brush stroke.
+The cost (benchmarks/bench_promptlog.py, 854x480 images): ~0.5 KB of JSON and ~0.4 ms per model edit,
+~0.4 KB and ~25 us per 20-point brush stroke, ~0.24 KB and ~0.5 ms per proposal an accept-all accepted,
+~50 bytes and a few us per clear / relabel / delete.
 """
 
 from __future__ import annotations
