@@ -256,18 +256,19 @@ class PromptLog:
         threshold: float,
         points_per_side: int,
         settings: dict[str, Any],
-        points: Sequence[Sequence[float]],
+        points: Sequence[Sequence[float] | None],
         scores: Sequence[float],
         new_instances: Sequence[dict[str, Any]] = (),
     ) -> int:
         """Accept-all: ``masks[i]`` (made from grid point ``points[i]``, predicted IoU ``scores[i]``) painted
-        with ``values[i]`` in this order; ``threshold`` and the proposal settings that chose them."""
+        with ``values[i]`` in this order; ``threshold`` and the proposal settings that chose them. A point may
+        be None when unknown (a replay without proposals then prompts with the box alone)."""
         if not len(masks) == len(values) == len(points) == len(scores):
             raise FormatError("record_proposals needs one value, point and score per mask")
         accepted = [
             {
                 "value": int(v),
-                "point": [round(float(pt[0]), 2), round(float(pt[1]), 2)],
+                "point": None if pt is None else [round(float(pt[0]), 2), round(float(pt[1]), 2)],
                 "box": mask_box_xyxy(m),
                 "score": round(float(sc), 4),
                 "result": result_of(m),

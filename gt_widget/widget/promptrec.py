@@ -139,7 +139,7 @@ class PromptRecorder:
                     threshold=float(info.get("threshold", 0.0)),
                     points_per_side=int(info.get("points_per_side", 16)),
                     settings=dict(info.get("settings", {})),
-                    points=list(info.get("points", [(0.0, 0.0)] * len(d["masks"])))[: len(d["masks"])],
+                    points=list(info.get("points", [None] * len(d["masks"])))[: len(d["masks"])],
                     scores=list(info.get("scores", [0.0] * len(d["masks"])))[: len(d["masks"])],
                     new_instances=born,
                 )
