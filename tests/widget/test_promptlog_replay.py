@@ -197,3 +197,148 @@ def test_a_resumed_session_continues_the_saved_log(
     report = resegment(again.job_dir, tmp_path / "re", recipe="recorded", weights=weights_path, progress=False)
     (item,) = list(read_job_output(report.job_dir))
     np.testing.assert_array_equal(item.index_map, final)
+
+
+# ---------------------------------------------------------------------------------- labels an image started with
+def _job_of(w: SegmentationWidget, image: Path, tmp_path: Path) -> Path:
+    """The widget's result as a Ground Truth job folder with its prompt log beside it (what a session writes)."""
+    from gt_widget.segment.prelabel_output import MachineLabel, write_job
+
+    log = w.prompts.log
+    assert log is not None
+    log.index, log.source_ref = 0, str(image)
+    instances = w.instances if w.editor.mode == "instance" else None
+    index_map = w.instance_map if instances is not None else w.label_map
+    job = write_job(tmp_path, "job", w.labels, [MachineLabel(str(image), 0, index_map, instances)])
+    log.save(job)
+    return job
+
+
+def _seed(obj: Any) -> np.ndarray:
+    """An imported semantic map: the animal (label 1, its true mask), a sky band (2) on top, a ground band (3)."""
+    h, wd = obj.gt.shape
+    seed = np.zeros((h, wd), np.uint8)
+    seed[:12] = 2
+    seed[h - 15 :] = 3
+    seed[obj.gt] = 1
+    return seed
+
+
+def test_imported_labels_are_the_logs_first_event_and_survive_resegment(
+    tmp_path: Path, grabcut_dir: Path, mobilesam: Any, weights_path: Path
+) -> None:
+    """A pre-labeled image (``initial_value``): the log starts from its labels, so a resegment keeps them."""
+    from gt_widget.imageio import load_image
+
+    obj = load_grabcut_object(grabcut_dir, "llama")
+    seed = _seed(obj)
+    w = SegmentationWidget(load_image(obj.image), ["animal", "sky", "ground"], segmenter=mobilesam, initial_value=seed)
+    w.label = "animal"
+    w.auto_segment(obj.points)  # the model redoes the imported animal
+    w.label = "sky"
+    w.brush([(150, 20), (220, 20)], radius=4)
+    w.undo()  # back to the model edit: the imported labels are not an undo step
+    w.undo()
+    np.testing.assert_array_equal(w.label_map, seed)
+    w.redo()
+    w.redo()
+    final = w.label_map
+    log = w.prompts.log
+    assert log is not None
+    kinds = [e["kind"] for e in log.events]
+    assert kinds[0] == "initial" and kinds.count("initial") == 1, kinds
+    first = log.events[0]
+    assert first["model_made"] is False
+    assert [o["label"] for o in first["objects"]] == ["animal", "sky", "ground"]
+    job = _job_of(w, obj.image, tmp_path)
+
+    same = resegment(job, tmp_path / "same", recipe="recorded", weights=weights_path, progress=False)
+    (item,) = list(read_job_output(same.job_dir))
+    np.testing.assert_array_equal(item.index_map, final)
+    assert same.model_edits == same.reproduced == 1
+
+    other = resegment(job, tmp_path / "other", recipe="fallback", progress=False)  # GrabCut
+    (item,) = list(read_job_output(other.job_dir))
+    changed = item.index_map != final
+    assert changed.any()  # the model's animal is GrabCut's now
+    # only where the model edit painted (before or now) may a pixel differ: imported sky / ground stay
+    assert np.all((final[changed] == 1) | (item.index_map[changed] == 1))
+    rows = {row["object"]: row for row in other.objects}
+    assert rows["animal"]["model_made"] and rows["animal"]["imported"]
+    assert not rows["ground"]["model_made"] and rows["ground"]["imported"] and rows["ground"]["iou"] == 1.0
+    assert not rows["sky"]["model_made"] and rows["sky"]["imported"]  # imported band + a manual stroke
+
+
+def test_imported_instances_are_replayed_and_reported_as_not_model_made(
+    tmp_path: Path, grabcut_dir: Path, mobilesam: Any, weights_path: Path
+) -> None:
+    from gt_widget.groundtruth.formats import Instance, InstanceResult
+    from gt_widget.imageio import load_image
+
+    obj = load_grabcut_object(grabcut_dir, "llama")
+    h, wd = obj.gt.shape
+    imap = np.zeros((h, wd), np.uint8)
+    imap[h - 15 :] = 1
+    imap[:12, : wd // 2] = 2
+    seed = InstanceResult(imap, [Instance("ground", "#2ca02c"), Instance("sky", "#1f77b4")])
+    w = SegmentationWidget(
+        load_image(obj.image), ["animal", "sky", "ground"], mode="instance", segmenter=mobilesam, initial_value=seed
+    )
+    w.label = "animal"
+    w.auto_segment(obj.points)  # instance 3, model-made
+    w.object_finished()
+    w.relabel_instance(w.instance_ids[1], "ground")  # an imported instance relabeled
+    expect = _instance_masks(w.instance_map, w.instances)
+    log = w.prompts.log
+    assert log is not None and [e["kind"] for e in log.events][:1] == ["initial"]
+    assert [(o["value"], o["label"], o["color"]) for o in log.events[0]["objects"]] == [
+        (1, "ground", "#2ca02c"),
+        (2, "sky", "#1f77b4"),
+    ]
+    job = _job_of(w, obj.image, tmp_path)
+
+    same = resegment(job, tmp_path / "same", recipe="recorded", weights=weights_path, progress=False)
+    (item,) = list(read_job_output(same.job_dir))
+    assert item.instances is not None
+    got = _instance_masks(item.index_map, item.instances)
+    assert [lab for lab, _m in got] == [lab for lab, _m in expect] == ["ground", "ground", "animal"]
+    for (_l, a), (_l2, b) in zip(got, expect, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+    other = resegment(job, tmp_path / "other", recipe="fallback", progress=False)
+    rows = {row["object"]: row for row in other.objects}
+    for name in ("instance 1 (ground)", "instance 2 (ground)"):
+        assert not rows[name]["model_made"] and rows[name]["imported"], rows[name]
+    assert rows["instance 3 (animal)"]["model_made"] and not rows["instance 3 (animal)"]["imported"]
+    (item,) = list(read_job_output(other.job_dir))
+    for k in (1, 2):  # imported instances: pixels outside the new animal unchanged
+        keep = item.index_map != 3
+        np.testing.assert_array_equal((item.index_map == k) & keep, (imap == k) & keep)
+
+
+def test_labels_without_a_log_become_the_initial_event_once_across_resumes(
+    tmp_path: Path, grabcut_dir: Path, mobilesam: Any, weights_path: Path
+) -> None:
+    """Saved labels whose log is gone (an import, an older gt-widget): the next session starts the log from
+    them; sessions after it continue that log and never record the initial event again."""
+    s, obj = _session(tmp_path, grabcut_dir, mobilesam, ["animal", "sky"], "semantic")
+    s.widget.auto_segment(obj.points)
+    s.flush()
+    s.close()
+    shutil.rmtree(s.job_dir / "gt-widget" / "prompt-log")
+    for n, x in enumerate((5, 100)):
+        again = LabelingSession(
+            tmp_path / "images", ["animal", "sky"], tmp_path / "out", segmenter=mobilesam, prefetch=False
+        )
+        again.widget.label = "sky"
+        again.widget.brush([(x, 5), (x + 40, 8)], radius=4)
+        again.flush()
+        final = again.widget.label_map
+        log = PromptLog.load(log_path(again.job_dir, 0))
+        assert [e["kind"] for e in log.events] == ["initial", *["stroke"] * (n + 1)]
+        again.close()
+    report = resegment(again.job_dir, tmp_path / "re", recipe="recorded", weights=weights_path, progress=False)
+    (item,) = list(read_job_output(report.job_dir))
+    np.testing.assert_array_equal(item.index_map, final)
+    rows = {row["object"]: row for row in report.objects}
+    assert not rows["animal"]["model_made"] and rows["animal"]["imported"]
