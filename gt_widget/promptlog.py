@@ -48,8 +48,20 @@ proposal that started a new instance), so they vanish with the action on undo. T
   instance ``value`` (= the new instance count); relabel = instance ``value`` gets ``label`` (its colour and
   pixels stay); delete = instance ``value`` and its pixels go, later values shift down by one (the written
   form stays compact).
+- ``initial``: ``"model_made": false, "map": {"png": base64, "sha256": hex}, "objects": [{"value", "label"
+  (, "color")}, ...]``: the labels the image started with (the widget's ``initial_value``: an import, a
+  pre-labeling result, an adjustment job's labels, a resumed image whose log was lost). Only ever ``seq`` 0,
+  at most once: ``map`` is the uint8 (H, W) map (label indices, or instance ids in instance mode) as a
+  base64 8-bit grey PNG (``encode_map``; ``sha256`` = ``map_digest`` of the decoded map), ``objects`` every
+  value it holds with its label (and, instance mode, every instance in order with its colour, so
+  ``value`` = instance id). Not an undo step (the editor's history starts after it): a replay starts from
+  this map instead of a blank one, and its objects count as not model-made.
 - ``clear``: no fields: every pixel becomes 0 (instance mode: no instances left).
 - ``undo`` / ``redo``: no fields: one step back / forward.
+
+Versioning rule: the version changes only when the form changes incompatibly (what an event means, the
+envelope); a new event kind is added within the version (``initial`` came after version 2's first release),
+every older log still reads, and a gt-widget that does not know a kind refuses that log naming the kind.
 
 Version 1 (read and upgraded): the same events less ``new_instances``, ``clear``, ``proposals`` and the
 instance ops ``relabel`` / ``delete`` (``{"kind": "instance", "op": "new"}`` is ``add``); an implicitly
@@ -58,11 +70,12 @@ were ``{"kind": "unreplayable", "what": ...}``, which a replay refuses with a me
 
 The cost (benchmarks/bench_promptlog.py, 854x480 images): ~0.5 KB of JSON and ~0.4 ms per model edit,
 ~0.4 KB and ~25 us per 20-point brush stroke, ~0.24 KB and ~0.5 ms per proposal an accept-all accepted,
-~50 bytes and a few us per clear / relabel / delete.
+~50 bytes and a few us per clear / relabel / delete. An ``initial`` event: INITIAL_COST.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import inspect
 import json
@@ -88,6 +101,7 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "proposals": ("model", "label", "threshold", "points_per_side", "settings", "accepted"),
     "stroke": ("tool", "value", "label", "points"),
     "instance": ("op", "value"),
+    "initial": ("model_made", "map", "objects"),
     "clear": (),
     "undo": (),
     "redo": (),
@@ -137,6 +151,44 @@ def mask_box_xyxy(mask: np.ndarray) -> list[int] | None:
     if rows.size == 0:
         return None
     return [int(cols[0]), int(rows[0]), int(cols[-1]), int(rows[-1])]
+
+
+def map_digest(index_map: np.ndarray) -> str:
+    """sha256 of a uint8 (H, W) map (its shape and bytes): equal digests = identical maps."""
+    m = np.ascontiguousarray(np.asarray(index_map, np.uint8))
+    h = hashlib.sha256(f"{m.shape[0]}x{m.shape[1]}:".encode())
+    h.update(m.tobytes())
+    return h.hexdigest()
+
+
+def encode_map(index_map: np.ndarray) -> dict[str, str]:
+    """{"png": base64 8-bit grey PNG, "sha256": ``map_digest``} of a uint8 (H, W) map (an initial event)."""
+    import cv2
+
+    m = np.ascontiguousarray(np.asarray(index_map))
+    if m.ndim != 2 or m.dtype != np.uint8:
+        raise FormatError(f"an initial map must be uint8 (H, W), got {m.dtype} {m.shape}")
+    ok, png = cv2.imencode(".png", m, [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    if not ok:
+        raise FormatError("could not PNG-encode the initial map")
+    return {"png": base64.b64encode(png.tobytes()).decode("ascii"), "sha256": map_digest(m)}
+
+
+def decode_map(data: Any, shape: tuple[int, int], where: str = "initial event") -> np.ndarray:
+    """The uint8 (H, W) map of an ``encode_map`` document; ``FormatError`` when it is not that map of ``shape``."""
+    import cv2
+
+    try:
+        raw = np.frombuffer(base64.b64decode(str(data["png"]), validate=True), np.uint8)
+        m = cv2.imdecode(raw, cv2.IMREAD_UNCHANGED)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise FormatError(f"{where}: its map is not a base64 PNG ({exc}); the log is damaged") from None
+    if m is None or m.dtype != np.uint8 or m.shape != tuple(shape):
+        got = "unreadable" if m is None else f"{m.dtype} {m.shape}"
+        raise FormatError(f"{where}: its map is {got}, expected uint8 {tuple(shape)}; the log is damaged")
+    if data.get("sha256") not in (None, map_digest(m)):
+        raise FormatError(f"{where}: its map does not match its sha256; the log is damaged")
+    return np.asarray(m)
 
 
 def result_of(mask: np.ndarray) -> dict[str, Any]:
@@ -306,6 +358,31 @@ class PromptLog:
         extra = {} if radius is None else {"radius": float(radius)}
         value = 0 if tool == "eraser" else int(value)
         return self.record("stroke", new_instances, tool=tool, value=value, label=label, points=_xy(points), **extra)
+
+    def record_initial(self, index_map: np.ndarray, instances: Sequence[Any] = ()) -> int:
+        """The labels the image started with (module doc, ``initial``): uint8 (H, W) ``index_map`` and, in
+        instance mode, its instances in order (anything with ``label`` and ``color``). Must come first, once."""
+        if self.events:
+            what = "already starts with one" if self.events[0]["kind"] == "initial" else "already has events"
+            raise FormatError(f"an initial event must be the log's first and only one; this log {what}")
+        m = np.asarray(index_map)
+        if m.shape != (self.height, self.width):
+            raise FormatError(
+                f"initial map is {m.shape[1] if m.ndim > 1 else '?'}x{m.shape[0]}, the log's image "
+                f"{self.width}x{self.height}"
+            )
+        if self.mode == "instance":
+            objects = [
+                {"value": k, "label": str(i.label), "color": str(i.color)} for k, i in enumerate(instances, start=1)
+            ]
+            top = len(objects)
+        else:
+            values = [int(v) for v in np.unique(m) if v]
+            objects = [{"value": v, "label": self.labels[v - 1]} for v in values if v <= len(self.labels)]
+            top = len(self.labels)
+        if m.size and int(m.max()) > top:
+            raise FormatError(f"initial map holds value {int(m.max())} but only {top} labels/instances exist")
+        return self.record("initial", model_made=False, map=encode_map(m), objects=objects)
 
     def record_undo(self) -> int:
         """The user undid one history step."""

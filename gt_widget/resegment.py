@@ -1,15 +1,17 @@
 """Replay prompt logs with another model or recipe: ``gt-widget resegment OUTPUT_DIR --recipe ...``.
 
-Kernel side. Each image's log (gt_widget.promptlog) is replayed event by event on a fresh map, exactly as
-the editor applied it (one handler per event kind, each event one history step): model edits and accepted
+Kernel side. Each image's log (gt_widget.promptlog) is replayed event by event, exactly as the editor applied it,
+starting from the labels the image started with (its ``initial`` event: an import, a pre-labeling result)
+or a blank map (one handler per event kind, each event one history step): model edits and accepted
 proposals (one click or accept-all) are re-segmented from their recorded prompts by the new segmenter,
 strokes (brush, eraser, polygon, fill), clear and instance add / relabel / delete are applied in their
 order, undo/redo move through the replayed history; instances an action created come and go with it.
 The result is written as a new Ground Truth job folder (gt_widget.segment.prelabel_output) together with
 new logs (same events, new model and result fingerprints) and ``resegment-report.json``:
 per object (label or instance, named by its final label) the IoU between the old output and the new one,
-whether a model painted it (a model mask that was cleared or deleted since does not count), the
-objects that changed most first. ``reproduced`` counts model-made masks (model edits and accepted
+whether a model painted it (a model mask that was cleared or deleted since does not count) and whether
+it was among the labels the image started with (``imported``; those are never model-made on their own),
+the objects that changed most first. ``reproduced`` counts model-made masks (model edits and accepted
 proposals) whose new mask is bit-identical to the recorded one.
 """
 
@@ -28,15 +30,16 @@ import numpy as np
 from gt_widget.errors import FormatError
 from gt_widget.fileio import atomic_write_bytes
 from gt_widget.groundtruth.formats import Instance
-from gt_widget.promptlog import PromptLog, load_logs, mask_digest, result_of
+from gt_widget.promptlog import PromptLog, decode_map, load_logs, mask_digest, result_of
 from gt_widget.segment.base import Prediction, Segmenter
 
 
 @dataclass
 class Replayed:
     """A replayed image: uint8 (H, W) ``index_map``, instances (instance mode), the values any model painted
-    that are still in the result, the new log, and how many model-made masks reproduced their recorded mask
-    exactly (a model edit or one accepted proposal each)."""
+    that are still in the result, the new log, how many model-made masks reproduced their recorded mask
+    exactly (a model edit or one accepted proposal each), and the values of the labels / instances the image
+    started with (its ``initial`` event) that are still in the result."""
 
     index_map: np.ndarray
     instances: list[Instance] | None
@@ -44,6 +47,7 @@ class Replayed:
     log: PromptLog
     reproduced: int = 0
     model_edits: int = 0
+    imported_values: set[int] = field(default_factory=set)
 
 
 @dataclass
@@ -55,6 +59,7 @@ class _Step:
     seq: int
     instances: list[Instance] = field(default_factory=list)
     model_values: set[int] = field(default_factory=set)
+    imported: set[int] = field(default_factory=set)
     before: np.ndarray | None = None  # the map before the model chain began
     mask: np.ndarray | None = None
     prediction: Prediction | None = None
@@ -123,7 +128,15 @@ class _Replay:
         final = self.history[self.pos]
         instances = list(final.instances) if self.log.mode == "instance" else None
         present = set(np.unique(final.map).tolist())
-        return Replayed(final.map, instances, final.model_values & present, self.new, self.reproduced, self.edits)
+        return Replayed(
+            final.map,
+            instances,
+            final.model_values & present,
+            self.new,
+            self.reproduced,
+            self.edits,
+            final.imported & present,
+        )
 
     def apply(self, event: dict[str, Any]) -> None:
         """One event: undo / redo move through the replayed history, every other kind is one new step."""
@@ -131,6 +144,9 @@ class _Replay:
         if kind in ("undo", "redo"):
             self.pos = max(0, self.pos - 1) if kind == "undo" else min(len(self.history) - 1, self.pos + 1)
             self.new.record(kind)
+            return
+        if kind == "initial":
+            self.initial(event)
             return
         handler = self.kinds.get(kind)
         if handler is None:
@@ -142,7 +158,9 @@ class _Replay:
                 )
             raise FormatError(f"image {self.log.index}: unknown event kind {kind!r}")
         cur = self.history[self.pos]
-        step = _Step(cur.map.copy(), len(self.new.events), list(cur.instances), set(cur.model_values))
+        step = _Step(
+            cur.map.copy(), len(self.new.events), list(cur.instances), set(cur.model_values), set(cur.imported)
+        )
         born = list(event.get("new_instances", ()))
         for inst in born:
             self._add_instance(step, inst)
@@ -176,6 +194,27 @@ class _Replay:
         self.reproduced += recorded is not None and mask_digest(mask) == recorded.get("sha256")
 
     # ------------------------------------------------------------------ kinds
+    def initial(self, event: dict[str, Any]) -> None:
+        """The labels the image started with: the replay's starting map (not an undo step), never model-made."""
+        if self.new.events or len(self.history) > 1:
+            raise FormatError(
+                f"image {self.log.index}: event {event.get('seq')} is an initial event after other events; an "
+                "image starts only once, so the log is inconsistent"
+            )
+        where = f"image {self.log.index}: initial event"
+        m = decode_map(event["map"], (self.log.height, self.log.width), where)
+        base = self.history[0]
+        base.map = m.copy()
+        objects = list(event.get("objects", ()))
+        if self.log.mode == "instance":
+            base.instances = [Instance(str(o["label"]), str(o["color"])) for o in objects]
+        if m.size and int(m.max()) > (len(base.instances) if self.log.mode == "instance" else len(self.log.labels)):
+            raise FormatError(f"{where}: its map holds value {int(m.max())}, more than its labels / instances")
+        base.imported = set(np.unique(m).tolist()) - {0} | {
+            int(o["value"]) for o in objects if self.log.mode == "instance"
+        }
+        self.new.record_initial(m, base.instances)
+
     def instance(self, cur: _Step, step: _Step, event: dict[str, Any]) -> None:
         op, k = event.get("op"), int(event["value"])
         if op in ("add", "new"):
@@ -195,6 +234,7 @@ class _Replay:
             m[m > k] -= 1
             del step.instances[k - 1]
             step.model_values = {v - (v > k) for v in step.model_values if v != k}
+            step.imported = {v - (v > k) for v in step.imported if v != k}
             self.new.record_delete(k)
         else:
             raise FormatError(f"image {self.log.index}: unknown instance op {op!r}")
@@ -203,6 +243,7 @@ class _Replay:
         step.map[:] = 0
         step.instances.clear()
         step.model_values.clear()
+        step.imported.clear()
         self.new.record_clear()
 
     def stroke(self, cur: _Step, step: _Step, event: dict[str, Any]) -> None:
@@ -346,7 +387,7 @@ class ResegmentReport:
             "objects that changed most (IoU old vs new):",
         ]
         for row in self.objects[:top]:
-            made = "model" if row["model_made"] else "manual"
+            made = "model" if row["model_made"] else "imported" if row["imported"] else "manual"
             lines.append(f"  {row['iou']:.3f}  image {row['index']} {row['source_ref']}  {row['object']} ({made})")
         return "\n".join(lines)
 
@@ -443,6 +484,7 @@ def resegment(
                     "object": obj,
                     "value": v,
                     "model_made": v in done.model_values,
+                    "imported": v in done.imported_values,
                     "iou": round(score, 4),
                     "area_new": int(np.count_nonzero(new_mask)),
                 }

@@ -7,7 +7,10 @@ Rules: one editor undo step = one log event (an instance the action created ride
 so undo takes both back, as the editor does); a refined second pass (``request.merge``) joins its step in the
 editor, so it *updates* the recorded model event's result instead of adding one. Every action the editor
 reports is replayable (model, candidate, stroke, accept-all proposals, instance add / relabel / delete,
-clear, undo, redo); an unknown kind is a programming error and raises.
+clear, undo, redo); an unknown kind is a programming error and raises. The labels an image was opened
+with (``initial_value``: an import, a pre-labeling result, saved labels) are the log's first event,
+``initial``, recorded once when a fresh log starts on a non-blank map (``start``); ``resume`` swaps that
+fresh log for the image's saved one, which already starts from wherever the image started.
 Conventions: (x, y) pixels of the original image.
 """
 
@@ -59,22 +62,28 @@ class PromptRecorder:
         editor.log = self.record
 
     def start(self, key: str, shape: tuple[int, int], kept: bool) -> None:
-        """The editor opened image ``key`` of ``shape`` (H, W); ``kept``: its history was kept (so is the log)."""
+        """The editor opened image ``key`` of ``shape`` (H, W); ``kept``: its history was kept (so is the log).
+        A new log of an image the editor opened with labels (its ``initial_value``) starts with them."""
         track = self._tracks.get(key) if kept else None
         if track is None:
             h, w = shape
             track = _Track(PromptLog(w, h, list(self.editor.labels), self.editor.mode))
             self._tracks[key] = track
+            st = self.editor.state
+            if not kept and st.map.shape == (h, w) and (st.instances or st.map.any()):
+                track.log.record_initial(st.map, st.instances)
         self._track = track
 
     def resume(self, path: str | os.PathLike[str]) -> bool:
         """Continue the log saved at ``path`` (``promptlog.log_path``) for the current image when its log is
-        new and empty: the image's labels came from a saved result (a resumed session), so its earlier
-        events must stay in front of the new ones or a replay would start from nothing. A missing file, or
-        one for another image size, mode or labels, leaves the new log. Returns whether it resumed."""
+        new (nothing but the ``initial`` event of the labels it opened with): the image's labels came from a
+        saved result (a resumed session), so its earlier events must stay in front of the new ones or a
+        replay would start from nothing, and its own start is already in it (no second ``initial``). A
+        missing file, or one for another image size, mode or labels, leaves the new log (which starts from
+        the saved labels). Returns whether it resumed."""
         t = self._track
-        if t is None or t.log.events:
-            return False
+        if t is None or [e["kind"] for e in t.log.events] not in ([], ["initial"]):
+            return False  # edited already; an initial event alone is the saved labels, which the saved log makes
         try:
             saved = PromptLog.load(path)
         except FormatError:
