@@ -189,3 +189,42 @@ def test_every_event_goes_through_one_envelope() -> None:
         log.record("paint")
     with pytest.raises(FormatError, match="needs op"):
         log.record("instance", value=1)
+
+
+def test_initial_event_is_the_replays_start_and_not_an_undo_step(tmp_path: Path) -> None:
+    """An image that started with labels: its map (PNG in the JSON) comes back bit-exact, first, once."""
+    rng = np.random.default_rng(0)
+    seed = rng.integers(0, 3, (10, 20), dtype=np.uint8)
+    log = PromptLog(20, 10, ["a", "b"], source_ref="x.png", index=0)
+    assert log.record_initial(seed) == 0
+    log.record_stroke("polygon", [(2, 2), (8, 2), (8, 6)], value=2, label="b")
+    log.record_undo()
+    log.record_undo()  # past the stroke: the imported labels stay
+    log.save(tmp_path)
+    back = PromptLog.load(log_path(tmp_path, 0))
+    assert back.events[0]["model_made"] is False
+    assert [o["label"] for o in back.events[0]["objects"]] == ["a", "b"]
+
+    def no_model(_model_id: str) -> Any:
+        raise AssertionError("no model edit here")
+
+    done = replay(back, np.zeros((10, 20, 3), np.uint8), no_model)
+    np.testing.assert_array_equal(done.index_map, seed)
+    assert done.imported_values == {1, 2} and not done.model_values
+    assert done.log.events[0]["map"] == back.events[0]["map"]  # the new log starts the same way
+
+    with pytest.raises(FormatError, match="first and only"):
+        log.record_initial(seed)
+    with pytest.raises(FormatError, match="only 2 labels"):
+        PromptLog(20, 10, ["a", "b"]).record_initial(seed + 1)
+    with pytest.raises(FormatError, match="20x10"):
+        PromptLog(20, 10, ["a", "b"]).record_initial(seed[:5])
+    late = PromptLog(20, 10, ["a", "b"])
+    late.record_clear()
+    late.events.append(back.events[0] | {"seq": 1})
+    with pytest.raises(FormatError, match="after other events"):
+        replay(late, np.zeros((10, 20, 3), np.uint8), no_model)
+    damaged = PromptLog.from_dict(back.to_dict())
+    damaged.events[0] = damaged.events[0] | {"map": {"png": "bm90IGEgcG5n", "sha256": "0"}}
+    with pytest.raises(FormatError, match="damaged"):
+        replay(damaged, np.zeros((10, 20, 3), np.uint8), no_model)
