@@ -6,6 +6,10 @@ frame's real proposals (8 x 8 grid, every proposal scoring >= 0.9) in instance m
 the instances it created; clear / relabel / delete are the instance-mode events without pixels. Recording
 time includes the mask fingerprints (sha256 of the packed mask), the only per-edit work that grows with
 the image. Proposals (the slow part, not timed) are computed for the first ``--proposal-frames`` frames.
+The ``initial`` event (the labels an image started with, a PNG of the map) is measured on the same frames'
+real DAVIS object masks (every object of the frame, one value each, semantic and instance mode) and on
+those maps scaled to 1920x1080 (nearest neighbour: the same layout at full-HD size); for comparison, the
+JSON size of the map as plain run lengths ([value, count] pairs, row-major).
 
     python -m benchmarks.bench_promptlog
 """
@@ -20,6 +24,8 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 
@@ -27,6 +33,61 @@ from benchmarks import protocol as P
 from benchmarks.bench_quality import CACHE, DiskCachedSegmenter, load_mobilesam_segmenter
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _object_map(sample_id: str) -> np.ndarray:
+    """uint8 (H, W) map of a DAVIS-345 frame: object k of the frame (instances.csv order) = k."""
+    import csv
+
+    from PIL import Image
+
+    root = P.DATA / "davis345"
+    with (root / "instances.csv").open(newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["frame"] == sample_id]
+    out: np.ndarray | None = None
+    for k, r in enumerate(rows, start=1):
+        m = np.asarray(Image.open(root / r["mask"])) > 0
+        out = np.zeros(m.shape, np.uint8) if out is None else out
+        out[m] = k
+    assert out is not None, sample_id
+    return out
+
+
+def _initial_cost(maps: Sequence[np.ndarray]) -> dict[str, Any]:
+    """Bytes and record time of an ``initial`` event of each map (semantic and instance) at its size and at
+    1920x1080, with the run-length JSON size beside it."""
+    import cv2
+
+    from gt_widget.promptlog import PromptLog
+
+    sizes: dict[str, list[float]] = {}
+    for m0 in maps:
+        for size_name, m in (
+            ("854x480", m0),
+            ("1920x1080", cv2.resize(m0, (1920, 1080), interpolation=cv2.INTER_NEAREST)),
+        ):
+            n = int(m.max())
+            labels = [f"object{k}" for k in range(1, n + 1)]
+            instances = [SimpleNamespace(label=lab, color=f"#{k:06x}") for k, lab in enumerate(labels, start=1)]
+            for mode in ("semantic", "instance"):
+                log = PromptLog(m.shape[1], m.shape[0], labels, mode=mode)  # type: ignore[arg-type]
+                size = len(log.to_json())
+                t = time.perf_counter()
+                log.record_initial(m, instances)
+                us = 1e6 * (time.perf_counter() - t)
+                sizes.setdefault(f"{mode}_{size_name}_bytes", []).append(len(log.to_json()) - size)
+                sizes.setdefault(f"{mode}_{size_name}_record_us", []).append(us)
+            flat = m.ravel()
+            cuts = np.flatnonzero(np.diff(flat)) + 1
+            starts = np.r_[0, cuts]
+            runs = np.stack([flat[starts], np.diff(np.r_[starts, flat.size])], 1).tolist()
+            sizes.setdefault(f"runs_{size_name}_bytes", []).append(len(json.dumps(runs, separators=(",", ":"))))
+    return {
+        f"initial_{k}_p50" if k.endswith("_us") else f"initial_{k}_mean": round(
+            float(np.median(v) if k.endswith("_us") else np.mean(v)), 1
+        )
+        for k, v in sizes.items()
+    } | {"initial_objects_per_frame": [int(m.max()) for m in maps]}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -53,6 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     small_bytes: list[int] = []  # clear / relabel / delete
     small_us: list[float] = []
     load0 = os.getloadavg()[0]
+    initial = _initial_cost([_object_map(s.id) for s in samples])
     for s, image, gt, _void in P.iter_loaded(samples):
         seg.set_image(image)
         log = PromptLog(image.shape[1], image.shape[0], ["object"], source_ref=str(s.image_path))
@@ -124,6 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "accept_all_proposals_per_pass": accepted_n,
         "clear_relabel_delete_bytes_mean": round(float(np.mean(small_bytes)), 1) if small_bytes else None,
         "clear_relabel_delete_record_us_p50": round(float(np.median(small_us)), 1) if small_us else None,
+        **initial,
         "model_edits": len(model_bytes),
         "strokes": len(stroke_bytes),
         "image": "DAVIS-345 854x480",
