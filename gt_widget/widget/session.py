@@ -166,6 +166,8 @@ class LabelingSession(SessionUI):
             raise SessionError(str(exc)) from None
         if planned is not None and not self._imported_done:
             self._import(planned)
+        elif planned is not None:
+            self.notice = "initial labels were imported into this job before: not imported again (your edits stay)"
         self._write_state()
         atexit.register(_flush_at_exit, weakref.ref(self))
 

@@ -112,7 +112,7 @@ def test_accept_and_resume_never_reimport_over_edits(tmp_path: Path) -> None:
     s.close()
 
     again = box_session(tmp_path / "in", tmp_path / "out", initial_labels=labels)  # a kernel restart
-    assert again.index == 1 and again.to_review_count == 0
+    assert again.index == 1 and again.to_review_count == 0 and "not imported again" in again._status.value
     kept = again.result(0)
     assert isinstance(kept, SemanticResult) and (kept.label_map == edited).all()
     assert [_human(x) for x in _lines(again)[:2]] == ["yes", "yes"]
