@@ -2,10 +2,11 @@
 
 Inputs: the first N DAVIS-345 frames (854x480), one object each (the first instance, prompted by its 4
 extreme points), MobileSAM with the default recipe. Every engine runs the same images into a fresh folder
-(``resume=False``). The local engine runs with 1 torch thread, as a 1-CPU Ray actor does, so "local" vs
-"ray, 1 worker" isolates Ray. Ray's per-image overhead is measured apart from the model with the
+(``resume=False``). Threads: the local engine runs MobileSAM on every CPU (``threads=os.cpu_count()``); each
+Ray actor runs on its share, cluster CPUs / workers (``ray_engine.worker_share``: 2 threads for 1 worker, 1
+each for 2 workers on 2 CPUs), so "local" vs "ray, 1 worker" isolates Ray. Ray's per-image overhead is measured apart from the model with the
 deterministic ``BoxSegmenter`` (reads the image, no model): (ray time - local time) / images.
-Ray is started once (``start_local_ray(num_cpus=2)``, 127.0.0.1) and its start time reported separately.
+Ray is started once (``start_local_ray(num_cpus=os.cpu_count())``, 127.0.0.1) and its start time reported separately.
 Writes ``benchmarks/results/ray.json``; record the load average with the figures (``uptime``).
 
     python -m benchmarks.bench_ray [--images 12]
@@ -69,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from gt_widget.segment import load_segmenter
     from gt_widget.segment.batch import prelabel
-    from gt_widget.segment.ray_engine import start_local_ray
+    from gt_widget.segment.ray_engine import start_local_ray, worker_share, worker_threads
     from gt_widget.widget.testing import BoxSegmenter
 
     work = Path(tempfile.mkdtemp(prefix="gt-bench-ray-"))
@@ -85,23 +86,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             (many / f"{k:03d}_{src.name}").symlink_to(src.resolve())
             many_prompts[f"{k:03d}_{src.name}"] = prompts[src.name]
         factory = functools.partial(load_segmenter, "mobilesam")
-        loads = [os.getloadavg()[0]]
+        loads = {"start": os.getloadavg()[0]}
         run = functools.partial(prelabel, progress=False, resume=False)
+        cpus = os.cpu_count() or 1
 
-        torch.set_num_threads(1)
-        seg = factory()
+        torch.set_num_threads(cpus)
+        seg = factory(threads=cpus)
         local = _timed(lambda: run(images, prompts, work / "local", segmenter=seg))
+        loads["after_local"] = os.getloadavg()[0]
         local_box = _timed(lambda: run(many, many_prompts, work / "local-box", segmenter=BoxSegmenter()))
-        loads.append(os.getloadavg()[0])
 
-        ray_start = _timed(lambda: start_local_ray(num_cpus=2))
+        ray_start = _timed(lambda: start_local_ray(num_cpus=cpus))
         try:
             ray1 = _timed(
                 lambda: run(images, prompts, work / "ray1", segmenter_factory=factory, engine="ray", workers=1)
             )
+            loads["after_ray_1_worker"] = os.getloadavg()[0]
             ray2 = _timed(
                 lambda: run(images, prompts, work / "ray2", segmenter_factory=factory, engine="ray", workers=2)
             )
+            loads["after_ray_2_workers"] = os.getloadavg()[0]
             ray_box = _timed(
                 lambda: run(
                     many, many_prompts, work / "ray-box", segmenter_factory=BoxSegmenter, engine="ray", workers=1
@@ -119,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         finally:
             ray.shutdown()
-        loads.append(os.getloadavg()[0])
+        loads["end"] = os.getloadavg()[0]
         same = all(
             (work / "local" / "gt-widget-prelabel" / "masks" / p.name).read_bytes() == p.read_bytes()
             for d in ("ray1", "ray2")
@@ -133,10 +137,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = {
         "images": n,
         "image_size": "854x480 (DAVIS-345)",
-        "segmenter": "mobilesam, default recipe, 1 torch thread per worker",
-        "cpus": os.cpu_count(),
+        "segmenter": "mobilesam, default recipe",
+        "cpus": cpus,
+        "torch_threads": {
+            "local": cpus,
+            "ray_1_worker": worker_threads(worker_share(cpus, 1)),
+            "ray_2_workers": worker_threads(worker_share(cpus, 2)),
+        },
         "images_per_min": {
-            "local_1_thread": round(60 * n / local, 2),
+            "local": round(60 * n / local, 2),
             "ray_1_worker": round(60 * n / ray1, 2),
             "ray_2_workers": round(60 * n / ray2, 2),
         },
@@ -146,13 +155,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "ray_overhead_ms_per_image": round(1000 * per_image_overhead, 1),
         "overhead_images": m,
         "ray_outputs_equal_local": same,
-        "loadavg_1min": [round(x, 2) for x in loads],
+        "loadavg_1min": {k: round(v, 2) for k, v in loads.items()},
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=1) + "\n")
     print("| engine | images/min | seconds |")
     print("|---|---|---|")
-    for key, secs in (("local_1_thread", local), ("ray_1_worker", ray1), ("ray_2_workers", ray2)):
+    for key, secs in (("local", local), ("ray_1_worker", ray1), ("ray_2_workers", ray2)):
         print(f"| {key} | {result['images_per_min'][key]:.1f} | {secs:.1f} |")  # type: ignore[index]
     print(
         f"Ray start {ray_start:.1f} s; fixed cost per run (actor start + model-free 1 image) {ray_box_actor_start:.1f} s; "

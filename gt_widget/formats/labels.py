@@ -53,6 +53,41 @@ class ImportedLabels:
     def __post_init__(self) -> None:
         self.labels = check_labels(self.labels)
 
+    @classmethod
+    def from_job(cls, job_dir: str | os.PathLike[str]) -> ImportedLabels:
+        """The labels of a Ground Truth output folder (``write_job``'s, i.e. ``gt-widget import``'s, or any job's):
+        every labeled line, over the labels in order of appearance; instance mode when the lines are instance
+        results. ``FormatError`` when the folder has no output manifest or mixes modes."""
+        from gt_widget.groundtruth.export import read_job_output
+
+        folder = Path(job_dir)
+        if not (folder / "manifests" / "output" / "output.manifest").is_file():
+            raise FormatError(
+                f"{folder} is not a job folder (no manifests/output/output.manifest); pass the folder "
+                "`gt-widget import --out OUT --job-name NAME` wrote, OUT/NAME"
+            )
+        images: list[ImportedImage] = []
+        labels: list[str] = []
+        modes: set[str] = set()
+        for item in read_job_output(folder):
+            result: SemanticResult | InstanceResult
+            if item.instances is not None:
+                result = InstanceResult(item.index_map, list(item.instances))
+                names = [i.label for i in item.instances]
+                modes.add("instance")
+            else:
+                result = SemanticResult(item.index_map, list(item.classes))
+                names = list(item.classes)
+                modes.add("semantic")
+            labels += [n for n in names if n not in labels]
+            images.append(ImportedImage(item.source_ref, result))
+        if len(modes) > 1:
+            raise FormatError(f"{folder} mixes semantic and instance results; import one mode at a time")
+        if not images:
+            raise FormatError(f"{folder} has no labeled image to import")
+        mode: Mode = "instance" if modes == {"instance"} else "semantic"
+        return cls(labels, mode, images)
+
     def initial_value(self, image: str | os.PathLike[str]) -> SemanticResult | InstanceResult:
         """The result for ``image`` (its path, or a file name when unambiguous), to pass as
         ``SegmentationWidget(image, labels, mode=..., initial_value=...)``."""

@@ -7,7 +7,11 @@ cluster. Workers read the images themselves, so image paths must be readable on 
 a one-machine cluster, a shared file system on several). ``gt_widget`` must be importable on the workers.
 
 Each actor gets one GPU when the cluster has GPUs (``load_segmenter`` then picks CUDA by itself, since Ray
-sets ``CUDA_VISIBLE_DEVICES``) and ``cpus_per_worker`` CPUs otherwise. A failure on one image comes back as
+sets ``CUDA_VISIBLE_DEVICES``) and ``cpus_per_worker`` CPUs otherwise (default: the cluster's CPUs / workers).
+Torch threads are pinned in each actor to its share (``torch.set_num_threads`` in the actor's constructor,
+and a segmenter's ``threads`` when it has one, e.g. MobileSAM, which otherwise sizes its threads to the cores
+it sees free): actors that each ran torch on every core oversubscribed the CPUs, and 2 workers were slower
+than 1. A failure on one image comes back as
 that image's error; a lost worker leaves its images unrecorded (reported as failed, retried on resume).
 """
 
@@ -87,11 +91,27 @@ def _stop_leftovers(before: set[int]) -> None:
             psutil.Process(pid).kill()
 
 
-class SegmentActor:
-    """Ray Data callable class: builds one segmenter in its constructor, then segments batches of rows."""
+def pin_threads(segmenter: Segmenter, threads: int) -> None:
+    """Run torch (this process) and ``segmenter`` (its ``threads`` attribute, when it has one) on ``threads``."""
+    import torch
 
-    def __init__(self, factory: Callable[[], Segmenter], plan: PrelabelPlan) -> None:
+    threads = max(1, int(threads))
+    torch.set_num_threads(threads)
+    current = getattr(segmenter, "threads", False)
+    if current is None or (isinstance(current, int) and not isinstance(current, bool)):  # MobileSAM's knob only
+        segmenter.threads = threads  # type: ignore[attr-defined]
+
+
+class SegmentActor:
+    """Ray Data callable class: builds one segmenter in its constructor (torch pinned to ``threads``), then
+    segments batches of rows."""
+
+    def __init__(self, factory: Callable[[], Segmenter], plan: PrelabelPlan, threads: int = 1) -> None:
+        import torch
+
+        torch.set_num_threads(max(1, int(threads)))  # before the model is built: its first run uses them too
         self.segmenter = factory()
+        pin_threads(self.segmenter, threads)
         self.plan = plan
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
@@ -122,7 +142,7 @@ def run_ray(
     *,
     address: str | None = None,
     workers: int | None = None,
-    cpus_per_worker: float = 1.0,
+    cpus_per_worker: float | None = None,
     progress: bool = True,
     on_error: Callable[[Task, str], None] | None = None,
 ) -> int:
@@ -130,8 +150,9 @@ def run_ray(
 
     ``address``: a running cluster (``"auto"``, ``"ray://host:10001"``, ``"host:6379"``); default: join the
     cluster this process is already connected to, else start a local one on 127.0.0.1 (stopped afterwards).
-    ``workers``: actors in the pool (default: one per GPU, else one per ``cpus_per_worker`` CPUs, at most one
-    per image).
+    ``workers``: actors in the pool (default: one per GPU, else one per ``cpus_per_worker`` CPUs (default 1),
+    at most one per image). ``cpus_per_worker`` (default: the cluster's CPUs / workers, at least 1) is what each
+    actor reserves and its torch thread count (``worker_threads``).
     """
     if not tasks:
         return 0
@@ -156,15 +177,17 @@ def _run(
     tasks: Sequence[Task],
     factory: Callable[[], Segmenter],
     workers: int | None,
-    cpus_per_worker: float,
+    cpus_per_worker: float | None,
     progress: bool,
     on_error: Callable[[Task, str], None] | None,
 ) -> int:
     resources = ray.cluster_resources()
     gpus = int(resources.get("GPU", 0))
+    cpus = float(resources.get("CPU", 1))
     if workers is None:
-        workers = gpus or max(1, int(resources.get("CPU", 1) // cpus_per_worker))
+        workers = gpus or max(1, int(cpus // (cpus_per_worker or 1.0)))
     workers = max(1, min(int(workers), len(tasks)))
+    share = worker_share(cpus, workers, cpus_per_worker)
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = progress
     if not progress:  # --quiet: Ray Data's per-dataset INFO lines too
@@ -183,8 +206,8 @@ def _run(
         SegmentActor,
         batch_size=1,
         compute=ray.data.ActorPoolStrategy(size=workers),
-        fn_constructor_kwargs={"factory": factory, "plan": plan},
-        num_cpus=0 if gpus else cpus_per_worker,
+        fn_constructor_kwargs={"factory": factory, "plan": plan, "threads": worker_threads(share)},
+        num_cpus=0 if gpus else share,
         num_gpus=1 if gpus else 0,
         batch_format="numpy",
     )
@@ -201,3 +224,15 @@ def _run(
         )
         written += 1
     return written
+
+
+def worker_share(cluster_cpus: float, workers: int, cpus_per_worker: float | None = None) -> float:
+    """CPUs each actor reserves: ``cpus_per_worker``, else the cluster's CPUs split evenly (at least 1)."""
+    if cpus_per_worker is not None:
+        return float(cpus_per_worker)
+    return max(1.0, float(int(cluster_cpus)) // max(1, workers))
+
+
+def worker_threads(share: float) -> int:
+    """Torch threads of an actor reserving ``share`` CPUs (whole CPUs, at least 1)."""
+    return max(1, int(share))

@@ -11,7 +11,9 @@ result the moment it changes, exactly where Ground Truth would put it (reference
     <output_dir>/<job_name>/gt-widget-session.lock      (ours: one writer at a time)
 
 Paths and line shapes come from ``groundtruth/output.py``; persistence (journal, writer, retries, lock) from
-``widget/store.py``.
+``widget/store.py``. Around this module (construction, navigation, autosave): ``session_options.py`` (checks),
+``session_state.py`` (our state file), ``session_results.py`` (counts, results, save/accept, exports),
+``session_ui.py`` (the controls), ``session_import.py`` (initial labels).
 
 Side that owns what: the kernel owns everything (label maps, files); the browser only shows the widget.
 ``datasetObjectId`` is the 0-based position of the image in the source order, as Ground Truth numbers the
@@ -35,6 +37,11 @@ Choices:
   (e.g. ``s3://bucket/prefix``) is given; ``source-ref`` is the input line's, as written.
 - One writer per output folder: a second session in another process gets ``SessionError`` naming the holder
   (``read_only=True`` opens it without saving); re-creating the session in the same process takes over.
+- Initial labels (``initial_labels=``: what ``gt_widget.formats.import_*`` return, or a ``gt-widget import``
+  job folder) are checked in full before anything is written, then written once with ``human-annotated:
+  "no"`` and shown as "imported, to review" until edited or accepted (``accept()``, ``save()``, the Accept
+  button: then "yes"). The import is the start of each image's undo history; a resumed session never imports
+  again (the state file records it), and never over an image that already has a result.
 - An unreadable image is reported in the status line; the session continues, the widget is hidden and nothing
   is saved for that image.
 """
@@ -43,9 +50,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import json
 import os
-import re
 import threading
 import weakref
 from collections.abc import Sequence
@@ -55,31 +60,29 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gt_widget.errors import GtWidgetError, ImageLoadError
+from gt_widget.errors import ImageLoadError
 from gt_widget.fileio import atomic_write_bytes
 from gt_widget.groundtruth.formats import InstanceResult, SemanticResult
-from gt_widget.groundtruth.labels import validate_label_names
-from gt_widget.groundtruth.output import OutputLayout, check_custom_attribute
+from gt_widget.groundtruth.output import OutputLayout
 from gt_widget.imageio import load_image
 from gt_widget.promptlog import log_path
 from gt_widget.sources import ImageCache, SourceItem, SourceSpec, list_sources
 from gt_widget.widget import memory
+from gt_widget.widget.session_import import InitialLabels, Planned, as_imported, plan_import
+from gt_widget.widget.session_options import SessionError, check_options
+from gt_widget.widget.session_state import STATE_FILE, STATE_VERSION, read_state, write_state
+from gt_widget.widget.session_ui import SessionUI
 from gt_widget.widget.store import SessionStore, StoreError
 
 if TYPE_CHECKING:
     from gt_widget.segment.base import Segmenter
 
-STATE_FILE = "gt-widget-session.json"
-STATE_VERSION = 1
-_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
+__all__ = ["STATE_FILE", "STATE_VERSION", "LabelingSession", "SessionError"]
+
 _PLACEHOLDER = np.full((64, 64, 3), 240, np.uint8)
 
 
-class SessionError(GtWidgetError, ValueError):
-    """A session cannot start or continue (bad labels/mode/names, an output folder of another session)."""
-
-
-class LabelingSession:
+class LabelingSession(SessionUI):
     """Label a folder / list / input manifest of images with one reused ``SegmentationWidget``.
 
     ``source``: a folder, an input manifest (local or ``s3://``, JSON Lines with ``source-ref``), an ``s3://``
@@ -87,6 +90,7 @@ class LabelingSession:
     boto3's ``AWS_ENDPOINT_URL_S3``) reaches an S3-compatible server; ``cache_dir`` (default
     ``<output_dir>/.gt-widget-cache``) holds downloaded images. Re-creating a session with the same
     ``output_dir`` and ``job_name`` (e.g. after a kernel restart) resumes it: same image, every result intact.
+    ``initial_labels``: imported labels to start from (module doc).
     """
 
     def __init__(
@@ -105,34 +109,13 @@ class LabelingSession:
         worker_id: str = "local-notebook",
         prefetch: bool = True,
         read_only: bool = False,
+        initial_labels: InitialLabels | None = None,
     ) -> None:
-        self.labels: list[str] = validate_label_names(labels)  # before any file is written (a retry must work)
-        if mode not in ("semantic", "instance"):
-            raise SessionError(f"mode must be 'semantic' or 'instance', got {mode!r}")
-        self.mode: str = mode
-        if label_attribute is None:
-            label_attribute = "label" if mode == "instance" else "label-ref"
-        if mode == "semantic" and not label_attribute.endswith("-ref"):
-            raise SessionError(
-                f"label_attribute {label_attribute!r} must end in '-ref' (semantic segmentation, reference §3.2), "
-                f"e.g. {label_attribute + '-ref'!r}"
-            )
-        if mode == "instance":
-            try:
-                check_custom_attribute(label_attribute)
-            except GtWidgetError as exc:
-                raise SessionError(str(exc)) from None
-        if not _NAME_RE.match(label_attribute) or len(label_attribute) > 127:
-            raise SessionError(
-                f"label_attribute {label_attribute!r} must use only letters, digits and hyphens (at most 127), "
-                "e.g. 'label-ref'"
-            )
-        self.label_attribute: str = label_attribute
-        if not _NAME_RE.match(job_name) or len(job_name) > 63:
-            raise SessionError(
-                f"job_name {job_name!r} must be 1-63 letters, digits and hyphens, starting and ending with a "
-                "letter or digit (Ground Truth's LabelingJobName rule), e.g. 'cats-2024'"
-            )
+        # 1. checks that write nothing (a retry with fixed arguments must work)
+        self._options = check_options(labels, mode, label_attribute, job_name)
+        self.labels: list[str] = self._options.labels
+        self.mode: str = self._options.mode
+        self.label_attribute: str = self._options.label_attribute
         self.job_name: str = job_name
         self.output_dir: Path = Path(output_dir).expanduser().resolve()
         self.job_dir: Path = self.output_dir / job_name
@@ -152,12 +135,21 @@ class LabelingSession:
         """Why the current image cannot be shown (nothing is saved for it), or None."""
         self.notice: str | None = None
         self.state_error: str | None = None
+        planned: Planned | None = None
+        if initial_labels is not None:
+            if read_only:
+                raise SessionError("initial_labels needs a session that can save: drop read_only=True")
+            planned = plan_import(as_imported(initial_labels), self._items, self._options, self._image_size)
 
+        # 2. the folder, its state and its store (the store's writer may call _refresh_ui from now on: it
+        # does nothing until the controls exist)
         if not read_only:
             self.job_dir.mkdir(parents=True, exist_ok=True)
         elif not self.job_dir.is_dir():
             raise SessionError(f"read_only=True needs an existing job folder; {self.job_dir} does not exist")
-        self.index: int = self._read_state()
+        saved = read_state(self.job_dir, self._options, self.sources)
+        self.index: int = saved.index
+        self._imported_done = saved.imported is not None
         try:
             self._store = SessionStore(
                 OutputLayout(self.job_dir, self.output_uri),
@@ -167,19 +159,44 @@ class LabelingSession:
                 label_attribute=self.label_attribute,
                 worker_id=self.worker_id,
                 read_only=read_only,
-                on_change=lambda: self._refresh_ui(),
+                on_change=self._refresh_ui,
+                to_review=saved.imported or (),
             )
         except StoreError as exc:
             raise SessionError(str(exc)) from None
+        if planned is not None and not self._imported_done:
+            self._import(planned)
+        elif planned is not None:
+            self.notice = "initial labels were imported into this job before: not imported again (your edits stay)"
         self._write_state()
         atexit.register(_flush_at_exit, weakref.ref(self))
 
+        # 3. the widget and its controls, then the first image
         from gt_widget.widget import SegmentationWidget
 
         self.widget: Any = SegmentationWidget(_PLACEHOLDER, self.labels, mode=self.mode, segmenter=segmenter)
         self.widget.observe_changes(self._on_change)
         self._build_ui()
         self._show(self.index)
+
+    def _image_size(self, item: SourceItem) -> tuple[int, int]:
+        """(H, W) of ``item`` from its header; ``SessionError`` when it cannot be read."""
+        from PIL import Image
+
+        try:
+            with Image.open(self._cache.local_path(item)) as img:
+                width, height = img.size
+        except (OSError, ImageLoadError) as exc:
+            raise SessionError(f"cannot read {item.ref} to check its imported labels: {exc}") from None
+        return int(height), int(width)
+
+    def _import(self, planned: Planned) -> None:
+        """Write the imported labels once (human-annotated "no"), never over an image that has a result."""
+        now = datetime.now(timezone.utc)
+        for index, (index_map, instances) in sorted(planned.items()):
+            if not self._store.is_labeled(index):
+                self._store.record(index, index_map, instances, now, force=True, human=False)
+        self._imported_done = True
 
     # ------------------------------------------------------------------------------------------ properties
 
@@ -194,11 +211,6 @@ class LabelingSession:
         return OutputLayout(self.job_dir).output_manifest_path
 
     @property
-    def last_save_error(self) -> str | None:
-        """Why the last autosave (or journal append) failed, while it is being retried; None when all is saved."""
-        return self._store.last_error
-
-    @property
     def current(self) -> SourceItem:
         """The item shown now."""
         return self._items[self.index]
@@ -210,26 +222,6 @@ class LabelingSession:
 
     def __len__(self) -> int:
         return len(self._items)
-
-    @property
-    def labeled_count(self) -> int:
-        """How many images have a saved result (pending autosaves included)."""
-        return len(self._store.labeled)
-
-    def is_labeled(self, index: int) -> bool:
-        """Whether image ``index`` has a saved (or pending) result."""
-        return self._store.is_labeled(index)
-
-    def is_unsaved(self, index: int) -> bool:
-        """Whether image ``index`` has edits that are not in Ground Truth's files yet (kept and retried)."""
-        return self._store.is_unsaved(index)
-
-    @property
-    def progress_text(self) -> str:
-        """``"12 / 300 labeled"`` (plus ``", 2 unsaved"`` while saves are failing)."""
-        text = f"{self.labeled_count} / {len(self._items)} labeled"
-        unsaved = len(self._store.unsaved) if self._store.last_error else 0
-        return f"{text}, {unsaved} unsaved" if unsaved else text
 
     # ----------------------------------------------------------------------------------------- navigation
 
@@ -246,12 +238,12 @@ class LabelingSession:
         return self.go(self.index - 1)
 
     def next_unlabeled(self) -> int:
-        """Show the first unlabeled image after the current one (wrapping); stays put when all are labeled,
-        saying so."""
+        """Show the first image after the current one (wrapping) that is unlabeled or holds imported labels to
+        review; stays put when there is none, saying so."""
         n = len(self._items)
         for step in range(1, n + 1):
             i = (self.index + step) % n
-            if not self.is_labeled(i):
+            if not self.is_labeled(i) or self.is_to_review(i):
                 return self.go(i)
         return self._stay(f"all {n} images are labeled")
 
@@ -283,14 +275,14 @@ class LabelingSession:
             try:
                 image = load_image(self._cache.local_path(item))
             except ImageLoadError as exc:
-                self._set_error(f"image {index + 1} ({item.name}) cannot be shown: {exc}. Skip it with Next.")
+                self.error = f"image {index + 1} ({item.name}) cannot be shown: {exc}. Skip it with Next."
                 self.widget.load_image(_PLACEHOLDER)
                 return
             previous = self._store.result(index)
             if previous is not None:
                 size = _result_shape(previous)
                 if size != image.shape[:2]:
-                    self._set_error(
+                    self.error = (
                         f"image {index + 1} ({item.name}) is {image.shape[1]}x{image.shape[0]} but its saved labels "
                         f"are {size[1]}x{size[0]}: the file changed; delete "
                         f"{self._answer_path(index)} to label it again"
@@ -322,43 +314,6 @@ class LabelingSession:
         except Exception:  # a bad next image is reported when it is shown, not here
             return
 
-    def _set_error(self, message: str) -> None:
-        self.error = message
-
-    # ------------------------------------------------------------------------------------------- results
-
-    def result(self, index: int | None = None) -> SemanticResult | InstanceResult | None:
-        """The newest result of image ``index`` (default: current): unsaved edits included, else its file."""
-        i = self.index if index is None else index
-        return self._store.result(i)
-
-    def _answer_path(self, index: int) -> Path | None:
-        saved = self._store.saved(index)
-        return None if saved is None else saved.answer_path
-
-    def saved_files(self, index: int | None = None) -> tuple[Path, Path | None] | None:
-        """(worker-response JSON, consolidated PNG) of image ``index`` after a flush; the PNG is None in
-        instance mode (a custom job has no consolidated PNG); None when nothing is saved."""
-        i = self.index if index is None else index
-        self.flush()
-        saved = self._store.saved(i)
-        return None if saved is None else (saved.answer_path, saved.png_path)
-
-    def save(self) -> None:
-        """Save the current image now (even when unchanged) and wait until it is on disk."""
-        self._finish_model_work()
-        self._enqueue(force=True)
-        self.flush()
-
-    def flush(self, timeout: float = 120.0) -> bool:
-        """Wait until every edit is in Ground Truth's files; False on timeout or while saves fail (the edits are
-        kept, in memory and in the journal, and retried; ``last_save_error`` says why)."""
-        return self._store.flush(timeout)
-
-    def close(self) -> None:
-        """Flush pending saves, stop the writer and release the output folder (the session can no longer save)."""
-        self._store.close()
-
     # -------------------------------------------------------------------------------------------- autosave
 
     def _on_change(self, _widget: Any = None) -> None:
@@ -369,6 +324,7 @@ class LabelingSession:
     def _enqueue(self, force: bool = False) -> None:
         if self.error is not None or self.read_only:
             return
+        reviewing = self.is_to_review(self.index)
         index_map, instances = self.widget.snapshot()
         try:
             self._store.record(
@@ -376,6 +332,8 @@ class LabelingSession:
             )
         except StoreError as exc:
             raise SessionError(f"{exc}; create a new LabelingSession to keep labeling") from None
+        if reviewing and not self.is_to_review(self.index):
+            self._write_state()  # the image left "imported, to review": a resumed session must know
         self._save_prompt_log()
         self._refresh_ui()
 
@@ -392,176 +350,11 @@ class LabelingSession:
         except OSError as exc:  # a full disk: the labels themselves are journaled; the log is retried next edit
             self.notice = f"prompt log of image {self.index + 1} not saved: {exc}"
 
-    # ------------------------------------------------------------------------------------ state and resume
-
-    def _state(self) -> dict[str, Any]:
-        return {
-            "version": STATE_VERSION,
-            "job_name": self.job_name,
-            "labels": self.labels,
-            "mode": self.mode,
-            "label_attribute": self.label_attribute,
-            "sources": self.sources,
-            "index": self.index,
-        }
-
     def _write_state(self) -> None:
         if self.read_only:
             return
-        try:  # the current index only: a full disk must not stop navigation
-            atomic_write_bytes(self.job_state_path, json.dumps(self._state(), indent=1).encode("utf-8"))
-            self.state_error = None
-        except OSError as exc:
-            self.state_error = f"cannot save the session's position ({exc}); your labels are kept and retried"
-
-    def _read_state(self) -> int:
-        path = self.job_state_path
-        if not path.exists():
-            return 0
-        try:
-            state = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise SessionError(
-                f"cannot read the session state {path}: {exc}; delete it to start this job afresh"
-            ) from None
-        for key, mine in (("labels", self.labels), ("mode", self.mode), ("sources", self.sources)):
-            if state.get(key) != mine:
-                raise SessionError(
-                    f"{self.job_dir} holds a session with different {key} ({_short(state.get(key))} there, "
-                    f"{_short(mine)} now). Resume it with the same {key}, or pass another output_dir or job_name "
-                    "to start a new job"
-                )
-        index = int(state.get("index", 0))
-        return index if 0 <= index < len(self._items) else 0
-
-    # ------------------------------------------------------------------------------------------------- UI
-
-    def _build_ui(self) -> None:
-        import ipywidgets as W
-
-        self._prev_button = W.Button(
-            description="Prev", icon="arrow-left", tooltip="previous image", layout=W.Layout(width="80px")
-        )
-        self._next_button = W.Button(
-            description="Next", icon="arrow-right", tooltip="next image", layout=W.Layout(width="80px")
-        )
-        self._unlabeled_button = W.Button(description="Next unlabeled", tooltip="first unlabeled image after this one")
-        self._jump = W.BoundedIntText(
-            value=self.index + 1, min=1, max=len(self._items), continuous_update=True, layout=W.Layout(width="90px")
-        )
-        self._jump.add_class("gt-session-jump")
-        self._jump_shown = self.index
-        self._jump_button = W.Button(
-            description="Go", tooltip="show the image with this number", layout=W.Layout(width="50px")
-        )
-        for button, css in (
-            (self._prev_button, "gt-session-prev"),
-            (self._next_button, "gt-session-next"),
-            (self._unlabeled_button, "gt-session-next-unlabeled"),
-            (self._jump_button, "gt-session-go"),
-        ):
-            button.add_class(css)  # stable hooks for browser tests
-        self._progress = W.HTML()
-        self._progress.add_class("gt-session-progress")
-        self._status = W.HTML()
-        self._status.add_class("gt-session-status")
-        self._prev_button.on_click(lambda _b: self._ui_call(self.prev))
-        self._next_button.on_click(lambda _b: self._ui_call(self.next))
-        self._unlabeled_button.on_click(lambda _b: self._ui_call(self.next_unlabeled))
-        self._jump_button.on_click(lambda _b: self._ui_call(lambda: self.go(int(self._jump.value) - 1)))
-        self.widget.commands.navigate = lambda step: self._ui_call(self.next if step > 0 else self.prev)
-        self.widget.scope.on_input_key = self._jump_key
-        nav = W.HBox(
-            [
-                self._prev_button,
-                self._next_button,
-                self._jump,
-                self._jump_button,
-                self._unlabeled_button,
-                self._progress,
-            ]
-        )
-        nav.layout.flex_flow = "row wrap"  # a narrow cell wraps the bar instead of squeezing the buttons
-        self.ui = W.VBox([nav, self._status, self.widget])
-        self.ui.add_class("gt-labeling-session")
-
-    def _jump_key(self, key: str, text: str) -> None:
-        """Enter in the jump box goes to the number typed (the browser sends the box's text with the key)."""
-        if key != "Enter":
-            return
-        try:
-            number = int(text.strip())
-        except ValueError:
-            self.notice = f"type an image number (1..{len(self._items)}) in the box, then Enter"
-            self._refresh_ui()
-            return
-        self._ui_call(lambda: self.go(number - 1))
-
-    def _ui_call(self, action: Any) -> None:
-        self.notice = None
-        try:
-            action()
-        except GtWidgetError as exc:
-            self.notice = str(exc)
-            self._refresh_ui()
-
-    def _refresh_ui(self) -> None:
-        if not hasattr(self, "_progress"):
-            return
-        import html
-
-        item = self._items[self.index]
-        if self.is_unsaved(self.index) and self.last_save_error:
-            mark = "⚠ unsaved, retrying"
-        elif self.is_labeled(self.index):
-            mark = "✔ labeled"
-        else:
-            mark = "not labeled yet"
-        self._progress.value = (
-            f"<b>{self.progress_text}</b> &nbsp;·&nbsp; image {self.index + 1} of {len(self._items)}: "
-            f"<code>{html.escape(item.name)}</code> ({mark})"
-        )
-        if self._jump_shown != self.index:  # never overwrite a number being typed (an autosave refreshes too)
-            self._jump.value = self.index + 1
-            self._jump_shown = self.index
-        self._prev_button.disabled = self.index == 0
-        self._next_button.disabled = self.index >= len(self._items) - 1
-        problems = [m for m in (self.error, self.last_save_error) if m]
-        lines = [f"<span style='color:var(--jp-error-color1, #b00020)'>{html.escape(m)}</span>" for m in problems]
-        lines += [f"<span>{html.escape(self.notice)}</span>"] if self.notice else []
-        where = html.escape(str(self.job_dir))
-        if self.read_only:
-            idle = f"<span style='opacity:0.7'>read-only: edits here are not saved ({where})</span>"
-        else:
-            idle = f"<span style='opacity:0.7'>autosaving to {where}</span>"
-        self._status.value = "<br>".join(lines) if lines else idle
-        with contextlib.suppress(Exception):
-            self.widget.layout.display = "none" if self.error else None
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.ui._repr_mimebundle_(**kwargs)
-
-    def __repr__(self) -> str:
-        return (
-            f"LabelingSession({len(self._items)} images, labels={self.labels!r}, mode={self.mode!r}, "
-            f"job={str(self.job_dir)!r}, at image {self.index + 1}, {self.progress_text})"
-        )
-
-    # ---------------------------------------------------------------------------------------------- exports
-
-    def export_coco(self, path: str | os.PathLike[str], *, compressed: bool = False) -> Path:
-        """COCO JSON with RLE masks of every labeled image (see ``gt_widget.groundtruth.export``)."""
-        from gt_widget.groundtruth.export import export_coco
-
-        self.flush()
-        return export_coco(self.job_dir, path, labels=self.labels, compressed=compressed)
-
-    def export_png(self, out_dir: str | os.PathLike[str]) -> list[Path]:
-        """One label-map PNG per labeled image (and per-instance PNGs in instance mode)."""
-        from gt_widget.groundtruth.export import export_png_masks
-
-        self.flush()
-        return export_png_masks(self.job_dir, out_dir, labels=self.labels)
+        imported = self._store.to_review if self._imported_done else None
+        self.state_error = write_state(self.job_dir, self._options, self.sources, self.index, imported)
 
 
 def _result_shape(result: SemanticResult | InstanceResult) -> tuple[int, int]:
@@ -578,11 +371,6 @@ def _decoded_bytes(path: Path) -> int:
             return int(img.size[0]) * int(img.size[1]) * 3
     except Exception:
         return 0
-
-
-def _short(value: Any) -> str:
-    text = json.dumps(value)
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _flush_at_exit(ref: weakref.ReferenceType[LabelingSession]) -> None:

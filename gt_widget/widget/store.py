@@ -35,7 +35,7 @@ import threading
 import warnings
 import weakref
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -98,6 +98,7 @@ class Snapshot:
     submitted: datetime
     packed: bytes | None = None
     failures: int = field(default=0)
+    human: bool = True
 
     def array(self) -> np.ndarray:
         """The map (decompressed when it was packed)."""
@@ -132,6 +133,7 @@ class SessionStore:
         worker_id: str,
         read_only: bool = False,
         on_change: Callable[[], None] | None = None,
+        to_review: Collection[int] = (),
     ) -> None:
         self.layout = layout
         self.items = list(items)
@@ -158,6 +160,7 @@ class SessionStore:
         self.last_error: str | None = None
         self.journal_bytes = 0
         self.current: int | None = None
+        self._to_review: set[int] = set(to_review)  # imported, nobody edited or accepted them: human-annotated "no"
 
         if not read_only:
             self._take_lock()
@@ -218,6 +221,12 @@ class SessionStore:
         with self._cond:
             return set(self._pending)
 
+    @property
+    def to_review(self) -> set[int]:
+        """Indices holding imported labels nobody edited or accepted (written with human-annotated "no")."""
+        with self._cond:
+            return set(self._to_review)
+
     def saved(self, index: int) -> _Saved | None:
         """The saved files of ``index`` (None when nothing is saved)."""
         with self._cond:
@@ -259,9 +268,11 @@ class SessionStore:
         accepted: datetime,
         *,
         force: bool = False,
+        human: bool = True,
     ) -> None:
         """A completed edit of image ``index`` whose result is ``new`` (not modified afterwards): journal it
-        durably, then queue it for the writer. ``force`` queues it even when nothing changed."""
+        durably, then queue it for the writer. ``force`` queues it even when nothing changed; ``human=False``
+        marks imported labels (human-annotated "no" until a human edit or a forced save of the image)."""
         if self.read_only:
             return
         with self._cond:
@@ -291,7 +302,12 @@ class SessionStore:
                 self._seq,
                 accepted,
                 datetime.now(timezone.utc),
+                human=human,
             )
+            if human:
+                self._to_review.discard(index)
+            else:
+                self._to_review.add(index)
             self._pending[index] = snap
             self._cond.notify_all()
         self._on_change()
@@ -427,7 +443,7 @@ class SessionStore:
         if snap.instances is None:  # instance (custom) jobs have no consolidated PNG (reference §8)
             png_path = layout.consolidated_png_path(snap.index, moment)
             atomic_write_bytes(png_path, consolidated_png(index_map, self._colors))
-        line = self._line(snap.index, answer_path, png_path, moment)
+        line = self._line(snap.index, answer_path, png_path, moment, human=snap.human)
         with self._cond:
             previous = self._saved.get(snap.index)
             self._saved[snap.index] = _Saved(answer_path, png_path, line)
@@ -443,7 +459,9 @@ class SessionStore:
             self.journal.append_checkpoint(snap.index, snap.seq)
         self._remove_stale(snap.index, answer_path, png_path)
 
-    def _line(self, index: int, answer_path: Path, png_path: Path | None, moment: datetime) -> dict[str, Any]:
+    def _line(
+        self, index: int, answer_path: Path, png_path: Path | None, moment: datetime, *, human: bool = True
+    ) -> dict[str, Any]:
         item = self.items[index]
         input_line = {"source-ref": item.source_ref, **item.extra}
         if png_path is None:
@@ -453,6 +471,7 @@ class SessionStore:
                 job_name=self.layout.job_name,
                 worker_response_ref=self.layout.ref(answer_path),
                 moment=moment,
+                human_annotated=human,
             )
         return output_manifest_line(
             item.source_ref,
@@ -463,6 +482,7 @@ class SessionStore:
             colors=self._colors,
             moment=moment,
             extra=item.extra,
+            human_annotated=human,
         )
 
     def _write_manifest(self) -> None:
@@ -518,7 +538,8 @@ class SessionStore:
                 png_path = pngs[-1] if pngs else self.layout.consolidated_png_path(index, moment)
                 if not pngs and not self.read_only:  # died between the JSON and the PNG: rebuild it
                     atomic_write_bytes(png_path, consolidated_png(result.label_map, self._colors))
-            self._saved[index] = _Saved(answer_path, png_path, self._line(index, answer_path, png_path, moment))
+            line = self._line(index, answer_path, png_path, moment, human=index not in self._to_review)
+            self._saved[index] = _Saved(answer_path, png_path, line)
             if self._last_moment is None or moment > self._last_moment:
                 self._last_moment = moment
             if not self.read_only:
@@ -555,7 +576,8 @@ class SessionStore:
             instances = [Instance(a, b) for a, b in insts] if insts is not None else None
             if self.mode == "instance" and instances is None:
                 instances = []
-            out[index] = Snapshot(index, base, base.shape[:2], instances, recs[-1].seq, now, now)  # type: ignore[arg-type]
+            human = index not in self._to_review
+            out[index] = Snapshot(index, base, base.shape[:2], instances, recs[-1].seq, now, now, human=human)  # type: ignore[arg-type]
         return out
 
     # ----------------------------------------------------------------------------------------- memory

@@ -118,6 +118,56 @@ def test_ray_run_writes_what_the_local_engine_writes(tmp_path: Path, local_ray: 
     assert json.loads((remote.job_dir / "prelabel-report.json").read_text())["engine"] == "ray"
 
 
+def test_each_actor_runs_torch_on_its_share_of_the_cpus(
+    tmp_path: Path, local_ray: None, rng: np.random.Generator
+) -> None:
+    """Actors that each ran torch on every core oversubscribed the CPUs (2 workers slower than 1): each actor's
+    torch threads, and a segmenter's own ``threads`` knob (MobileSAM's), are its share = cluster CPUs / workers."""
+    prompts = _scenes(tmp_path / "images", 4, rng)
+    del prompts["zz_broken.png"]
+    probe = tmp_path / "probe"
+    probe.mkdir()
+
+    class ThreadProbe:
+        """BoxSegmenter that writes (pid, torch threads, its ``threads``) at every image, from the actor."""
+
+        def __init__(self) -> None:
+            self.inner = BoxSegmenter()
+            self.threads: int | None = None  # None = size per call, as MobileSAMSegmenter does
+
+        def set_image(self, image: Any) -> None:
+            import torch
+
+            with (probe / f"{os.getpid()}.txt").open("a") as fh:
+                fh.write(f"{torch.get_num_threads()} {self.threads}\n")
+            self.inner.set_image(image)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+    outputs = {}
+    for workers, want in ((1, "2 2"), (2, "1 1")):
+        for f in probe.iterdir():
+            f.unlink()
+        out = tmp_path / f"ray{workers}"
+        run = prelabel(
+            tmp_path / "images",
+            prompts,
+            out,
+            segmenter_factory=ThreadProbe,
+            engine="ray",
+            workers=workers,
+            progress=False,
+        )
+        assert len(run.written) == 4 and not run.failed
+        seen = {f.name: set(f.read_text().split("\n")) - {""} for f in probe.iterdir()}
+        assert seen and all(lines == {want} for lines in seen.values()), (workers, seen)
+        assert len(seen) <= workers
+        outputs[workers] = _files(run.job_dir)
+    local = prelabel(tmp_path / "images", prompts, tmp_path / "local", segmenter=BoxSegmenter(), progress=False)
+    assert outputs[1] == outputs[2] == _files(local.job_dir)
+
+
 def test_segment_cli_engine_ray(
     tmp_path: Path, local_ray: None, rng: np.random.Generator, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -376,3 +376,32 @@ def test_images_over_the_budget_are_not_decoded_twice_at_once(tmp_path: Path, mo
         time.sleep(1.0)  # the prefetch thread had time to decode, had it wanted to
         assert decoded == expected
         s.close()
+
+
+def test_an_autosave_refresh_while_the_controls_are_built_is_harmless(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The autosave thread calls the session's refresh whenever a write lands, also while the session is still
+    building its controls (a race seen before: the progress line existed, the status line not yet). Here the
+    refresh runs at every control the session creates; the session must come up whole."""
+    import ipywidgets as W
+
+    building: list[LabelingSession] = []
+    real_build = LabelingSession._build_ui
+    real_html = W.HTML
+
+    def build(self: LabelingSession) -> None:
+        building.append(self)
+        real_build(self)
+
+    def html(*args: object, **kwargs: object) -> object:
+        out = real_html(*args, **kwargs)
+        for session in building:
+            session._refresh_ui()  # what the writer thread may do at this moment
+        return out
+
+    monkeypatch.setattr(LabelingSession, "_build_ui", build)
+    monkeypatch.setattr(W, "HTML", html)
+    s = _session(_images(tmp_path / "in", n=2), tmp_path / "out")
+    assert building == [s] and "0 / 2 labeled" in s._progress.value and "autosaving" in s._status.value
+    s.close()
