@@ -37,7 +37,9 @@ class ParallelBoxes:
     def set_image(self, image: Any) -> None:
         raise AssertionError("the parallel path encodes with prepare(), never set_image()")
 
-    def predict(self, **kwargs: Any) -> Prediction:
+    def predict(
+        self, extreme_points: Any = None, clicks: Any = (), previous: Any = None, box: Any = None
+    ) -> Prediction:
         raise AssertionError("the parallel path predicts with predict_on(), never predict()")
 
     def prepare(self, image: Any, *, background: bool = True, cache: bool = True) -> Any:
