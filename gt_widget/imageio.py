@@ -144,7 +144,8 @@ def _from_pil(img: Image.Image, *, max_pixels: int, name: str) -> np.ndarray:
             stacklevel=4,
         )
         img.seek(0)
-    img = ImageOps.exif_transpose(img) or img
+    if img.getexif().get(0x0112, 1) != 1:  # exif_transpose copies even an upright image: 4 bytes/px more peak
+        img = ImageOps.exif_transpose(img) or img
     _check_size(img.size[0], img.size[1], max_pixels, name)
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
@@ -156,7 +157,25 @@ def _from_pil(img: Image.Image, *, max_pixels: int, name: str) -> np.ndarray:
         return _composite_over_white(np.asarray(img.convert("RGBA")))
     if mode != "RGB":
         img = img.convert("RGB")
-    return np.ascontiguousarray(np.asarray(img, dtype=np.uint8))
+    return _rgb_array(img)
+
+
+BAND_PIXELS = 1 << 22
+"""Pixels per row band when a large PIL image is copied into its numpy array (4 Mpx: 12 MB per band)."""
+
+
+def _rgb_array(img: Image.Image) -> np.ndarray:
+    """An RGB PIL image as a C-contiguous uint8 (H, W, 3) array, copied in row bands when large:
+    ``np.asarray(img)`` first makes the whole image a bytes object (Pillow's ``tobytes``, which joins its
+    chunks: twice the array's size at its peak), so a 99 Mpx image cost ~0.6 GB more than the array."""
+    w, h = img.size
+    if w * h <= BAND_PIXELS:
+        return np.ascontiguousarray(np.asarray(img, dtype=np.uint8))
+    out = np.empty((h, w, 3), np.uint8)
+    rows = max(1, BAND_PIXELS // w)
+    for y in range(0, h, rows):
+        out[y : y + rows] = np.asarray(img.crop((0, y, w, min(h, y + rows))), dtype=np.uint8)
+    return out
 
 
 def _to_uint8(values: np.ndarray) -> np.ndarray:

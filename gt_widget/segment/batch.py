@@ -24,7 +24,9 @@ Outputs under ``<out_dir>/<job_name>/`` (the layout of a Ground Truth job, which
 prompt is reported and skipped, never fatal. ``prelabel-state/<index>.json`` records each finished image
 (written after its PNGs), so re-running a killed job skips what is done; failed images are retried.
 
-Engines: ``local`` (default) runs the model in this process; ``ray`` runs one model per Ray actor
+Engines: ``local`` (default) runs the model in this process (``batch_local``: a reader thread decodes
+ahead, one model thread per core encodes -- MobileSAM on one shared model, one torch thread each -- and a
+writer thread encodes and writes the PNGs); ``ray`` runs one model per Ray actor
 (``gt_widget.segment.ray_engine``, ``pip install gt_widget[ray]``) and streams the results back here, where
 the same ``write_image`` writes them: same PNG bytes, same manifest lines apart from timestamps.
 """
@@ -305,7 +307,8 @@ def prelabel(
     ``engine="ray"`` runs the model on a Ray cluster (``gt_widget.segment.ray_engine``; ``address`` of a
     running cluster, default a local one; ``workers`` actors, one model each, built by ``segmenter_factory``
     (default ``load_segmenter()``) or a pickled copy of ``segmenter``). The files are written by this process,
-    byte for byte as the local engine writes them. ``resume`` (default) skips images a previous run of the
+    byte for byte as the local engine writes them. ``engine="local"``: ``workers`` model threads (default
+    one per core for MobileSAM on the CPU, else one; see ``batch_local``). ``resume`` (default) skips images a previous run of the
     same job finished (``<job>/prelabel-state/``), so a killed run continues where it stopped.
     """
     from tqdm import tqdm
@@ -376,14 +379,24 @@ def prelabel(
         if todo and segmenter is None:
             segmenter = segmenter_factory() if segmenter_factory is not None else _default_segmenter()
         segmenter_name = getattr(segmenter, "name", type(segmenter).__name__) if segmenter is not None else "none"
-        for task in tqdm(todo, desc="pre-labeling", unit="img", disable=not progress):
+        if todo:
+            from gt_widget.segment.batch_local import run_local
+
             assert segmenter is not None
+            bar = tqdm(total=len(todo), desc="pre-labeling", unit="img", disable=not progress)
             try:
-                write_image(plan, task, segment_image(segmenter, plan, task[1], task[2]))
-            except GtWidgetError as exc:
-                failed(task, str(exc))
-            except Exception as exc:  # one bad image (or a model error on it) never stops the run
-                failed(task, f"{type(exc).__name__}: {exc}")
+                run_local(
+                    segmenter,
+                    todo,
+                    plan.labels,
+                    plan.colors,
+                    lambda task, result: write_image(plan, task, result),
+                    failed,
+                    workers=workers,
+                    progress=lambda: bar.update(1),
+                )
+            finally:
+                bar.close()
 
     records = load_records(plan, tasks)
     lines: list[dict[str, Any]] = []
@@ -439,22 +452,8 @@ def _lookup(table: Mapping[str, list[dict[str, Any]]], item: ImageItem) -> list[
 def _segment_one(
     segmenter: Segmenter, item: ImageItem, objects: list[dict[str, Any]], labels: Sequence[str]
 ) -> tuple[np.ndarray, float]:
+    from gt_widget.segment.batch_local import label_map_for, prompt_of
+
     image = load_image(item.path)
     segmenter.set_image(image)
-    label_map = np.zeros(image.shape[:2], np.uint8)
-    scores: list[float] = []
-    for k, obj in enumerate(objects):
-        if obj["label"] not in labels:
-            raise FormatError(f"object {k} has label {obj['label']!r}, which is not among the labels {list(labels)}")
-        try:
-            if "extreme_points" in obj:
-                pred = segmenter.predict(extreme_points=obj["extreme_points"])
-            else:
-                pred = segmenter.predict(box=obj["box"])
-        except GtWidgetError as exc:
-            raise type(exc)(f"object {k} ({obj['label']}): {exc}") from None
-        except (TypeError, ValueError) as exc:  # e.g. a box of strings that slipped through
-            raise FormatError(f"object {k} ({obj['label']}): bad coordinates ({exc})") from None
-        label_map[pred.mask] = labels.index(obj["label"]) + 1
-        scores.append(float(pred.score))
-    return label_map, float(np.mean(scores)) if scores else 0.0
+    return label_map_for(lambda obj: segmenter.predict(**prompt_of(obj)), image.shape[:2], objects, labels)

@@ -59,7 +59,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     seg.add_argument(
         "--address", default=None, help="ray: cluster address (auto, host:6379, ray://host:10001); default: local"
     )
-    seg.add_argument("--workers", type=int, default=None, help="ray: actors (default: one per GPU, else per CPU)")
+    seg.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="ray: actors (default: one per GPU, else per CPU); local: model threads (default: one per core)",
+    )
     seg.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: CUDA when available, else CPU)")
     seg.add_argument(
         "--restart", action="store_true", help="redo every image (default: keep images an earlier run finished)"

@@ -35,7 +35,7 @@ import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -236,8 +236,12 @@ class MobileSamSegmenter:
         """Cores the segmenter would use for a call now (``threads`` or the cores others leave free)."""
         return self.threads or self._cores.free_cores()
 
-    def prepare(self, image: ImageSource) -> SamImageState:
-        """Encode ``image`` without changing the current image (expensive; thread-safe, for prefetching)."""
+    def prepare(self, image: ImageSource, *, background: bool = True, cache: bool = True) -> SamImageState:
+        """Encode ``image`` without changing the current image (expensive; thread-safe, for prefetching).
+
+        ``background`` (default): the encoder run steps aside while an interactive ``predict`` is in
+        flight. Batch workers pass ``background=False`` (all their work is throughput work, none should
+        wait) and ``cache=False`` (each image is seen once: the state, image included, is not kept)."""
         rgb = load_image(image)
         key = _image_key(rgb)
         with self._lock:
@@ -245,8 +249,10 @@ class MobileSamSegmenter:
             if hit is not None:
                 self._cache.move_to_end(key)
                 return hit
-        with self._gate.background():  # yields to interactive predicts between encoder blocks
+        with self._gate.background() if background else nullcontext():  # yields to interactive predicts
             state = self._encode(rgb, key)
+        if not cache:
+            return state
         with self._lock:
             self._cache[key] = state
             while len(self._cache) > self.cache_size:
@@ -373,6 +379,22 @@ class MobileSamSegmenter:
         if st is None:
             raise PromptError("call set_image(image) before predict(): the segmenter has no image yet")
         return self._predict_on(st, extreme_points, clicks, previous, box, zoom)
+
+    def predict_on(
+        self,
+        state: SamImageState,
+        extreme_points: Sequence[Sequence[float]] | None = None,
+        clicks: Sequence[Sequence[Any]] = (),
+        previous: Prediction | None = None,
+        box: Sequence[float] | None = None,
+        zoom: ZoomMode | None = None,
+    ) -> Prediction:
+        """``predict`` on the image of ``state`` (from ``prepare``) instead of the current one: several
+        threads may each segment their own image at once (batch pre-labeling); the current image is
+        left alone."""
+        if not isinstance(state, SamImageState):
+            raise PromptError(f"predict_on needs a state from a MobileSAM segmenter, got {type(state).__name__}")
+        return self._predict_on(state, extreme_points, clicks, previous, box, zoom)
 
     def _predict_on(
         self,

@@ -39,6 +39,7 @@ from gt_widget.errors import GtWidgetError
 from gt_widget.imageio import ImageSource, load_image
 from gt_widget.segment import doubt
 from gt_widget.segment.base import Prediction, Prefetchable, Segmenter, StagedPrediction, predict_staged
+from gt_widget.widget import memory
 from gt_widget.widget.state import WidgetError
 from gt_widget.widget.worker import BACKGROUND, INTERACTIVE, ModelWorker
 
@@ -55,7 +56,8 @@ UNSURE_SCORE: float | None = None
 calibration found a low score alone is no sign that another candidate is better."""
 
 CACHE_SIZE = 6
-"""Prefetched / visited images whose decoded pixels and model state are kept."""
+"""Prefetched / visited images whose decoded pixels and model state are kept, at most; fewer when their
+bytes pass ``memory.MEMORY_BUDGET_BYTES`` (the shown image's entry does not count: it is needed)."""
 
 
 def message(exc: BaseException) -> str:
@@ -169,6 +171,7 @@ class Assist:
         self.worker = ModelWorker(on_busy=on_busy)
         self.background = ModelWorker(name="gt-widget-background")
         self.cache: OrderedDict[str, Cached] = OrderedDict()
+        self._cache_lock = threading.Lock()  # the model and background threads both remember entries
         self.gen = 0
         self._embedded_gen = -1
         self._rgb: np.ndarray | None = None
@@ -262,10 +265,21 @@ class Assist:
         return self._embedded_gen == self.gen
 
     def _remember(self, key: str, entry: Cached) -> None:
-        self.cache[key] = entry
-        self.cache.move_to_end(key)
-        while len(self.cache) > CACHE_SIZE:
-            self.cache.popitem(last=False)
+        """Cache ``entry`` under ``key`` (an entry has a path key and a content key), then evict whole entries,
+        oldest first, while there are more than ``CACHE_SIZE`` or the ones other than the shown image hold
+        more than ``memory.MEMORY_BUDGET_BYTES`` (pixels and model state, ``memory.nbytes``)."""
+        with self._cache_lock:
+            self.cache[key] = entry
+            self.cache.move_to_end(key)
+            while True:
+                entries = list({id(e): e for e in self.cache.values()}.values())  # oldest first, each once
+                shown = self._rgb
+                others = [e for e in entries if e.rgb is not shown]
+                if len(entries) <= CACHE_SIZE and memory.nbytes(*others) <= memory.MEMORY_BUDGET_BYTES:
+                    return
+                victim = others[0] if others else entries[0]
+                for k in [k for k, e in self.cache.items() if e is victim]:
+                    del self.cache[k]
 
     def prefetch(self, image: ImageSource) -> None:
         """Decode ``image`` and, for a ``Prefetchable`` segmenter, encode it, on the background thread."""

@@ -40,7 +40,16 @@ CSS = """
   background: var(--jp-layout-color1, #fff); color: var(--jp-ui-font-color1, #222); font-size: 12px;
   box-shadow: 0 2px 8px rgba(0,0,0,.3); }
 .gt-widget .gt-widget-help kbd { border: 1px solid var(--jp-border-color2, #bbb); border-radius: 3px; padding: 0 4px; }
-.gt-widget .gt-widget-tools button { min-width: 32px; padding: 0 6px; }
+.gt-widget .gt-widget-tools { gap: 2px; container-type: inline-size; }
+.gt-widget .gt-widget-tools > .widget-button { margin: 0; min-width: 28px; padding: 0 5px; }
+.gt-widget .gt-widget-tools > .widget-slider { margin: 0 0 0 4px; }
+.gt-widget .gt-widget-tools .widget-hslider .slider-container { margin-left: 4px; margin-right: 4px; }
+.gt-widget .gt-widget-tools .widget-readout { min-width: 24px; margin-left: 2px; }
+@container (max-width: 479px) {
+  .gt-widget .gt-widget-tools .gt-polarity, .gt-widget .gt-widget-tools .gt-action-done { font-size: 0; }
+  .gt-widget .gt-widget-tools .gt-polarity i, .gt-widget .gt-widget-tools .gt-action-done i {
+    font-size: var(--jp-widgets-font-size, 13px); margin-right: 0; }
+}
 .gt-widget .gt-tool-active, .gt-widget .gt-label-selected { outline: 2px solid var(--jp-brand-color1, #1976d2);
   outline-offset: -2px; font-weight: bold; }
 .gt-widget .gt-label-chip, .gt-widget .gt-instance-chip { color: #111; border-radius: 12px; margin: 1px 2px; }
@@ -113,7 +122,11 @@ class Toolbar:
             name: _button("", icon, tip, f"gt-action-{name}", self._say("action", name)) for name, icon, tip in ACTIONS
         }
         self.polarity = _button(
-            "+", "", "what a left click does with the click tool (x)", "gt-polarity", self._say("action", "polarity")
+            "add",
+            "plus",
+            "what a left click does with the click tool (x)",
+            "gt-polarity",
+            self._say("action", "polarity"),
         )
         self.candidate_button = _button(
             "", "clone", "the model's next candidate mask (n)", "gt-action-candidate", self._say("action", "candidate")
@@ -125,13 +138,13 @@ class Toolbar:
         )  # fmt: skip
         self.done.layout.display = "none"
         self.brush = widgets.IntSlider(value=8, min=1, max=200, description="", continuous_update=False, readout=True)
-        self.brush.layout.width = "130px"
+        self.brush.layout.width = "104px"
         self.brush.tooltip = "brush radius ([ and ])"
         self.brush.observe(lambda ch: self._control("brush", int(ch["new"])), "value")
         self.opacity = widgets.FloatSlider(
             value=0.5, min=0.0, max=1.0, step=0.05, description="", readout=False, continuous_update=False
         )
-        self.opacity.layout.width = "90px"
+        self.opacity.layout.width = "64px"
         self.opacity.observe(lambda ch: self._control("opacity", float(ch["new"])), "value")
         row = [*self.tool_buttons.values(), self.polarity, self.candidate_button, self.done]
         row += self.action_buttons.values()
@@ -190,7 +203,8 @@ class Toolbar:
                 b.button_style = "info" if name == s.tool else ""
             for i, chip in enumerate(self.label_chips):
                 _set_class(chip, "gt-label-selected", s.labels[i] == s.label)
-            self.polarity.description = "+ add" if s.positive else "− remove"
+            self.polarity.description = "add" if s.positive else "remove"
+            self.polarity.icon = "plus" if s.positive else "minus"
             self.action_buttons["undo"].disabled = not s.can_undo
             self.action_buttons["redo"].disabled = not s.can_redo
             self.action_buttons["outline"].description = {"fill+outline": "", "outline": "outline", "hidden": "hidden"}[

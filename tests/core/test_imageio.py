@@ -61,3 +61,20 @@ def test_large_image_within_quota_loads(tmp_path: Path) -> None:
     Image.new("L", (10000, 8000), 7).save(path)
     out = load_image(path)
     assert out.shape == (8000, 10000, 3) and int(out[4000, 5000, 1]) == 7
+
+
+def test_large_images_are_copied_in_row_bands_exactly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Large images go through the banded copy (less peak memory than ``np.asarray``): same pixels, any height."""
+    import gt_widget.imageio as imageio
+
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(0, 255, (101, 67, 3), dtype=np.uint8)  # 101 rows: the last band is partial
+    path = tmp_path / "big.png"
+    Image.fromarray(pixels).save(path)
+    monkeypatch.setattr(imageio, "BAND_PIXELS", 67 * 10)  # 10 rows per band
+    out = load_image(path)
+    assert out.shape == pixels.shape and out.flags.c_contiguous and out.dtype == np.uint8
+    assert np.array_equal(out, pixels)
+    gray = tmp_path / "gray.png"
+    Image.fromarray(pixels[..., 0]).save(gray)
+    assert np.array_equal(load_image(gray), np.repeat(pixels[..., :1], 3, axis=2))

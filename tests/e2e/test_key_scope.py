@@ -53,6 +53,15 @@ session
 
 MARKER = "marker = 'this cell must survive'"
 
+TOOL_ROWS = """() => {
+  const tools = document.querySelector('.gt-widget .gt-widget-tools');
+  const shown = [...tools.children].filter(e => e.offsetParent !== null).map(e => e.getBoundingClientRect());
+  const box = tools.getBoundingClientRect();
+  return {rows: new Set(shown.map(b => Math.round(b.top))).size, height: box.height, width: box.width,
+          button: document.querySelector('.gt-widget .gt-tool-brush').getBoundingClientRect().height};
+}"""
+"""The tool row's rows (distinct tops of its visible controls), height and width, and one button's height (px)."""
+
 
 def _notebook(root: Path) -> None:
     nb = nbformat.v4.new_notebook()
@@ -202,5 +211,17 @@ def test_screenshots_dark_theme_and_narrow_cell(browser: Any, tmp_path: Path) ->
             page.locator(".gt-widget .gt-action-done").wait_for(state="visible", timeout=60_000)
             assert "right click" in (page.locator(".gt-widget-status").text_content() or "")
             page.locator(".gt-labeling-session").screenshot(path=str(shots / "widget-dark-narrow-correcting.png"))
+            # the tool row in a narrow cell, in its widest state (Done, candidates, polarity shown): <= 2 rows
+            page.keyboard.press("x")  # polarity "remove", the longer word
+            for width in (None, 500, 420):  # the cell of this 760-px window (~390 px), then set widths
+                if width is not None:
+                    page.set_viewport_size({"width": 1200, "height": 1000})  # room for the set width
+                    js = f"() => {{ document.querySelector('.gt-labeling-session').style.width = '{width}px'; }}"
+                    page.evaluate(js)
+                page.wait_for_timeout(500)
+                rows = page.evaluate(TOOL_ROWS)
+                page.locator(".gt-labeling-session").screenshot(path=str(shots / f"widget-dark-{width}-correcting.png"))
+                assert rows["width"] <= (width or 760) and rows["rows"] <= 2, f"the toolbar takes {rows} ({width} px)"
+                assert rows["height"] <= 2 * rows["button"] + 12, f"the toolbar takes {rows} ({width} px)"
         finally:
             page.close()
