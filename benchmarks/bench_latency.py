@@ -165,7 +165,7 @@ def refine_worker(precision: str, n_images: int, threads: int) -> dict[str, Any]
     for sample in _pick_samples(4 * n_images):
         image, gt, void = sample.load()
         pts = extreme_points(gt)
-        bw, bh = pts[:, 0].ptp() + 1, pts[:, 1].ptp() + 1
+        bw, bh = np.ptp(pts[:, 0]) + 1, np.ptp(pts[:, 1]) + 1
         if bw * bh < seg.zoom_below * gt.size:  # the zoomed pass will run
             picked.append((sample, image, gt, void, pts))
     picked = picked[:n_images]
