@@ -42,56 +42,6 @@ class LayerNorm2d(nn.Module):
         return self.weight[:, None, None] * x + self.bias[:, None, None]
 
 
-def _inference(x: torch.Tensor) -> bool:
-    """True when ``x`` may be overwritten: no autograd graph is being recorded for it."""
-    return not (torch.is_grad_enabled() and x.requires_grad)
-
-
-def gelu_(x: torch.Tensor) -> torch.Tensor:
-    """Exact (erf) GELU of a freshly computed tensor, in place when no autograd graph needs ``x``.
-
-    Same kernel and bits as ``F.gelu``; it only skips allocating and page-faulting a new output, which
-    made the first stages' GELUs (16.7 M elements at 1024) ~2x slower than the arithmetic.
-    """
-    return torch.ops.aten.gelu_(x) if _inference(x) else nn.functional.gelu(x)
-
-
-def residual_add(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """``y + x`` for a freshly computed ``y``, written into ``y`` when that gives the same dtype and bits."""
-    if _inference(y) and y.dtype == torch.result_type(y, x) and y.shape == x.shape:
-        return y.add_(x)
-    return y + x
-
-
-def pointwise(conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``conv(x)`` for a 1x1 convolution; on channels-last data as one matrix product over the pixels.
-
-    A 1x1 conv over NHWC memory is ``F.linear`` on the (B, H, W, C) view (no copy): that runs as one
-    GEMM, where fp32 oneDNN/THNN took 2-3x longer for the same FLOPs (stage 0's 64->256 expand: 53 ms
-    -> see benchmarks/README.md). Returns NCHW with channels-last strides, like the conv would.
-    Other modules (an unfolded ``Conv2d_BN``, a 3x3 conv) and NCHW-contiguous data: plain ``conv(x)``.
-    """
-    if (
-        type(conv) is nn.Conv2d
-        and conv.kernel_size == (1, 1)
-        and conv.stride == (1, 1)
-        and conv.groups == 1
-        and conv.padding == (0, 0)
-        and x.dim() == 4
-        and x.permute(0, 2, 3, 1).is_contiguous()
-    ):
-        y = nn.functional.linear(x.permute(0, 2, 3, 1), conv.weight.flatten(1), conv.bias)
-        return y.permute(0, 3, 1, 2)
-    return conv(x)  # type: ignore[no-any-return]
-
-
-class GELU(nn.GELU):
-    """``nn.GELU`` (exact) that works in place at inference (see ``gelu_``); its input must be fresh."""
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        return gelu_(input)
-
-
 class Conv2d_BN(nn.Sequential):  # noqa: N801 - name mirrors the checkpoint's module structure
     """Bias-free convolution ``c`` followed by ``bn`` (BatchNorm2d in eval mode).
 
@@ -133,7 +83,7 @@ class PatchEmbed(nn.Module):
 
     def __init__(self, in_ch: int, dim: int) -> None:
         super().__init__()
-        self.seq = nn.Sequential(Conv2d_BN(in_ch, dim // 2, 3, 2, 1), GELU(), Conv2d_BN(dim // 2, dim, 3, 2, 1))
+        self.seq = nn.Sequential(Conv2d_BN(in_ch, dim // 2, 3, 2, 1), nn.GELU(), Conv2d_BN(dim // 2, dim, 3, 2, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.seq(x)
@@ -148,11 +98,13 @@ class MBConv(nn.Module):
         self.conv1 = Conv2d_BN(dim, hidden)
         self.conv2 = Conv2d_BN(hidden, hidden, 3, 1, 1, groups=hidden)
         self.conv3 = Conv2d_BN(hidden, dim)
+        self.act = nn.GELU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = gelu_(pointwise(self.conv1, x))
-        y = gelu_(self.conv2(y))
-        return gelu_(residual_add(pointwise(self.conv3, y), x))
+        y = self.act(self.conv1(x))
+        y = self.act(self.conv2(y))
+        y = self.conv3(y)
+        return self.act(y + x)
 
 
 class PatchMerging(nn.Module):
@@ -166,13 +118,14 @@ class PatchMerging(nn.Module):
         self.conv1 = Conv2d_BN(dim, out_dim)
         self.conv2 = Conv2d_BN(out_dim, out_dim, 3, stride, 1, groups=out_dim)
         self.conv3 = Conv2d_BN(out_dim, out_dim)
+        self.act = nn.GELU()
 
     def forward(self, x: torch.Tensor, channels_last: bool) -> torch.Tensor:
         if channels_last:
             x = x.permute(0, 3, 1, 2)
-        x = gelu_(pointwise(self.conv1, x))
-        x = gelu_(self.conv2(x))
-        x = pointwise(self.conv3, x)
+        x = self.act(self.conv1(x))
+        x = self.act(self.conv2(x))
+        x = self.conv3(x)
         return x.permute(0, 2, 3, 1)
 
 
@@ -263,9 +216,10 @@ class Mlp(nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.fc1 = nn.Linear(dim, hidden)
         self.fc2 = nn.Linear(hidden, dim)
+        self.act = nn.GELU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(gelu_(self.fc1(self.norm(x))))
+        return self.fc2(self.act(self.fc1(self.norm(x))))
 
 
 class TinyViTBlock(nn.Module):
@@ -306,9 +260,9 @@ class TinyViTBlock(nn.Module):
         return attn.proj(out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = residual_add(self._windowed_attention(x), x)
+        x = x + self._windowed_attention(x)
         x = self.local_conv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
-        return residual_add(self.mlp(x), x)
+        return x + self.mlp(x)
 
 
 class AttentionStage(nn.Module):
@@ -372,10 +326,7 @@ class TinyViT(nn.Module):
         x = self.patch_embed(x)
         for stage in self.layers:
             x = stage(x)
-        x = pointwise(self.neck[0], x.permute(0, 3, 1, 2))
-        for layer in list(self.neck)[1:]:
-            x = layer(x)
-        return x.contiguous()
+        return self.neck(x.permute(0, 3, 1, 2)).contiguous()
 
     def fuse_conv_bn(self) -> int:
         """Fold every ``Conv2d_BN`` into one biased conv (inference speed-up); returns how many.
