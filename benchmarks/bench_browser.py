@@ -86,17 +86,24 @@ ARM_JS = """([px, py]) => {
 HOPS = (
     ("browser event -> kernel receive", "down_epoch", "received"),
     ("kernel receive -> request queued", "received", "queued"),
-    ("queued -> model start", "queued", "model_start"),
-    ("model (decoder)", "model_start", "model_end"),
+    ("queued -> model start (waiting for other work)", "queued", "model_from"),
+    ("model run after the click", "model_from", "model_end"),
+    ("model run, whole (a committed preview's began before the click)", "model_start", "model_end"),
     ("model end -> applied", "model_end", "applied"),
     ("overlay encoded + sent", "applied", "sent"),
     ("sent -> drawn in the page", "sent", "drawn_epoch"),
     ("total: event -> drawn", "down_epoch", "drawn_epoch"),
 )
+"""Hops of a 4th click (``assist.Trace`` marks, ms since the epoch). When the click commits a preview that the
+pointer's last move started (``reused_preview``), ``model_start`` / ``model_end`` are that run's: the click
+waited for the model, not in a queue; ``model_from`` = max(model_start, queued) splits the wait from it."""
 
 
 def _hops(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
+    for r in records:
+        if r.get("model_start") is not None and r.get("queued") is not None:
+            r["model_from"] = max(r["model_start"], r["queued"])
     for name, a, b in HOPS:
         vals = [r[b] - r[a] for r in records if r.get(a) is not None and r.get(b) is not None]
         if vals:
@@ -361,6 +368,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "one_core_busy": bool(args.busy),
         "load_average": {"before": [round(v, 2) for v in load_before], "after": [round(v, 2) for v in load_after]},
         "hops_ms": _hops(hops),
+        "committed_a_running_preview": sum(bool(r.get("reused_preview")) for r in hops),
         "preview": {
             "preview_ms": {
                 "p50": round(_pct([r["preview_ms"] for r in results], 50), 1),
@@ -393,6 +401,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{summary['preview']['hover_kernel_cpu_s_per_s']} s/s; committed as previewed: "
             f"{summary['preview']['committed_without_predicting_again']}/{len(results)}"
         )
+    print(
+        f"{summary['committed_a_running_preview']}/{len(hops)} clicks committed the preview their pointer move "
+        "had started (its model run is the click's model time)"
+    )
     print(f"load average before {load_before}, after {load_after}; one core busy: {bool(args.busy)}")
     name = args.name or ("default_recipe" if not args.segmenter_kwargs else "recipe " + args.segmenter_kwargs)
     summary["segmenter_kwargs"] = json.loads(args.segmenter_kwargs) if args.segmenter_kwargs else {}

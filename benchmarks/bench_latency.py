@@ -13,6 +13,14 @@ change and the mean mask IoU against the exact fp32 1024 px variant on the same 
     python -m benchmarks.bench_latency                  # table + benchmarks/results/latency.json
     python -m benchmarks.bench_latency --threads 2 --variants default bf16 --images 20
     python -m benchmarks.bench_latency --variants compile   # torch.compile (reports compile time)
+    python -m benchmarks.bench_latency --refine             # the widget's refined (zoomed) pass, per precision
+
+``--refine`` (issue 13): the default recipe's staged answer (``predict_staged``) on the objects whose points'
+box is small enough for the zoomed pass (GrabCut-50 and DAVIS-345, evenly spread): the first answer's ms
+and the refined pass's wall-clock s and CPU-s (the crop's encoder run + its decoding, what the widget runs
+in the background after the first answer), for each ``--precisions`` (``auto`` = what the machine picks:
+bf16 with native bf16, else fp32), one fresh process each, 2 threads; its rows go to ``refined_pass`` in
+latency.json (the other rows are kept). Idle estimate: CPU-s / threads when the load average is high.
 
 The CPU is shared: the table shows the 1-minute load average during each variant; compare runs taken
 when it is low (``uptime``).
@@ -143,6 +151,96 @@ def worker(variant: str, n_images: int, repeat: int, threads: int, mask_dir: Pat
     }
 
 
+def refine_worker(precision: str, n_images: int, threads: int) -> dict[str, Any]:
+    """The default recipe's refined pass on ``n_images`` zoomed objects, in this process."""
+    import torch
+
+    from benchmarks.protocol import extreme_points, iou
+    from gt_widget.segment import load_segmenter
+
+    torch.set_num_threads(threads)
+    seg = load_segmenter("mobilesam", precision=precision, threads=threads)
+    load0 = os.getloadavg()[0]
+    picked = []
+    for sample in _pick_samples(4 * n_images):
+        image, gt, void = sample.load()
+        pts = extreme_points(gt)
+        bw, bh = np.ptp(pts[:, 0]) + 1, np.ptp(pts[:, 1]) + 1
+        if bw * bh < seg.zoom_below * gt.size:  # the zoomed pass will run
+            picked.append((sample, image, gt, void, pts))
+    picked = picked[:n_images]
+    seg.set_image(np.ascontiguousarray(picked[0][1][::-1]))  # warm-up on another image (own crop cache)
+    h = picked[0][1].shape[0]
+    warm = seg.predict_staged(extreme_points=[(x, h - 1 - y) for x, y in picked[0][4]])
+    if warm.refine is not None:
+        warm.refine()
+    first_ms, wall, cpu, sides, ious_first, ious_refined = [], [], [], [], [], []
+    for _sample, image, gt, void, pts in picked:
+        seg.set_image(image)
+        t = time.perf_counter()
+        staged = seg.predict_staged(extreme_points=pts)
+        first_ms.append((time.perf_counter() - t) * 1e3)
+        assert staged.refine is not None
+        t, c = time.perf_counter(), time.process_time()
+        refined = staged.refine()
+        wall.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+        crop = refined.state.crop
+        sides.append(max(crop[2] - crop[0], crop[3] - crop[1]))
+        ious_first.append(iou(staged.first.mask, gt, void))
+        ious_refined.append(iou(refined.mask, gt, void))
+    return {
+        "precision": seg.precision,
+        "setting": precision,
+        "threads": threads,
+        "objects": len(picked),
+        "first_ms": {"p50": _pct(first_ms, 50), "p90": _pct(first_ms, 90)},
+        "refine_s": {"p50": _pct(wall, 50), "p90": _pct(wall, 90)},
+        "refine_cpu_s": {"p50": _pct(cpu, 50), "p90": _pct(cpu, 90)},
+        "crop_side_px": {"p10": _pct(sides, 10), "p50": _pct(sides, 50), "p90": _pct(sides, 90)},
+        "miou_first": float(np.mean(ious_first)) * 100,
+        "miou_refined": float(np.mean(ious_refined)) * 100,
+        "loadavg_1min": [load0, os.getloadavg()[0]],
+    }
+
+
+def refine_main(args: argparse.Namespace) -> int:
+    """Run ``refine_worker`` per precision in fresh processes; print the table; merge into latency.json."""
+    rows = []
+    for prec in args.precisions:
+        print(f"-- refined pass, precision={prec}", flush=True)
+        cmd = [sys.executable, "-m", "benchmarks.bench_latency", "--refine-worker", prec]
+        cmd += ["--images", str(args.images), "--threads", str(args.threads)]
+        proc = subprocess.run(cmd, cwd=HERE.parent, capture_output=True, text=True, check=False)
+        line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+        if proc.returncode or line is None:
+            print(proc.stdout[-2000:] + proc.stderr[-4000:], file=sys.stderr)
+            return 1
+        rows.append(json.loads(line[len("RESULT ") :]))
+    head = "| precision | objects | first answer p50 / p90 ms | refined pass p50 / p90 s | CPU-s p50 | crop side p50 px | mIoU first / refined | load |"
+    table = [head, "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        la = r["loadavg_1min"]
+        table.append(
+            f"| {r['precision']} ({r['setting']}) | {r['objects']} | {r['first_ms']['p50']:.0f} / {r['first_ms']['p90']:.0f} | "
+            f"{r['refine_s']['p50']:.3f} / {r['refine_s']['p90']:.3f} | {r['refine_cpu_s']['p50']:.2f} | "
+            f"{r['crop_side_px']['p50']:.0f} | {r['miou_first']:.2f} / {r['miou_refined']:.2f} | {la[0]:.1f}-{la[1]:.1f} |"
+        )
+    print("\n".join(table))
+    payload = json.loads(args.out.read_text()) if args.out.exists() else {}
+    payload["refined_pass"] = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "cpu": _cpu_name(),
+        "table": table,
+        "rows": rows,
+    }
+    tmp_out = args.out.with_suffix(".json.tmp")
+    tmp_out.write_text(json.dumps(payload, indent=1))
+    tmp_out.replace(args.out)
+    print(f"wrote {args.out}")
+    return 0
+
+
 def _compare(results: list[dict[str, Any]], mask_dir: Path) -> None:
     ref = next((r for r in results if r["variant"] == "exact"), None)
     if ref is None:
@@ -192,10 +290,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2, this machine's cores)")
     ap.add_argument("--quick", action="store_true", help="4 images, 1 repeat, default+exact only")
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--refine", action="store_true", help="measure the refined (zoomed) pass per precision")
+    ap.add_argument("--precisions", nargs="*", default=["auto", "fp32"], help="with --refine")
+    ap.add_argument("--refine-worker", help=argparse.SUPPRESS)
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--mask-dir", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
+    if args.refine_worker:
+        print("RESULT " + json.dumps(refine_worker(args.refine_worker, args.images, args.threads)))
+        return 0
+    if args.refine:
+        return refine_main(args)
     if args.worker:
         result = worker(args.worker, args.images, args.repeat, args.threads, args.mask_dir)
         print("RESULT " + json.dumps(result))

@@ -91,7 +91,12 @@ class Trace:
 
     Off unless ``GT_WIDGET_TRACE=1``: then ``mark`` costs one attribute test. ``begin(kind)`` opens a record
     (a 4th click "auto", a hover "preview"), ``mark(record, hop)`` stamps a hop, ``done`` keeps the record in a
-    ring buffer of ``size`` and hands it to ``on_record`` (the widget sends it to the browser)."""
+    ring buffer of ``size`` and hands it to ``on_record`` (the widget sends it to the browser).
+
+    Marks of a 4th click: ``received`` (pointer event in the kernel), ``queued``, ``dequeued`` (its job starts
+    on the model thread), ``model_start`` / ``model_end`` (the model run whose answer it applies: its own, or
+    the preview's it commits, which the pointer's last move started and which may begin before ``queued``),
+    ``applied``, ``sent`` (overlay message handed to the comm), ``after``."""
 
     def __init__(self, enabled: bool | None = None, size: int = 64) -> None:
         self.on = os.environ.get("GT_WIDGET_TRACE", "") == "1" if enabled is None else enabled

@@ -3,13 +3,15 @@
 The kernel owns the full-resolution image and label map; the browser only receives canvas-sized pictures:
 - layer 0, the photo: RGB (ipycanvas sends it as JPEG), resampled kernel-side from an image pyramid, so a
   10000x8000 photo costs one canvas-sized JPEG per view change, never the full image;
-- layer 1, the label overlay: RGBA (ipycanvas sends RGBA as lossless PNG) sampled *nearest* from the label
+- layer 1, the label overlay: a lossless palette PNG (one byte per pixel: ``palette_png``, ~20x faster to
+  encode than the RGBA PNG ipycanvas' ``put_image_data`` would make; RGBA only past 127 map values) sampled
+  *nearest* from the label
   map at each canvas pixel centre when zoomed in (crisp edges; the layer also has
   ``image_smoothing_enabled = False``), and as the largest value of each canvas pixel's block when zoomed
   out (thin strokes on huge images stay visible);
   after an edit only the canvas rectangle of the changed image box is re-sent;
 - layer 2, preview: the live preview of the 4th extreme point, a light fill with an outline, sent as the
-  canvas rectangle of the mask's bounding box (``preview_rgba``);
+  canvas rectangle of the mask's bounding box (``preview_rgba``, sent as a palette PNG too);
 - layer 3, interaction: points, clicks, the polygon being drawn and the brush outline (vector commands).
 
 Canvas -> image mapping (what an end-to-end test needs to click a given image pixel): canvas pixel
@@ -21,6 +23,7 @@ offsets, and ``image_to_canvas`` / ``canvas_to_image`` do the arithmetic.
 
 from __future__ import annotations
 
+import io
 import math
 import threading
 from collections.abc import Iterator, Sequence
@@ -30,6 +33,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 from ipycanvas import Canvas, MultiCanvas, hold_canvas
+from ipycanvas.canvas import COMMANDS
+from PIL import Image
 
 from gt_widget.palette import hex_to_rgb
 
@@ -186,7 +191,7 @@ def sample_values(index_map: np.ndarray, view: Viewport, rect: Rect) -> np.ndarr
     if view.scale < 1.0:
         return _block_max(index_map, view, rect)
     ys, xs = view.sample_indices(rect)
-    vals = index_map[np.ix_(np.maximum(ys, 0), np.maximum(xs, 0))]
+    vals = index_map[np.maximum(ys, 0)][:, np.maximum(xs, 0)]  # rows, then columns: ~8x faster than np.ix_
     vals[ys < 0, :] = 0
     vals[:, xs < 0] = 0
     return vals
@@ -223,6 +228,56 @@ def styled_overlay(
     rgba[edge] = line[vals[edge]]
     ox, oy = cx0 - big[0], cy0 - big[1]
     return np.ascontiguousarray(rgba[oy : oy + cy1 - cy0, ox : ox + cx1 - cx0])
+
+
+EDGE = 128
+"""In a palette overlay, index ``v`` is the fill of map value v and ``EDGE + v`` its contour."""
+
+
+def styled_overlay_index(index_map: np.ndarray, view: Viewport, rect: Rect, style: str) -> np.ndarray | None:
+    """``styled_overlay`` as uint8 (h, w) palette indices (0 transparent, v the fill of map value v,
+    ``EDGE`` + v its contour; see ``overlay_palette``); None when a shown value is >= ``EDGE``."""
+    cx0, cy0, cx1, cy1 = rect
+    if style == "hidden":
+        return np.zeros((cy1 - cy0, cx1 - cx0), np.uint8)
+    big = (max(0, cx0 - 1), max(0, cy0 - 1), min(view.canvas_w, cx1 + 1), min(view.canvas_h, cy1 + 1))
+    vals = sample_values(index_map, view, big)
+    if vals.size and int(vals.max()) >= EDGE:
+        return None
+    pad = np.pad(vals, 1, mode="edge")
+    edge = (vals > 0) & (
+        (pad[:-2, 1:-1] != vals) | (pad[2:, 1:-1] != vals) | (pad[1:-1, :-2] != vals) | (pad[1:-1, 2:] != vals)
+    )
+    idx = vals.copy() if style == "fill+outline" else np.zeros_like(vals)
+    idx[edge] = vals[edge] + EDGE
+    ox, oy = cx0 - big[0], cy0 - big[1]
+    return np.ascontiguousarray(idx[oy : oy + cy1 - cy0, ox : ox + cx1 - cx0])
+
+
+def overlay_palette(fill: np.ndarray, line: np.ndarray) -> np.ndarray:
+    """(256, 4) RGBA palette of ``styled_overlay_index``: fill colours, then contour colours from ``EDGE``."""
+    pal = np.zeros((256, 4), np.uint8)
+    pal[1:EDGE] = fill[1:EDGE]
+    pal[EDGE + 1 :] = line[1:EDGE]
+    return pal
+
+
+def palette_png(index: np.ndarray, palette: np.ndarray) -> bytes:
+    """Lossless PNG of uint8 (h, w) ``index`` through ``palette`` ((256, 4) RGBA; alpha in a tRNS chunk).
+
+    One byte per pixel and fast deflate: ~1 ms where ipycanvas' RGBA PNG of the same overlay took ~20 ms
+    (benchmarks/README.md, issue 13); decoded by the browser to exactly the RGBA of ``palette[index]``."""
+    im = Image.fromarray(np.ascontiguousarray(index, np.uint8), "P")
+    im.putpalette(palette[:, :3].tobytes(), "RGB")
+    out = io.BytesIO()
+    im.save(out, "PNG", transparency=palette[:, 3].tobytes(), compress_level=1)
+    return out.getvalue()
+
+
+def put_png(layer: Canvas, png: bytes, x: int, y: int) -> None:
+    """Draw encoded image ``png`` at canvas (x, y) of ``layer``: ipycanvas' own putImageData command, as
+    ``Canvas.put_image_data`` sends it after encoding (so it joins the ``drawing()`` batch)."""
+    layer._canvas_manager.send_draw_command(layer, COMMANDS["putImageData"], [x, y], [png])
 
 
 class ImagePyramid:
@@ -328,6 +383,27 @@ PREVIEW_ALPHA = 0.3
 """Opacity of the live preview's fill (its outline is opaque)."""
 
 
+def preview_index(mask: np.ndarray, view: Viewport, color: str) -> tuple[np.ndarray, np.ndarray, Rect] | None:
+    """The preview picture of bool (H, W) ``mask`` as (uint8 indices, (256, 4) RGBA palette, canvas rect): the
+    canvas rectangle of its bounding box, a light fill in ``color`` (1) with an opaque outline (2), 0
+    transparent; None when the mask is empty or out of view."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if not len(rows):
+        return None
+    box = (max(0, int(rows[0]) - 1), int(rows[-1]) + 2, max(0, int(cols[0]) - 1), int(cols[-1]) + 2)
+    rect = view.box_rect(box)
+    if rect is None:
+        return None
+    rgb = hex_to_rgb(color)
+    pal = np.zeros((256, 4), np.uint8)
+    pal[1], pal[2] = (*rgb, round(255 * PREVIEW_ALPHA)), (*rgb, 255)
+    values = sample_values(np.ascontiguousarray(mask, bool).view(np.uint8), view, rect)
+    edge = values.astype(bool) & ~cv2.erode(
+        values, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0
+    ).astype(bool)
+    return np.where(edge, np.uint8(2), values).astype(np.uint8), pal, rect
+
+
 def preview_rgba(mask: np.ndarray, view: Viewport, color: str) -> tuple[np.ndarray, Rect] | None:
     """The preview picture of bool (H, W) ``mask``: RGBA of the canvas rectangle of its bounding box, a light
     fill in ``color`` with an opaque outline; None when the mask is empty or out of view."""
@@ -367,11 +443,11 @@ class Layers:
                 x0, y0, x1, y1 = self._preview_rect
                 self.preview.clear_rect(x0, y0, x1 - x0, y1 - y0)
                 self._preview_rect = None
-            picture = preview_rgba(mask, view, color) if mask is not None else None
+            picture = preview_index(mask, view, color) if mask is not None else None
             if picture is not None:
-                rgba, rect = picture
+                index, palette, rect = picture
                 self.preview.image_smoothing_enabled = False
-                self.preview.put_image_data(rgba, rect[0], rect[1])
+                put_png(self.preview, palette_png(index, palette), rect[0], rect[1])
                 self._preview_rect = rect
 
     def resize(self, view: Viewport) -> None:
@@ -409,12 +485,18 @@ class Layers:
                 layer.clear()
             if rect is None:
                 return
-            rgba = styled_overlay(index_map, view, rect, luts[0], luts[1], style)
             x0c, y0c, x1c, y1c = rect
             if box is not None:
                 layer.clear_rect(x0c, y0c, x1c - x0c, y1c - y0c)
-            if rgba[..., 3].any():
-                layer.put_image_data(rgba, x0c, y0c)
+            index = styled_overlay_index(index_map, view, rect, style)
+            if index is None:  # map values past the palette: RGBA (ipycanvas encodes it as PNG)
+                rgba = styled_overlay(index_map, view, rect, luts[0], luts[1], style)
+                if rgba[..., 3].any():
+                    layer.put_image_data(rgba, x0c, y0c)
+                return
+            palette = overlay_palette(*luts)
+            if index.any():
+                put_png(layer, palette_png(index, palette), x0c, y0c)
 
     def begin_interaction(self) -> CanvasSketch:
         """Clear the interaction layer and return the sketch to draw on (inside ``drawing()``)."""

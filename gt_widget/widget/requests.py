@@ -46,6 +46,8 @@ class Preview:
     gen: int
     points: tuple[tuple[float, float], ...]
     staged: StagedPrediction
+    ran: tuple[float | None, float | None] = (None, None)
+    """(start, end) of its model run in ``assist.Trace`` time (None when tracing is off)."""
 
     @property
     def mask(self) -> np.ndarray:
@@ -100,8 +102,9 @@ class RequestQueue:
                 return  # e.g. points too close together: simply no preview
             self.previews_run += 1
             host.assist.trace.mark(rec, "model_end")
+            ran = (rec["model_start"], rec["model_end"]) if rec is not None else (None, None)
             with drawing(), self._plock:  # the pointer thread's order: render lock, then this one
-                self.computed = Preview(seq, gen, pts, staged)  # a click that came meanwhile may commit it
+                self.computed = Preview(seq, gen, pts, staged, ran)  # a click that came meanwhile may commit it
                 if seq != self.wanted or gen != self.gen:
                     return  # cancelled or committed meanwhile: never draw over it
                 self.shown = self.computed
@@ -122,14 +125,14 @@ class RequestQueue:
                 host.screen.draw_preview(None)
         host.assist.drop_latest()
 
-    def _take_preview(self, gen: int, ext: list[tuple[float, float]]) -> StagedPrediction | None:
-        """Model thread: the latest preview's answer when it is for exactly these points (then forgotten)."""
+    def _take_preview(self, gen: int, ext: list[tuple[float, float]]) -> Preview | None:
+        """Model thread: the latest preview when it is for exactly these points (then forgotten)."""
         pts = tuple((float(x), float(y)) for x, y in ext)
         with self._plock:
             last, self.computed, self.shown = self.computed, None, None
             self.wanted += 1
         if last is not None and last.gen == gen and last.points == pts:
-            return last.staged
+            return last
         return None
 
     # ------------------------------------------------------------------ requests
@@ -146,10 +149,17 @@ class RequestQueue:
         rec = host.assist.trace.begin("auto")
 
         def job() -> tuple[np.ndarray, Future[Any] | None]:
-            host.assist.trace.mark(rec, "model_start")
+            trace = host.assist.trace
+            trace.mark(rec, "dequeued")
             reused = self._take_preview(gen, ext)
-            staged = reused if reused is not None else host.assist.staged(gen, extreme_points=ext)
-            host.assist.trace.mark(rec, "model_end")
+            if reused is not None:
+                staged = reused.staged
+                if rec is not None:  # the answer is the preview's run, which the pointer's last move started
+                    rec["model_start"], rec["model_end"] = reused.ran
+            else:
+                trace.mark(rec, "model_start")
+                staged = host.assist.staged(gen, extreme_points=ext)
+                trace.mark(rec, "model_end")
             if rec is not None:
                 rec["reused_preview"] = reused is not None
             first = ModelRequest(target, ext, [])

@@ -189,3 +189,21 @@ def test_click_while_its_preview_is_computed_commits_that_answer(rig: Any) -> No
     assert len(seg.fourth) == calls  # no second prediction: the click took the preview's answer
     np.testing.assert_array_equal(w.label_map == 1, _box(10, 36, 10, 30))
     assert all(m is None for m in drawn)  # never drawn as a preview after the click
+
+
+def test_hop_trace_books_a_committed_preview_run_as_the_clicks_model_time(rig: Any) -> None:
+    """The click that commits a running preview waits for that model run: the trace must say so (model start
+    before the click was queued), not book the whole run as a queue wait with a 0 ms model (issue 13)."""
+    w, seg, _drawn = rig
+    w.assist.trace.on = True
+    seg.hold = threading.Event()
+    cx, cy = w.image_to_canvas(36, 20)
+    w.handle_pointer("move", cx, cy)
+    assert seg.started.wait(5)  # the preview for this very point is running ...
+    w.handle_pointer("down", cx, cy)  # ... when the click lands there
+    seg.hold.set()
+    assert w.wait_idle(10)
+    (auto,) = [r for r in w.assist.trace.records if r["kind"] == "auto"]
+    assert auto["reused_preview"] is True
+    assert auto["model_start"] <= auto["queued"] < auto["model_end"] <= auto["applied"]
+    assert auto["dequeued"] >= auto["model_end"]  # the click's own job ran after the preview's run

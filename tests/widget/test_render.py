@@ -139,3 +139,42 @@ def test_block_max_matches_brute_force(rng: np.random.Generator) -> None:
             if 0 <= i < v.canvas_h and 0 <= j < v.canvas_w:
                 ref[i, j] = max(ref[i, j], lm[y, x])
     assert np.array_equal(got, color_lut(PALETTE[:3], 1.0)[ref])
+
+
+@pytest.mark.parametrize("style", ["fill+outline", "outline", "hidden"])
+@pytest.mark.parametrize("zoom", [0.25, 1.0, 3.5])
+def test_palette_overlay_decodes_to_exactly_the_rgba_overlay(style: str, zoom: float) -> None:
+    """The overlay is sent as a palette PNG (issue 13: ~20x cheaper to encode); the browser must get the
+    very pixels of ``styled_overlay``, contours and the highlighted instance included."""
+    import io
+
+    from PIL import Image
+
+    from gt_widget.widget.render import (
+        Viewport,
+        color_lut,
+        outline_lut,
+        overlay_palette,
+        palette_png,
+        styled_overlay,
+        styled_overlay_index,
+    )
+
+    rng = np.random.default_rng(7)
+    index_map = np.zeros((90, 120), np.uint8)
+    for v in range(1, 12):  # overlapping blobs of 11 values
+        y, x = rng.integers(0, 80), rng.integers(0, 110)
+        index_map[y : y + rng.integers(3, 30), x : x + rng.integers(3, 30)] = v
+    colors = ["#ff0000", "#00ff00", "#0000ff", "#123456", "#abcdef", "#fedcba"] * 2
+    fill, line = color_lut(colors, 0.45, highlight=3), outline_lut(colors)
+    view = Viewport.for_image(120, 90, 500, 400)  # fitted: 3.33 canvas px per pixel; zoomed out: 0.83
+    view.zoom(zoom, (130.0, 170.0))
+    rect = view.image_rect()
+    assert rect is not None
+    index = styled_overlay_index(index_map, view, rect, style)
+    assert index is not None
+    decoded = np.asarray(Image.open(io.BytesIO(palette_png(index, overlay_palette(fill, line)))).convert("RGBA"))
+    expected = styled_overlay(index_map, view, rect, fill, line, style)
+    np.testing.assert_array_equal(decoded, expected)
+    many = np.full_like(index_map, 200)  # past the palette: None, the caller sends RGBA
+    assert (styled_overlay_index(many, view, rect, style) is None) == (style != "hidden")

@@ -4,6 +4,7 @@ ipykernel showing that canvas messages sent from the model thread reach the clie
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 from collections.abc import Iterator
@@ -12,9 +13,10 @@ from typing import Any
 import ipycanvas.canvas as ipc
 import numpy as np
 import pytest
+from PIL import Image
 
 from gt_widget.palette import PALETTE, hex_to_rgb
-from gt_widget.widget import SegmentationWidget
+from gt_widget.widget import SegmentationWidget, render
 from gt_widget.widget.testing import BoxSegmenter
 
 EXTREME = [(20, 10), (20, 30), (10, 20), (34, 20)]
@@ -35,9 +37,16 @@ def rec(monkeypatch: pytest.MonkeyPatch) -> Iterator[Recorder]:
     orig_clear = ipc.Canvas.clear
     orig_send = ipc._CanvasManager._send_custom
 
+    orig_put_png = render.put_png
+
     def put(self: Any, data: Any, x: int = 0, y: int = 0) -> None:
         r.calls.append(("put", self, (np.array(data), x, y), threading.current_thread().name))
         orig_put(self, data, x, y)
+
+    def put_png(layer: Any, png: bytes, x: int, y: int) -> None:  # recorded as the RGBA the browser decodes
+        rgba = np.asarray(Image.open(io.BytesIO(png)).convert("RGBA"))
+        r.calls.append(("put", layer, (rgba, x, y), threading.current_thread().name))
+        orig_put_png(layer, png, x, y)
 
     def clear_rect(self: Any, x: int, y: int, w: int, h: int | None = None) -> None:
         r.calls.append(("clear_rect", self, (x, y, w, h), threading.current_thread().name))
@@ -53,6 +62,7 @@ def rec(monkeypatch: pytest.MonkeyPatch) -> Iterator[Recorder]:
         orig_send(self, command, list(buffers))
 
     monkeypatch.setattr(ipc.Canvas, "put_image_data", put)
+    monkeypatch.setattr(render, "put_png", put_png)
     monkeypatch.setattr(ipc.Canvas, "clear_rect", clear_rect)
     monkeypatch.setattr(ipc.Canvas, "clear", clear)
     monkeypatch.setattr(ipc._CanvasManager, "_send_custom", send)
