@@ -33,8 +33,12 @@ import numpy as np
 
 from gt_widget.errors import GtWidgetError, PromptError
 from gt_widget.segment.base import Segmenter
+from gt_widget.segment.proposal_decoder import GridDecoder
 
 CancelCheck = threading.Event | Callable[[], bool] | None
+
+UPSCALE_CHUNK = 4
+"""Points whose masks are upscaled to low-resolution logits together (bounds the memory: ~30 MB a point)."""
 
 
 class ProposalsCancelledError(GtWidgetError):
@@ -154,24 +158,33 @@ def propose(
         dec_size, dec_e = size // pool, e // pool
         if pool > 1:  # a coarser decoder grid: pool^2 fewer image tokens per point
             emb = torch.nn.functional.avg_pool2d(emb, pool)
-        dense_pe = model.prompt_encoder.get_dense_pe(dec_e)
+        bf16 = getattr(segmenter, "precision", "fp32") == "bf16"
+        grid = GridDecoder(
+            model.mask_decoder,
+            emb.float(),
+            model.prompt_encoder.get_dense_pe(dec_e),
+            model.prompt_encoder.no_mask_embed.weight[0],
+            torch.bfloat16 if bf16 else torch.float32,
+        )
         for start in range(0, len(points), cfg.points_per_batch):
             if _cancelled(cancel):
                 raise ProposalsCancelledError("proposals were cancelled")
             stop = min(start + cfg.points_per_batch, len(points))
             coords = torch.as_tensor(scaled[start:stop] / pool, dtype=torch.float32)[:, None, :]
             labels = torch.ones((stop - start, 1), dtype=torch.int64)
-            sparse, dense = model.prompt_encoder((coords, labels), None, None, input_size=dec_size)
-            low, iou = model.mask_decoder(emb, dense_pe, sparse, dense, True)
-            if low.shape[-1] != LOW_RES:
-                low = torch.nn.functional.interpolate(low, (LOW_RES, LOW_RES), mode="bilinear", align_corners=False)
-            low = low[..., :vh, :vw].reshape(-1, vh, vw)
-            iou_np = iou.reshape(-1).numpy()
-            pts = np.repeat(points[start:stop], 3, axis=0)
-            keep = iou_np >= cfg.pred_iou_thresh
-            if keep.any():
-                sel = torch.from_numpy(np.flatnonzero(keep))
-                lk = low[sel]
+            sparse = model.prompt_encoder.embed_points(coords, labels, pad=True, input_size=dec_size)
+            queries, keys = grid.transformer(sparse)
+            iou_np = grid.iou(queries).numpy()  # (B, 3)
+            good = iou_np >= cfg.pred_iou_thresh
+            rows = np.flatnonzero(good.any(axis=1))  # only these points' masks are ever upscaled
+            for r0 in range(0, rows.size, UPSCALE_CHUNK):
+                sel = rows[r0 : r0 + UPSCALE_CHUNK]
+                ts = torch.from_numpy(sel)
+                low = grid.upscale(queries[ts], keys[ts])  # (b, 3, 4*dec_e, 4*dec_e)
+                if low.shape[-1] != LOW_RES:
+                    low = torch.nn.functional.interpolate(low, (LOW_RES, LOW_RES), mode="bilinear", align_corners=False)
+                which = good[sel]  # (b, 3)
+                lk = low[torch.from_numpy(which)][:, :vh, :vw]  # (k, vh, vw) kept by predicted IoU
                 hi = (lk > cfg.stability_offset).flatten(1).sum(1).float()
                 lo = (lk > -cfg.stability_offset).flatten(1).sum(1).float()
                 area = (lk > model.mask_threshold).flatten(1).sum(1).float()
@@ -179,10 +192,11 @@ def propose(
                 ok = (stab >= cfg.stability_thresh) & (area.numpy() >= max(min_pixels, 1))
                 idx = np.flatnonzero(ok)
                 if idx.size:
-                    kept_logits.append(lk[torch.from_numpy(idx)].clone())
-                    kept_iou.append(iou_np[keep][idx])
+                    kept_logits.append(lk[torch.from_numpy(idx)].contiguous())
+                    kept_iou.append(iou_np[sel][which][idx])
                     kept_stab.append(stab[idx])
-                    kept_point.append(pts[keep][idx])
+                    kept_point.append(np.repeat(points[start + sel], 3, axis=0)[which.ravel()][idx])
+            del queries, keys
             if progress is not None:
                 progress(stop, len(points))
         if not kept_logits:
