@@ -76,10 +76,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.merge:
         parts = [json.loads(p.read_text()) for p in args.merge]
-        rows = [r for part in parts for r in part["rows"]]
+        merged = [r for part in parts for r in part["rows"]]
         loads = [x for part in parts for x in part["summary"]["load_average_start_end"]]
         done = all(part.get("complete", True) for part in parts)
-        return _write(args, parts[0]["settings"], rows, [min(loads), max(loads)], parts[0]["summary"]["threads"], done)
+        args.shards = [{k: part.get(k) for k in ("half", "every", "start", "complete")} for part in parts]
+        return _write(
+            args, parts[0]["settings"], merged, [min(loads), max(loads)], parts[0]["summary"]["threads"], done
+        )
 
     import torch
 
@@ -150,6 +153,7 @@ def _write(
         "every": args.every,
         "start": args.start,
         "complete": complete,
+        "shards": getattr(args, "shards", None),
         "settings": settings,
         "protocol": "DAVIS-345 instances.csv; recalled at t when some proposal has IoU >= t (benchmarks/protocol.py)",
         "summary": summary,

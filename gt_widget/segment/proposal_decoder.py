@@ -23,11 +23,14 @@ Shapes: N image tokens (e*e), C = 256 channels, H = 8 heads, T tokens per prompt
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from gt_widget.segment.mobilesam.mask_decoder import Attention, MaskDecoder
+from gt_widget.segment.mobilesam.mask_decoder import Attention, MaskDecoder, TwoWayAttentionBlock
+from gt_widget.segment.mobilesam.tiny_vit import LayerNorm2d
 
 
 def _norm(norm: torch.nn.LayerNorm, x: torch.Tensor) -> torch.Tensor:
@@ -63,7 +66,7 @@ class GridDecoder:
         self.e = (h, w)
         x0 = (embedding[0] + no_mask.reshape(-1, 1, 1)).flatten(1).T.contiguous()  # (N, C)
         pe = image_pe[0].flatten(1).T.contiguous()  # (N, C)
-        first = decoder.transformer.layers[0]
+        first = cast(TwoWayAttentionBlock, decoder.transformer.layers[0])
         t2i, i2t = first.cross_attn_token_to_image, first.cross_attn_image_to_token
         xp = x0 + pe
         dt = matmul_dtype
@@ -72,7 +75,8 @@ class GridDecoder:
         self.v0 = _heads(t2i.v_proj(x0), t2i.num_heads).contiguous()  # (H, N, d)
         self.q0 = i2t.q_proj(xp)  # (N, Ci), heads split when used
         up = decoder.output_upscaling
-        conv1, norm, conv2 = up[0], up[1], up[3]
+        conv1, conv2 = cast(nn.ConvTranspose2d, up[0]), cast(nn.ConvTranspose2d, up[3])
+        norm = cast(LayerNorm2d, up[1])
         # ConvTranspose2d weight (in, out, 2, 2) -> (in, 2*2*out): output order (dy, dx, out)
         self.w1 = conv1.weight.permute(0, 2, 3, 1).reshape(conv1.in_channels, -1).to(matmul_dtype)
         self.b1 = conv1.bias.repeat(4).to(dt)  # type: ignore[union-attr]
@@ -137,7 +141,7 @@ class GridDecoder:
         qpe = torch.cat([out_tokens.unsqueeze(0).expand(b, -1, -1), sparse], dim=1)  # (B, T, C)
         t = qpe.shape[1]
         # ---- block 0: image side shared by every prompt
-        blk = tf.layers[0]
+        blk = cast(TwoWayAttentionBlock, tf.layers[0])
         queries = blk.norm1(blk.self_attn(qpe, qpe, qpe))
         t2i = blk.cross_attn_token_to_image
         hn = t2i.num_heads
@@ -154,7 +158,8 @@ class GridDecoder:
         logits = torch.bmm(kh, q0.permute(1, 2, 0)).view(-1, b, t, q0.shape[0]).transpose(0, 1)  # (B, H, T, N)
         keys = _norm(blk.norm4, self._image_to_token_update(i2t, self.x0, logits, queries))
         # ---- block 1 and the final attention: per-prompt image tokens
-        for blk in tf.layers[1:]:
+        for layer in tf.layers[1:]:
+            blk = cast(TwoWayAttentionBlock, layer)
             qq = queries + qpe
             queries = blk.norm1(queries + blk.self_attn(qq, qq, queries))
             kp = keys + self.pe

@@ -7,7 +7,10 @@ Method (after Segment Anything's automatic mask generator, written here for our 
 1. a regular grid of ``points_per_side`` x ``points_per_side`` single positive clicks, each at the centre
    of its grid cell, goes through the prompt encoder and mask decoder ``points_per_batch`` at a time,
    3 masks per point (the decoder's whole / part / sub-part outputs), all on the image's existing
-   embedding (no encoder run);
+   embedding (no encoder run). The decoder is ``proposal_decoder.GridDecoder``: the model's decoder
+   re-arranged for many prompts on one embedding (same function up to float rounding; bf16 matrix
+   products when the segmenter's ``precision`` is bf16). Only points with a mask over
+   ``pred_iou_thresh`` (predicted IoU comes before the masks) have their masks computed at all;
 2. each mask is scored by the decoder's predicted IoU and by its *stability*: the IoU between the mask
    thresholded at logit ``+stability_offset`` and at ``-stability_offset`` (a mask whose outline moves
    when the threshold moves is unreliable). Both are computed on the 256x256 low-resolution logits,
