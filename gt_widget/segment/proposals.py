@@ -138,7 +138,7 @@ def propose(
     """
     import torch
 
-    from gt_widget.segment.mobilesam.transforms import LOW_RES, scale_coords, upscale_logits
+    from gt_widget.segment.mobilesam.transforms import LOW_RES, MAX_CHUNK_ELEMENTS, scale_coords, upscale_logits
 
     cfg = settings or ProposalSettings()
     model, state = _mobilesam_state(segmenter)
@@ -214,7 +214,16 @@ def propose(
         padded = torch.zeros((len(order), LOW_RES, LOW_RES), dtype=torch.float32)
         padded[:] = -20.0  # outside the image: certainly background
         padded[:, :vh, :vw] = logits[torch.from_numpy(order)]
-        masks = upscale_logits(padded, (ih, iw), (oh, ow), model_size=size, threshold=model.mask_threshold)
+        # a few masks per call: the (k, S, S) intermediate stays small and upscale_logits takes its direct path
+        step = max(1, min(8, MAX_CHUNK_ELEMENTS // max(oh * ow, 1)))
+        masks = np.concatenate(
+            [
+                upscale_logits(
+                    padded[i : i + step], (ih, iw), (oh, ow), model_size=size, threshold=model.mask_threshold
+                )
+                for i in range(0, len(order), step)
+            ]
+        )
     out: list[Proposal] = []
     for j, i in enumerate(order):
         m = np.asarray(masks[j], bool)
