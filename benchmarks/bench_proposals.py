@@ -3,14 +3,17 @@
 For every frame: encode once (embeddings cached on disk like bench_quality), then time
 ``gt_widget.segment.proposals.propose`` alone (the widget computes proposals after the embedding is ready).
 A ground-truth object (``instances.csv``, 549 in all) is *recalled* at t when some proposal has IoU >= t
-with it (protocol IoU, no void). Tune on the even frames, report the odd ones (``--half``).
+with it (protocol IoU, no void). Halves are the protocol's fixed DAVIS-345 halves A / B
+(``benchmarks/protocol.py``; ``--half all`` for every frame).
 
-Times: wall seconds and process CPU seconds per image. On the shared 2-core machine the wall time
-depends on what else runs (the load average is recorded); CPU-s / 2 is what an idle 2-core machine
-would take with perfect scaling of torch's 2 threads.
+Times: wall seconds and process CPU seconds per image, the embedding excluded (it exists already when
+proposals start). On the shared 2-core machine the wall time depends on what else runs (the load average
+is recorded); with ``--threads 1`` the CPU seconds are the work itself, and CPU-s / 2 is what an idle 2-core
+machine would take with perfect scaling over 2 threads. The JSON is rewritten after every frame
+(``"complete": false`` until the last), so a long run stopped early keeps what it measured.
 
-    python -m benchmarks.bench_proposals --half odd --every 4          # a spread-out quick subset
-    python -m benchmarks.bench_proposals --half odd --set pred_iou_thresh=0.88 stability_thresh=0.95
+    python -m benchmarks.bench_proposals --half B --every 4            # a spread-out quick subset
+    python -m benchmarks.bench_proposals --half B --set pred_iou_thresh=0.88 stability_thresh=0.95
 """
 
 from __future__ import annotations
@@ -36,15 +39,15 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def frames(half: str) -> list[tuple[str, Path, list[Path]]]:
-    """(frame id, image, instance mask paths) of DAVIS-345, the ``half`` ("even", "odd", "all") of frames."""
+    """(frame id, image, instance mask paths) of DAVIS-345 frames of ``half`` ("A", "B" or "all")."""
     root = P.DATA / "davis345"
     by_frame: dict[str, tuple[Path, list[Path]]] = {}
     with (root / "instances.csv").open(newline="") as fh:
         for r in csv.DictReader(fh):
             by_frame.setdefault(r["frame"], (root / r["image"], []))[1].append(root / r["mask"])
     out = []
-    for k, fid in enumerate(sorted(by_frame)):
-        if half == "all" or (half == "even") == (k % 2 == 0):
+    for fid in sorted(by_frame):
+        if half == "all" or P.davis_half(fid) == half:
             out.append((fid, *by_frame[fid]))
     return out
 
@@ -61,7 +64,7 @@ def parse_settings(items: Sequence[str]) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line; returns an exit code."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--half", choices=["even", "odd", "all"], default="odd")
+    ap.add_argument("--half", choices=["A", "B", "all"], default="B")
     ap.add_argument("--every", type=int, default=1, help="every k-th frame of the half (quick subsets)")
     ap.add_argument("--start", type=int, default=0, help="first frame of the half (with --every: shards)")
     ap.add_argument("--merge", nargs="+", type=Path, default=None, help="merge shard JSONs into --out")
@@ -73,9 +76,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.merge:
         parts = [json.loads(p.read_text()) for p in args.merge]
-        rows = [r for part in parts for r in part["rows"]]
+        merged = [r for part in parts for r in part["rows"]]
         loads = [x for part in parts for x in part["summary"]["load_average_start_end"]]
-        return _write(args, parts[0]["settings"], rows, [min(loads), max(loads)], parts[0]["summary"]["threads"])
+        done = all(part.get("complete", True) for part in parts)
+        args.shards = [{k: part.get(k) for k in ("half", "every", "start", "complete")} for part in parts]
+        return _write(
+            args, parts[0]["settings"], merged, [min(loads), max(loads)], parts[0]["summary"]["threads"], done
+        )
 
     import torch
 
@@ -105,14 +112,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
             flush=True,
         )
+        load = [round(load0[0], 2), round(os.getloadavg()[0], 2)]
+        if i + 1 < len(todo):
+            _write(args, asdict(settings), rows, load, args.threads, False, quiet=True)
     print(file=sys.stderr)
     return _write(args, asdict(settings), rows, [round(load0[0], 2), round(os.getloadavg()[0], 2)], args.threads)
 
 
 def _write(
-    args: argparse.Namespace, settings: dict[str, Any], rows: list[dict[str, Any]], load: list[float], threads: int
+    args: argparse.Namespace,
+    settings: dict[str, Any],
+    rows: list[dict[str, Any]],
+    load: list[float],
+    threads: int,
+    complete: bool = True,
+    *,
+    quiet: bool = False,
 ) -> int:
-    """Summarise per-frame ``rows``, print the table and write ``args.out``."""
+    """Summarise per-frame ``rows``, print the table (unless ``quiet``) and write ``args.out``."""
     ious = np.array([b for r in rows for b in r["best_iou"]])
     summary = {
         "frames": len(rows),
@@ -127,12 +144,16 @@ def _write(
         "threads": threads,
         "load_average_start_end": load,
     }
-    print(f"{'figure':<28} value")
-    for k, v in summary.items():
-        print(f"{k:<28} {v}")
+    if not quiet:
+        print(f"{'figure':<28} value")
+        for k, v in summary.items():
+            print(f"{k:<28} {v}")
     payload = {
         "half": args.half,
         "every": args.every,
+        "start": args.start,
+        "complete": complete,
+        "shards": getattr(args, "shards", None),
         "settings": settings,
         "protocol": "DAVIS-345 instances.csv; recalled at t when some proposal has IoU >= t (benchmarks/protocol.py)",
         "summary": summary,
@@ -143,7 +164,8 @@ def _write(
     tmp = args.out.with_suffix(".tmp")
     tmp.write_text(json.dumps(payload, indent=1))
     tmp.replace(args.out)
-    print(f"wrote {args.out}")
+    if not quiet:
+        print(f"wrote {args.out}")
     return 0
 
 

@@ -7,7 +7,10 @@ Method (after Segment Anything's automatic mask generator, written here for our 
 1. a regular grid of ``points_per_side`` x ``points_per_side`` single positive clicks, each at the centre
    of its grid cell, goes through the prompt encoder and mask decoder ``points_per_batch`` at a time,
    3 masks per point (the decoder's whole / part / sub-part outputs), all on the image's existing
-   embedding (no encoder run);
+   embedding (no encoder run). The decoder is ``proposal_decoder.GridDecoder``: the model's decoder
+   re-arranged for many prompts on one embedding (same function up to float rounding; bf16 matrix
+   products when the segmenter's ``precision`` is bf16). Only points with a mask over
+   ``pred_iou_thresh`` (predicted IoU comes before the masks) have their masks computed at all;
 2. each mask is scored by the decoder's predicted IoU and by its *stability*: the IoU between the mask
    thresholded at logit ``+stability_offset`` and at ``-stability_offset`` (a mask whose outline moves
    when the threshold moves is unreliable). Both are computed on the 256x256 low-resolution logits,
@@ -33,8 +36,12 @@ import numpy as np
 
 from gt_widget.errors import GtWidgetError, PromptError
 from gt_widget.segment.base import Segmenter
+from gt_widget.segment.proposal_decoder import GridDecoder
 
 CancelCheck = threading.Event | Callable[[], bool] | None
+
+UPSCALE_CHUNK = 4
+"""Points whose masks are upscaled to low-resolution logits together (bounds the memory: ~30 MB a point)."""
 
 
 class ProposalsCancelledError(GtWidgetError):
@@ -131,7 +138,7 @@ def propose(
     """
     import torch
 
-    from gt_widget.segment.mobilesam.transforms import LOW_RES, scale_coords, upscale_logits
+    from gt_widget.segment.mobilesam.transforms import LOW_RES, MAX_CHUNK_ELEMENTS, scale_coords, upscale_logits
 
     cfg = settings or ProposalSettings()
     model, state = _mobilesam_state(segmenter)
@@ -154,24 +161,33 @@ def propose(
         dec_size, dec_e = size // pool, e // pool
         if pool > 1:  # a coarser decoder grid: pool^2 fewer image tokens per point
             emb = torch.nn.functional.avg_pool2d(emb, pool)
-        dense_pe = model.prompt_encoder.get_dense_pe(dec_e)
+        bf16 = getattr(segmenter, "precision", "fp32") == "bf16"
+        grid = GridDecoder(
+            model.mask_decoder,
+            emb.float(),
+            model.prompt_encoder.get_dense_pe(dec_e),
+            model.prompt_encoder.no_mask_embed.weight[0],
+            torch.bfloat16 if bf16 else torch.float32,
+        )
         for start in range(0, len(points), cfg.points_per_batch):
             if _cancelled(cancel):
                 raise ProposalsCancelledError("proposals were cancelled")
             stop = min(start + cfg.points_per_batch, len(points))
             coords = torch.as_tensor(scaled[start:stop] / pool, dtype=torch.float32)[:, None, :]
             labels = torch.ones((stop - start, 1), dtype=torch.int64)
-            sparse, dense = model.prompt_encoder((coords, labels), None, None, input_size=dec_size)
-            low, iou = model.mask_decoder(emb, dense_pe, sparse, dense, True)
-            if low.shape[-1] != LOW_RES:
-                low = torch.nn.functional.interpolate(low, (LOW_RES, LOW_RES), mode="bilinear", align_corners=False)
-            low = low[..., :vh, :vw].reshape(-1, vh, vw)
-            iou_np = iou.reshape(-1).numpy()
-            pts = np.repeat(points[start:stop], 3, axis=0)
-            keep = iou_np >= cfg.pred_iou_thresh
-            if keep.any():
-                sel = torch.from_numpy(np.flatnonzero(keep))
-                lk = low[sel]
+            sparse = model.prompt_encoder.embed_points(coords, labels, pad=True, input_size=dec_size)
+            queries, keys = grid.transformer(sparse)
+            iou_np = grid.iou(queries).numpy()  # (B, 3)
+            good = iou_np >= cfg.pred_iou_thresh
+            rows = np.flatnonzero(good.any(axis=1))  # only these points' masks are ever upscaled
+            for r0 in range(0, rows.size, UPSCALE_CHUNK):
+                sel = rows[r0 : r0 + UPSCALE_CHUNK]
+                ts = torch.from_numpy(sel)
+                low = grid.upscale(queries[ts], keys[ts])  # (b, 3, 4*dec_e, 4*dec_e)
+                if low.shape[-1] != LOW_RES:
+                    low = torch.nn.functional.interpolate(low, (LOW_RES, LOW_RES), mode="bilinear", align_corners=False)
+                which = good[sel]  # (b, 3)
+                lk = low[torch.from_numpy(which)][:, :vh, :vw]  # (k, vh, vw) kept by predicted IoU
                 hi = (lk > cfg.stability_offset).flatten(1).sum(1).float()
                 lo = (lk > -cfg.stability_offset).flatten(1).sum(1).float()
                 area = (lk > model.mask_threshold).flatten(1).sum(1).float()
@@ -179,10 +195,11 @@ def propose(
                 ok = (stab >= cfg.stability_thresh) & (area.numpy() >= max(min_pixels, 1))
                 idx = np.flatnonzero(ok)
                 if idx.size:
-                    kept_logits.append(lk[torch.from_numpy(idx)].clone())
-                    kept_iou.append(iou_np[keep][idx])
+                    kept_logits.append(lk[torch.from_numpy(idx)].contiguous())
+                    kept_iou.append(iou_np[sel][which][idx])
                     kept_stab.append(stab[idx])
-                    kept_point.append(pts[keep][idx])
+                    kept_point.append(np.repeat(points[start + sel], 3, axis=0)[which.ravel()][idx])
+            del queries, keys
             if progress is not None:
                 progress(stop, len(points))
         if not kept_logits:
@@ -197,7 +214,16 @@ def propose(
         padded = torch.zeros((len(order), LOW_RES, LOW_RES), dtype=torch.float32)
         padded[:] = -20.0  # outside the image: certainly background
         padded[:, :vh, :vw] = logits[torch.from_numpy(order)]
-        masks = upscale_logits(padded, (ih, iw), (oh, ow), model_size=size, threshold=model.mask_threshold)
+        # a few masks per call: the (k, S, S) intermediate stays small and upscale_logits takes its direct path
+        step = max(1, min(8, MAX_CHUNK_ELEMENTS // max(oh * ow, 1)))
+        masks = np.concatenate(
+            [
+                upscale_logits(
+                    padded[i : i + step], (ih, iw), (oh, ow), model_size=size, threshold=model.mask_threshold
+                )
+                for i in range(0, len(order), step)
+            ]
+        )
     out: list[Proposal] = []
     for j, i in enumerate(order):
         m = np.asarray(masks[j], bool)

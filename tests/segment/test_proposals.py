@@ -126,3 +126,32 @@ def test_segment_proposals_cli_writes_instance_prelabels(
     line = json.loads((job / "manifests" / "output" / "output.manifest").read_text())
     assert line["label-ref-metadata"]["human-annotated"] == "no"
     assert main(["segment", str(src), "--out", str(tmp_path / "x")]) == 2  # neither --prompts nor --proposals
+
+
+def test_grid_decoder_computes_the_mask_decoder(seg_and_object: tuple[Any, Any]) -> None:
+    """The proposal decoder (shared first block, re-associated attention, channels-last upscaling) gives the
+    model's multimask logits and IoU in fp32, and nearly the same masks in bf16."""
+    import torch
+
+    from gt_widget.segment.proposal_decoder import GridDecoder
+
+    seg, obj = seg_and_object
+    model, emb = seg.model, seg.get_state().embedding
+    pe = model.prompt_encoder.get_dense_pe(int(emb.shape[-1]))
+    pts = torch.as_tensor(grid_points(3, obj.gt.shape), dtype=torch.float32)[:, None, :] * 0.5  # any points
+    labels = torch.ones((len(pts), 1), dtype=torch.int64)
+    with torch.inference_mode():
+        sparse, dense = model.prompt_encoder((pts, labels), None, None)
+        want_low, want_iou = model.mask_decoder(emb, pe, sparse, dense, True)
+        no_mask = model.prompt_encoder.no_mask_embed.weight[0]
+        grid = GridDecoder(model.mask_decoder, emb, pe, no_mask)
+        queries, keys = grid.transformer(sparse)
+        torch.testing.assert_close(grid.iou(queries), want_iou, atol=1e-5, rtol=1e-4)
+        low = grid.upscale(queries[2:5], keys[2:5])  # any subset of the points
+        torch.testing.assert_close(low, want_low[2:5], atol=2e-3, rtol=1e-3)
+        assert torch.equal(low > 0, want_low[2:5] > 0)
+        fast = GridDecoder(model.mask_decoder, emb, pe, no_mask, torch.bfloat16)
+        q16, k16 = fast.transformer(sparse)
+        assert float((fast.iou(q16) - want_iou).abs().max()) < 0.03
+        agree = float(((fast.upscale(q16, k16) > 0) == (want_low > 0)).float().mean())
+        assert agree > 0.99

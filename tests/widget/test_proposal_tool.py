@@ -17,7 +17,7 @@ from gt_widget.errors import GtWidgetError
 from gt_widget.groundtruth.export import read_job_output
 from gt_widget.promptlog import PromptLog, log_path
 from gt_widget.resegment import resegment
-from gt_widget.segment.proposals import Proposal, ProposalCache, ProposalSettings, proposal_at
+from gt_widget.segment.proposals import Proposal, ProposalCache, ProposalSettings, proposal_at, propose
 from gt_widget.widget import SegmentationWidget
 from gt_widget.widget.session import LabelingSession
 from gt_widget.widget.testing import BoxSegmenter
@@ -163,6 +163,52 @@ def test_proposals_wait_while_the_model_works_and_are_cached(grabcut_dir: Path, 
     tool = _tool(w)
     tool.cache = cache
     assert tool.wait(w) is found
+    w.close()
+
+
+class _WatchedCache(ProposalCache):
+    """Records each "did the user act?" check of a running computation as (embedding ready, model busy,
+    answer), and holds the second check until the test has acted, so the action lands mid-computation."""
+
+    def __init__(self, w: SegmentationWidget) -> None:
+        super().__init__()
+        self.w = w
+        self.checks: list[tuple[bool, bool, bool]] = []
+        self.midway = threading.Event()
+        self.acted = threading.Event()
+
+    def get(self, segmenter: Any, points_per_side: int = 16, **kw: Any) -> list[Proposal]:
+        cancel = kw.pop("cancel")
+
+        def watched() -> bool:
+            if len(self.checks) == 1:
+                self.midway.set()
+                self.acted.wait(60)
+            answer = bool(cancel())
+            self.checks.append((self.w.assist.embedded, self.w.assist.busy, answer))
+            return answer
+
+        return super().get(segmenter, points_per_side, cancel=watched, **kw)
+
+
+def test_proposals_stop_when_the_user_acts_and_resume_when_idle(grabcut_dir: Path, mobilesam: Any) -> None:
+    obj = load_grabcut_object(grabcut_dir, "llama")
+    w = SegmentationWidget(obj.image, ["animal"], segmenter=mobilesam)
+    tool = _tool(w)
+    tool.settings = ProposalSettings(points_per_side=GRID, points_per_batch=8)  # 8 batches
+    tool.cache = cache = _WatchedCache(w)
+    assert tool.proposals(w) is None  # scheduled at once, computed in the background
+    assert cache.midway.wait(120), "the proposals never started"
+    assert cache.checks[0] == (True, False, False)  # started with the embedding ready and the model idle
+    w.auto_segment(obj.points, wait=False)  # the user acts while a batch is being computed
+    cache.acted.set()
+    found = tool.wait(w)
+    assert cache.checks[1] == (True, True, True)  # stopped at the next batch: the request was waiting
+    assert any(not busy for _e, busy, _a in cache.checks[2:])  # resumed once the model was idle again
+    assert w.wait_idle(60) and iou(w.label_map == 1, obj.gt, obj.void) >= 0.8  # the user's answer came
+    again = propose(mobilesam, GRID, settings=tool.settings)  # stopping lost nothing
+    assert [p.score for p in found] == [p.score for p in again]
+    assert cache.peek(mobilesam, GRID, tool.settings) is found  # cached for this image
     w.close()
 
 

@@ -55,7 +55,7 @@ RETRY_S = 0.1
 """While the model is busy, the background job looks again after this many seconds."""
 
 POINTS_PER_SIDE = 16
-"""The proposal grid (16 x 16 points: about 3 s per image on 2 cores, benchmarks/README.md)."""
+"""The proposal grid (16 x 16 points: ~6 CPU-s per image with bf16, ~3 s on 2 idle cores; benchmarks/README.md)."""
 
 
 class ProposalTool(Tool):
