@@ -87,3 +87,16 @@ def test_real_area_embedding_shape_fill_and_masks(
 def test_bad_encode_area_says_which_values(model: MobileSam) -> None:
     with pytest.raises(ValueError, match="encode_area must be one of"):
         SamPredictor(model, encode_area="crop")
+
+
+def test_only_the_fast_recipe_turns_it_on(weights_path: Path, frame: np.ndarray, gt: np.ndarray) -> None:
+    from gt_widget.segment.mobilesam_segmenter import MobileSamSegmenter
+    from gt_widget.segment.named import load_recipe
+
+    default, fast = load_recipe("default", weights=weights_path), load_recipe("fast", weights=weights_path)
+    assert isinstance(default, MobileSamSegmenter) and isinstance(fast, MobileSamSegmenter)
+    assert default.encode_area == "full" and fast.encode_area == "real"
+    ys, xs = np.nonzero(gt)
+    fast.set_image(frame)
+    mask = fast.predict(box=[xs.min(), ys.min(), xs.max(), ys.max()]).mask
+    assert mask.shape == gt.shape and (mask & gt).sum() / (mask | gt).sum() > 0.8
