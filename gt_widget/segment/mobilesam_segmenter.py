@@ -142,6 +142,7 @@ class MobileSamSegmenter:
         smooth_logits: float = 0.0,
         precision: str | None = None,
         threads: int | None = None,
+        encode_area: str = "full",
     ) -> None:
         from gt_widget.segment.mobilesam import SamPredictor
         from gt_widget.segment.mobilesam.runtime import CoreMonitor, choose_precision
@@ -156,6 +157,12 @@ class MobileSamSegmenter:
         if int(zoom_size) % 16 or not 256 <= int(zoom_size) <= 1024:
             raise PromptError(f"zoom_size must be a multiple of 16 in [256, 1024], got {zoom_size}")
         self.zoom_size = int(zoom_size)
+        from gt_widget.segment.mobilesam.predictor import ENCODE_AREAS
+
+        if encode_area not in ENCODE_AREAS:
+            raise PromptError(f"encode_area must be one of {ENCODE_AREAS}, got {encode_area!r}")
+        self.encode_area = encode_area
+        """Full-image encodes of the padded square (``"full"``) or of the image's own area only (``"real"``)."""
         self.smooth_logits = max(0.0, float(smooth_logits))
         """Gaussian sigma (low-res px) applied to the logits before thresholding the shown masks (0: off)."""
         self.threads = None if threads is None else max(1, int(threads))
@@ -202,7 +209,9 @@ class MobileSamSegmenter:
     # ------------------------------------------------------------------ per-image state
     def _encode(self, rgb: np.ndarray, key: str, image_size: int = 1024) -> SamImageState:
         """Run the encoder (never under ``self._lock``; a private predictor is safe beside a predict)."""
-        predictor = self._predictor_cls(self.model, image_size=image_size, precision=self.precision)
+        predictor = self._predictor_cls(
+            self.model, image_size=image_size, precision=self.precision, encode_area=self.encode_area
+        )
         with self._torch_threads():
             predictor.set_image(rgb)
         return SamImageState(

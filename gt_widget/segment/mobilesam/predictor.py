@@ -16,6 +16,7 @@ meant for one caller at a time.
 from __future__ import annotations
 
 import threading
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +29,12 @@ from gt_widget.segment.mobilesam.transforms import LOW_RES, preprocess, scale_bo
 
 PRECISIONS = ("fp32", "bf16")
 """Encoder precisions ``SamPredictor`` accepts."""
+
+ENCODE_AREAS = ("full", "real", "real-zeros")
+"""What ``set_image`` encodes: the whole padded square, or only the image's own area (see ``SamPredictor``)."""
+
+_BLANK: weakref.WeakKeyDictionary[MobileSam, dict[tuple[int, str], torch.Tensor]] = weakref.WeakKeyDictionary()
+_BLANK_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -48,16 +55,27 @@ class SamPredictor:
     ``precision="bf16"`` runs the image encoder under bfloat16 autocast (about 2x faster on CPUs with
     AVX512-BF16/AMX; the embedding then differs by ~2% of its scale, outside the golden tolerances, so it
     is opt-in; measure its mask cost with benchmarks/bench_latency.py). The decoder always runs in fp32.
+
+    ``encode_area="real"`` encodes only the resized image's own area rounded up to a multiple of 16 (e.g.
+    1024 x 576 for a 16:9 frame, not the zero padding below it), then fills the rest of the S/16 grid with
+    the embedding the full encoder gives an all-padding input (computed once per model, precision and S);
+    ``"real-zeros"`` fills it with zeros. Both change the embedding near the padding's edge, so they are
+    opt-in (the fast batch recipe); ``"full"`` (default) is the upstream encoder, bit for bit.
     """
 
-    def __init__(self, model: MobileSam, image_size: int = 1024, precision: str = "fp32") -> None:
+    def __init__(
+        self, model: MobileSam, image_size: int = 1024, precision: str = "fp32", encode_area: str = "full"
+    ) -> None:
         if image_size % 16 or not 256 <= image_size <= 2048:
             raise ValueError(f"image_size must be a multiple of 16 in [256, 2048], got {image_size}")
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        if encode_area not in ENCODE_AREAS:
+            raise ValueError(f"encode_area must be one of {ENCODE_AREAS}, got {encode_area!r}")
         self.model = model.eval()
         self.image_size = int(image_size)
         self.precision = precision
+        self.encode_area = encode_area
         self._state: _ImageState | None = None
         self._set_lock = threading.Lock()
         self._dense_pe: torch.Tensor | None = None
@@ -101,13 +119,37 @@ class SamPredictor:
         if image.shape[0] < 1 or image.shape[1] < 1:
             raise ImageLoadError(f"set_image got an empty image of shape {image.shape}")
         x, input_size = preprocess(image, self.image_size)
-        bf16 = self.precision == "bf16"
-        with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
-            emb = self.model.image_encoder(x.to(self.device))
-        emb = emb.float()
+        if self.encode_area == "full":
+            emb = self._encoder(x)
+        else:
+            rh, rw = (-(-v // 16) * 16 for v in input_size)
+            real = self._encoder(x[:, :, :rh, :rw])
+            if self.encode_area == "real":
+                emb = self._blank().clone()
+            else:
+                emb = real.new_zeros(1, real.shape[1], self.image_size // 16, self.image_size // 16)
+            emb[:, :, : rh // 16, : rw // 16] = real
         state = _ImageState(emb, (int(image.shape[0]), int(image.shape[1])), input_size)
         with self._set_lock:
             self._state = state
+
+    def _encoder(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised (1, 3, h, w) input (h, w multiples of 16) -> float32 (1, 256, h/16, w/16) embedding."""
+        bf16 = self.precision == "bf16"
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
+            emb = self.model.image_encoder(x.to(self.device))
+        return emb.float()
+
+    def _blank(self) -> torch.Tensor:
+        """The full encoder's embedding of an all-padding (zero) input, cached per model/size/precision."""
+        key = (self.image_size, self.precision)
+        with _BLANK_LOCK:
+            cached = _BLANK.setdefault(self.model, {}).get(key)
+        if cached is None or cached.device != self.device:
+            cached = self._encoder(torch.zeros(1, 3, self.image_size, self.image_size))
+            with _BLANK_LOCK:
+                _BLANK[self.model][key] = cached
+        return cached
 
     def get_image_embedding(self) -> torch.Tensor:
         """(1, 256, e, e) embedding of the current image (e = image_size / 16, 64 by default)."""
