@@ -28,8 +28,8 @@ class BoundarySettings:
 
     radius: int = 4
     eps: float = 1e-3
-    band: int = 6
-    temperature: float = 4.0
+    band: int = 3
+    temperature: float = 1.0
 
 
 def _box(x: np.ndarray, r: int) -> np.ndarray:

@@ -144,8 +144,8 @@ class MobileSamSegmenter:
         boundary: Literal["off", "guided"] = "off",
         boundary_radius: int = 4,
         boundary_eps: float = 1e-3,
-        boundary_band: int = 6,
-        boundary_temperature: float = 4.0,
+        boundary_band: int = 3,
+        boundary_temperature: float = 1.0,
         precision: str | None = None,
         threads: int | None = None,
     ) -> None:
