@@ -68,8 +68,8 @@ def guided_filter(guide: np.ndarray, p: np.ndarray, radius: int, eps: float) -> 
     a1 = (c01 * cx + c11 * cy + c12 * cz) / det
     a2 = (c02 * cx + c12 * cy + c22 * cz) / det
     b = mean_p - a0 * mean_i[..., 0] - a1 * mean_i[..., 1] - a2 * mean_i[..., 2]
-    a = np.stack([a0, a1, a2], axis=-1)
-    q = (_box(a, r) * g).sum(axis=-1) + _box(b, r)
+    ma0, ma1, ma2 = _box(a0, r), _box(a1, r), _box(a2, r)
+    q = (ma0 * g[..., 0] + ma1 * g[..., 1] + ma2 * g[..., 2]) + _box(b, r)
     return np.asarray(q, np.float32)
 
 
@@ -80,36 +80,71 @@ def boundary_band(mask: np.ndarray, width: int) -> np.ndarray:
     return np.asarray(cv2.dilate(m, k) != cv2.erode(m, k))
 
 
+def _runs(occupied: np.ndarray, merge_gap: int) -> list[tuple[int, int]]:
+    """[start, stop) runs of True in the 1-D ``occupied``, runs closer than ``merge_gap`` merged."""
+    idx = np.flatnonzero(occupied)
+    if idx.size == 0:
+        return []
+    cut = np.flatnonzero(np.diff(idx) > merge_gap)
+    starts = np.concatenate(([idx[0]], idx[cut + 1]))
+    stops = np.concatenate((idx[cut], [idx[-1]])) + 1
+    return list(zip(starts.tolist(), stops.tolist(), strict=True))
+
+
+STRIP = 48
+"""Rows per strip of the band processed at once (see ``refine_boundary``)."""
+MERGE_GAP = 48
+"""Band columns of one strip closer than this are filtered in one rectangle."""
+
+
 def refine_boundary(
     mask: np.ndarray, logits: np.ndarray, image: np.ndarray, settings: BoundarySettings | None = None
 ) -> np.ndarray:
     """``mask`` with the pixels near its boundary re-decided by a guided filter of the logits.
 
     Where ``mask`` disagrees with ``logits > 0`` (an edit applied after the model, e.g. the click guard's
-    local edit) the soft map takes the mask's value, so such edits are kept. Only the bounding box of the
-    band (plus the filter radius) is filtered, so the cost follows the object's outline, not the image.
+    local edit) the soft map takes the mask's value, so such edits are kept.
+
+    The result is that of ``guided_filter`` run on the whole frame (border replicated at the image's
+    edges; see ``tests/segment/test_boundary.py``), computed only near the band: the band is cut into
+    strips of ``STRIP`` rows and, in each, runs of columns; each piece is filtered on its rectangle grown
+    by the filter's support (2 x radius: two box filters of radius r), clipped to the image. Box means
+    only see that support, so the pieces give the full-frame values; the cost follows the outline.
     """
     s = settings or BoundarySettings()
     mask = np.asarray(mask, bool)
     if mask.shape != logits.shape or image.shape[:2] != mask.shape:
         raise ValueError(f"mask {mask.shape}, logits {logits.shape} and image {image.shape[:2]} must match")
-    if not mask.any() or mask.all() or s.band <= 0:
+    if s.band <= 0:
         return mask
-    band = boundary_band(mask, int(s.band))
-    ys = np.flatnonzero(band.any(axis=1))
-    xs = np.flatnonzero(band.any(axis=0))
-    r = max(1, int(s.radius))
     h, w = mask.shape
-    y0, y1 = max(int(ys[0]) - r, 0), min(int(ys[-1]) + r + 1, h)
-    x0, x1 = max(int(xs[0]) - r, 0), min(int(xs[-1]) + r + 1, w)
-    lg = np.asarray(logits[y0:y1, x0:x1], np.float32)
-    mk = mask[y0:y1, x0:x1]
-    p = 1.0 / (1.0 + np.exp(-np.clip(lg / max(s.temperature, 1e-6), -30.0, 30.0)))
-    p = np.where((lg > 0) == mk, p, mk.astype(np.float32))
-    guide = np.asarray(image[y0:y1, x0:x1, :3], np.float32) * (1.0 / 255.0)
-    q = guided_filter(guide, p, r, float(s.eps))
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return mask
+    cols = np.flatnonzero(mask.any(axis=0))
+    bw = int(s.band)
+    # the band lies within `band` px of the mask's bounding box; 2 x band of context makes it exact
+    my0, my1 = max(int(rows[0]) - 2 * bw, 0), min(int(rows[-1]) + 2 * bw + 1, h)
+    mx0, mx1 = max(int(cols[0]) - 2 * bw, 0), min(int(cols[-1]) + 2 * bw + 1, w)
+    band = boundary_band(mask[my0:my1, mx0:mx1], bw)
+    r = max(1, int(s.radius))
+    sup = 2 * r
+    inv_t = max(s.temperature, 1e-6)
     out = mask.copy()
-    b = band[y0:y1, x0:x1]
-    region = out[y0:y1, x0:x1]
-    region[b] = q[b] > 0.5
+    for sy0 in range(0, band.shape[0], STRIP):
+        strip = band[sy0 : sy0 + STRIP]
+        for cx0, cx1 in _runs(strip.any(axis=0), MERGE_GAP):
+            ry0, ry1 = my0 + sy0, my0 + sy0 + strip.shape[0]  # target rows / cols (image coordinates)
+            rx0, rx1 = mx0 + cx0, mx0 + cx1
+            y0, y1 = max(ry0 - sup, 0), min(ry1 + sup, h)  # + the filter's support, clipped
+            x0, x1 = max(rx0 - sup, 0), min(rx1 + sup, w)
+            lg = np.asarray(logits[y0:y1, x0:x1], np.float32)
+            mk = mask[y0:y1, x0:x1]
+            p = 1.0 / (1.0 + np.exp(-np.clip(lg / inv_t, -30.0, 30.0)))
+            p = np.where((lg > 0) == mk, p, mk.astype(np.float32))
+            guide = np.asarray(image[y0:y1, x0:x1, :3], np.float32) * (1.0 / 255.0)
+            q = guided_filter(guide, p, r, float(s.eps))[ry0 - y0 : ry1 - y0, rx0 - x0 : rx1 - x0]
+            b = strip[:, cx0:cx1]
+            region = out[ry0:ry1, rx0:rx1]
+            region[b] = q[b] > 0.5
     return out

@@ -12,7 +12,7 @@ import pytest
 from gt_widget.errors import PromptError
 from gt_widget.imageio import load_image
 from gt_widget.segment import load_segmenter
-from gt_widget.segment.boundary import BoundarySettings, boundary_band, refine_boundary
+from gt_widget.segment.boundary import BoundarySettings, boundary_band, guided_filter, refine_boundary
 from gt_widget.segment.mobilesam_segmenter import MobileSamSegmenter
 
 COFFEE = Path(__file__).resolve().parents[2] / "gt_widget" / "data" / "coffee.png"
@@ -59,6 +59,45 @@ def test_an_edit_the_logits_disagree_with_is_kept() -> None:
     assert not out[57:63, 77:83].any()
 
 
+def _full_frame_reference(mask: np.ndarray, logits: np.ndarray, image: np.ndarray, s: BoundarySettings) -> np.ndarray:
+    """The refinement computed the plain way (the first version): the guided filter over the whole frame."""
+    band = boundary_band(mask, s.band)
+    lg = logits.astype(np.float32)
+    p = 1.0 / (1.0 + np.exp(-np.clip(lg / max(s.temperature, 1e-6), -30.0, 30.0)))
+    p = np.where((lg > 0) == mask, p, mask.astype(np.float32))
+    q = guided_filter(np.asarray(image[..., :3], np.float32) * (1.0 / 255.0), p, s.radius, s.eps)
+    out = mask.copy()
+    out[band] = q[band] > 0.5
+    return out
+
+
+def _blob_logits(shape: tuple[int, int], blobs: list[tuple[int, int, int]]) -> np.ndarray:
+    """Smooth logits: positive inside any of the (cx, cy, radius) discs, wobbly so the edge is irregular."""
+    yy, xx = np.mgrid[: shape[0], : shape[1]].astype(np.float32)
+    wobble = 4.0 * np.sin(xx / 7.0) * np.cos(yy / 11.0)
+    d = np.max([rad - np.hypot(xx - cx, yy - cy) for cx, cy, rad in blobs], axis=0)
+    return np.asarray((d + wobble) / 3.0, np.float32)
+
+
+@pytest.mark.parametrize(
+    "blobs",
+    [
+        [(290, 150, 90)],  # the cup's size, in the middle
+        [(20, 15, 60), (600, 400, 120)],  # one over the top-left corner, one over the bottom-right edge
+        [(320, 240, 400)],  # almost all of the frame: the band runs along the image border's inside
+    ],
+)
+def test_fast_path_equals_the_full_frame_filter(blobs: list[tuple[int, int, int]]) -> None:
+    image = load_image(COFFEE)
+    logits = _blob_logits(image.shape[:2], blobs)
+    mask = logits > 0
+    mask[140:160, 280:300] = ~mask[140:160, 280:300]  # an edit the logits disagree with
+    for s in (BoundarySettings(), BoundarySettings(radius=8, band=6, temperature=4.0)):
+        fast = refine_boundary(mask, logits, image, s)
+        assert np.array_equal(fast, _full_frame_reference(mask, logits, image, s))
+        assert (fast != mask).any()
+
+
 def test_mismatched_shapes_are_refused() -> None:
     img, _true, logits = _square_scene(shift=0)
     with pytest.raises(ValueError, match="must match"):
@@ -84,5 +123,11 @@ def test_segmenter_flag(weights_path: Path) -> None:
     (x0, y0), logits, frame = guided.boundary_inputs(a)
     assert (x0, y0) == (0, 0) and logits.shape == image.shape[:2] and frame.shape == image.shape
     assert np.array_equal(logits > 0, a.mask)  # the same upsampling as the masks
+    for pts in (CUP, [(100, 100), (180, 60), (40, 200), (150, 300)]):
+        pred = plain.predict(extreme_points=pts)
+        (x0, y0), logits, frame = guided.boundary_inputs(pred)
+        mask = pred.mask[y0 : y0 + logits.shape[0], x0 : x0 + logits.shape[1]]
+        s = guided.boundary_settings
+        assert np.array_equal(refine_boundary(mask, logits, frame, s), _full_frame_reference(mask, logits, frame, s))
     with pytest.raises(PromptError, match="boundary mode"):
         load_segmenter("mobilesam", weights=weights_path, boundary="bilateral")
