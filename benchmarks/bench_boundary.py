@@ -5,6 +5,7 @@ Two steps, so the sweep costs no model time:
 
     python -m benchmarks.bench_boundary dump --sets davis345 --half A      # the recipe's first masks
     python -m benchmarks.bench_boundary sweep --sets davis345 --half A     # settings -> mIoU, ms per mask
+    python -m benchmarks.bench_boundary cost --sets davis345,grabcut --half B  # fast path = full frame? ms
 
 ``dump`` runs the segmenter (the default recipe, or ``--recipe`` flags, boundary off) on every object and
 stores the chosen mask's frame (offset, upsampled logits, RGB crop) with its GT under /tmp/gtw_boundary;
@@ -31,7 +32,7 @@ import numpy as np
 
 from benchmarks import protocol as P
 from benchmarks.bench_quality import CACHE, DiskCachedSegmenter, load_mobilesam_segmenter, parse_recipe
-from gt_widget.segment.boundary import BoundarySettings, refine_boundary
+from gt_widget.segment.boundary import BoundarySettings, boundary_band, guided_filter, refine_boundary
 
 DUMPS = Path(os.environ.get("GTW_BOUNDARY_DUMPS", "/tmp/gtw_boundary"))
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -150,11 +151,77 @@ def sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def full_frame(mask: np.ndarray, logits: np.ndarray, image: np.ndarray, s: BoundarySettings) -> np.ndarray:
+    """The refinement computed the plain way: the guided filter over the whole frame (the reference)."""
+    band = boundary_band(mask, s.band)
+    p = 1.0 / (1.0 + np.exp(-np.clip(logits / max(s.temperature, 1e-6), -30.0, 30.0)))
+    p = np.where((logits > 0) == mask, p, mask.astype(np.float32))
+    q = guided_filter(np.asarray(image[..., :3], np.float32) * (1.0 / 255.0), p, s.radius, s.eps)
+    out = mask.copy()
+    out[band] = q[band] > 0.5
+    return out
+
+
+def cost(args: argparse.Namespace) -> int:
+    """``refine_boundary`` (the default setting) against the full-frame filter on the stored frames: masks
+    identical?, and ms per mask (best of 3, one thread), full frames and zoomed crops apart."""
+    import cv2
+
+    cv2.setNumThreads(1)
+    st = BoundarySettings()
+    out: dict[str, Any] = {}
+    for name in [s for s in args.sets.split(",") if s]:
+        with dump_path(name, args.half).open("rb") as fh:
+            items = pickle.load(fh)[args.start :: args.every]
+        rows: dict[str, dict[str, list[float]]] = {}
+        differing = 0
+        for it in items:
+            x0, y0, x1, y1 = it["crop"]
+            mask = it["mask"][y0:y1, x0:x1]
+            logits = it["logits"].astype(np.float32)
+            kind = "full" if mask.shape == it["mask"].shape else "crop"
+            for label, fn in (("fast", refine_boundary), ("full_frame", full_frame)):
+                best = float("inf")
+                for _ in range(3):
+                    t = time.perf_counter()
+                    m = fn(mask, logits, it["frame"], st)
+                    best = min(best, time.perf_counter() - t)
+                rows.setdefault(kind, {}).setdefault(label, []).append(best)
+                if label == "fast":
+                    fast = m
+            differing += int(not np.array_equal(fast, m))
+        key = f"{name}{'_' + args.half if args.half and name == 'davis345' else ''}"
+        out[key] = {"n": len(items), "masks_differing": differing}
+        for kind, by in rows.items():
+            for label, secs in by.items():
+                v = 1000 * np.array(secs)
+                out[key][f"{kind}_{label}"] = {
+                    "n": len(v),
+                    "ms_p50": round(float(np.median(v)), 1),
+                    "ms_p90": round(float(np.quantile(v, 0.9)), 1),
+                }
+                print(
+                    f"{key} {kind:4s} {label:10s} n={len(v):3d}  p50 {np.median(v):5.1f} ms  p90 {np.quantile(v, 0.9):5.1f} ms"
+                )
+        print(f"{key}: {differing} of {len(items)} masks differ from the full-frame filter")
+    out["load_average"] = os.getloadavg()
+    print(f"load average {out['load_average']}")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(out, indent=1))
+        print(f"wrote {args.out}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line; returns an exit code."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
-        "step", nargs="?", choices=("dump", "sweep", "all"), default="all", help="all: dump if missing, sweep"
+        "step",
+        nargs="?",
+        choices=("dump", "sweep", "all", "cost"),
+        default="all",
+        help="all: dump if missing, sweep; cost: fast path vs full-frame filter (same masks?, ms per mask)",
     )
     ap.add_argument("--sets", default="davis345")
     ap.add_argument("--half", choices=("A", "B"), default=None)
@@ -163,8 +230,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--recipe", nargs="*", default=[])
     ap.add_argument("--weights", type=Path, default=os.environ.get("GT_WIDGET_WEIGHTS"))
     ap.add_argument("--settings", nargs="*", default=None, help="JSON settings, e.g. '{\"radius\": 4}'")
-    ap.add_argument("--out", type=Path, default=RESULTS / "boundary.json")
+    ap.add_argument("--out", type=Path, default=None, help="default results/boundary.json (cost: boundary_cost.json)")
     args = ap.parse_args(argv)
+    if args.out is None:
+        args.out = RESULTS / ("boundary_cost.json" if args.step == "cost" else "boundary.json")
+    if args.step == "cost":
+        return cost(args)
     if args.step == "dump":
         return dump(args)
     if args.step == "all" and not all(dump_path(n, args.half).exists() for n in args.sets.split(",") if n):
