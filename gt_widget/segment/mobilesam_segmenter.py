@@ -22,9 +22,10 @@ redrew everything for one click -- only the connected change around the new clic
 refine modes ("guarded": retry without logits when a click is ignored; "ensemble"; "nologits") measured
 worse on DAVIS-345 NoC (benchmarks/README.md).
 A missed part: 4 extreme points on the part give the part's mask; the caller unions it with the object.
-Boundary (``boundary="guided"``, off by default): the chosen mask's boundary is re-decided at full resolution
-by a guided filter of its logits in the frame the model saw (``segment/boundary.py``); +0.38 mIoU on the
-held-out DAVIS half, ~20-50 ms per mask (benchmarks/README.md).
+Boundary (``boundary="guided"``, the default; ``"off"`` = the thresholded upsampled logits): the chosen mask's
+boundary is re-decided at full resolution by a guided filter of its logits in the frame the model saw
+(``segment/boundary.py``); +0.38 mIoU on the held-out DAVIS half, ~7 ms p50 per full 854x480 frame
+(benchmarks/README.md).
 
 Threads (contract 1): encoder runs (``prepare``, a staged ``refine``, a crop encode) never hold the lock
 that ``predict`` takes; background ones pause between encoder blocks while a ``predict`` is in flight
@@ -144,7 +145,7 @@ class MobileSamSegmenter:
         cache_size: int = 8,
         zoom_size: int = 1024,
         smooth_logits: float = 0.0,
-        boundary: Literal["off", "guided"] = "off",
+        boundary: Literal["off", "guided"] = "guided",
         boundary_radius: int = 4,
         boundary_eps: float = 1e-3,
         boundary_band: int = 3,

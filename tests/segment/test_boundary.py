@@ -1,6 +1,7 @@
 """Boundary refinement (segment/boundary.py): the guided filter snaps a coarse boundary to the image's edge,
-changes nothing outside its band, keeps edits the logits disagree with; the segmenter flag is off by default
-and, on, returns the refined mask as its first candidate (real model on the shipped coffee image)."""
+changes nothing outside its band, keeps edits the logits disagree with, and its band-only computation gives
+the masks of the plain full-frame filter; the segmenter flag is on by default and returns the refined mask as
+its first candidate (real model on the shipped coffee image)."""
 
 from __future__ import annotations
 
@@ -107,10 +108,10 @@ def test_mismatched_shapes_are_refused() -> None:
 @pytest.mark.weights
 def test_segmenter_flag(weights_path: Path) -> None:
     image = load_image(COFFEE)
-    plain = load_segmenter("mobilesam", weights=weights_path, zoom="off")
+    plain = load_segmenter("mobilesam", weights=weights_path, zoom="off", boundary="off")
     assert isinstance(plain, MobileSamSegmenter) and plain.boundary == "off"
-    guided = load_segmenter("mobilesam", weights=weights_path, zoom="off", boundary="guided")
-    assert isinstance(guided, MobileSamSegmenter)
+    guided = load_segmenter("mobilesam", weights=weights_path, zoom="off")
+    assert isinstance(guided, MobileSamSegmenter) and guided.boundary == "guided"  # the default
     plain.set_image(image)
     guided.set_image(image)
     a = plain.predict(extreme_points=CUP)
