@@ -133,7 +133,7 @@ def refine_boundary(
     out = mask.copy()
     for sy0 in range(0, band.shape[0], STRIP):
         strip = band[sy0 : sy0 + STRIP]
-        for cx0, cx1 in _runs(strip.any(axis=0), MERGE_GAP):
+        for cx0, cx1 in _runs(np.asarray(strip.any(axis=0)), MERGE_GAP):
             ry0, ry1 = my0 + sy0, my0 + sy0 + strip.shape[0]  # target rows / cols (image coordinates)
             rx0, rx1 = mx0 + cx0, mx0 + cx1
             y0, y1 = max(ry0 - sup, 0), min(ry1 + sup, h)  # + the filter's support, clipped
