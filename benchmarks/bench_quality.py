@@ -269,7 +269,13 @@ def small_instances(args: argparse.Namespace, flags: dict[str, Any]) -> int:
     recipes = {
         "default": dict(flags),
         "zoom_off": dict(flags, zoom="off"),
-        "upstream": {"zoom": "off", "variants": ("box+points",), "full_variants": ("box+points",), "select": "iou"},
+        "upstream": {
+            "zoom": "off",
+            "variants": ("box+points",),
+            "full_variants": ("box+points",),
+            "select": "iou",
+            "boundary": "off",
+        },
     }
     out: dict[str, Any] = {"n": len(samples), "max_area": 0.01}
     for label, recipe in recipes.items():

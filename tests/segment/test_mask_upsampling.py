@@ -28,7 +28,7 @@ CUP = [(290, 18), (232, 305), (174, 130), (408, 130)]  # top, bottom, left, righ
 
 @pytest.fixture(scope="module")
 def seg(weights_path: Path) -> MobileSamSegmenter:
-    s = load_segmenter("mobilesam", weights=weights_path, zoom="off")
+    s = load_segmenter("mobilesam", weights=weights_path, zoom="off", boundary="off")  # the upsampling itself
     assert isinstance(s, MobileSamSegmenter)
     return s
 
