@@ -11,7 +11,7 @@ The kernel owns the full-resolution image and label map; the browser only receiv
   out (thin strokes on huge images stay visible);
   after an edit only the canvas rectangle of the changed image box is re-sent;
 - layer 2, preview: the live preview of the 4th extreme point, a light fill with an outline, sent as the
-  canvas rectangle of the mask's bounding box (``preview_rgba``, sent as a palette PNG too);
+  canvas rectangle of the mask's bounding box (``preview_index``, sent as a palette PNG);
 - layer 3, interaction: points, clicks, the polygon being drawn and the brush outline (vector commands).
 
 Canvas -> image mapping (what an end-to-end test needs to click a given image pixel): canvas pixel
@@ -402,26 +402,6 @@ def preview_index(mask: np.ndarray, view: Viewport, color: str) -> tuple[np.ndar
         values, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0
     ).astype(bool)
     return np.where(edge, np.uint8(2), values).astype(np.uint8), pal, rect
-
-
-def preview_rgba(mask: np.ndarray, view: Viewport, color: str) -> tuple[np.ndarray, Rect] | None:
-    """The preview picture of bool (H, W) ``mask``: RGBA of the canvas rectangle of its bounding box, a light
-    fill in ``color`` with an opaque outline; None when the mask is empty or out of view."""
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    if not len(rows):
-        return None
-    box = (max(0, int(rows[0]) - 1), int(rows[-1]) + 2, max(0, int(cols[0]) - 1), int(cols[-1]) + 2)
-    rect = view.box_rect(box)
-    if rect is None:
-        return None
-    rgb = hex_to_rgb(color)
-    lut = np.array([(0, 0, 0, 0), (*rgb, round(255 * PREVIEW_ALPHA))], np.uint8)
-    edge_lut = np.array([(0, 0, 0, 0), (*rgb, 255)], np.uint8)
-    values = sample_values(np.ascontiguousarray(mask, bool).view(np.uint8), view, rect)
-    edge = values.astype(bool) & ~cv2.erode(
-        values, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0
-    ).astype(bool)
-    return np.where(edge[..., None], edge_lut[1], lut[values]), rect
 
 
 class Layers:
