@@ -11,6 +11,7 @@ multimask candidates; the IoU head predicts each mask's quality.
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -67,8 +68,13 @@ class Attention(nn.Module):
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         qh, kh, vh = self._heads(self.q_proj(q)), self._heads(self.k_proj(k)), self._heads(self.v_proj(v))
-        attn = (qh @ kh.transpose(-2, -1)) / math.sqrt(qh.shape[-1])
-        out = attn.softmax(dim=-1) @ vh
+        if kh.shape[-2] < qh.shape[-2]:
+            # few keys (image -> token): softmax over the short axis kept off the innermost one
+            attn_t = (kh @ qh.transpose(-2, -1)) / math.sqrt(qh.shape[-1])  # (B, H, Nk, Nq)
+            out = attn_t.softmax(dim=-2).transpose(-2, -1) @ vh
+        else:
+            attn = (qh @ kh.transpose(-2, -1)) / math.sqrt(qh.shape[-1])
+            out = attn.softmax(dim=-1) @ vh
         b, _, n, _ = out.shape
         return self.out_proj(out.transpose(1, 2).reshape(b, n, self.internal_dim))
 
@@ -128,8 +134,9 @@ class TwoWayTransformer(nn.Module):
         self, image_embedding: torch.Tensor, image_pe: torch.Tensor, point_embedding: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, C, h, w) image, (B, C, h, w) positional encoding, (B, N, C) tokens -> (tokens, image tokens)."""
-        keys = image_embedding.flatten(2).permute(0, 2, 1)
-        key_pe = image_pe.flatten(2).permute(0, 2, 1)
+        # channels-last copies: every later add / projection on them runs on contiguous memory
+        keys = image_embedding.flatten(2).transpose(1, 2).contiguous()
+        key_pe = image_pe.flatten(2).transpose(1, 2).contiguous()
         queries = point_embedding
         for layer in self.layers:
             queries, keys = layer(queries, keys, point_embedding, key_pe)
@@ -168,10 +175,53 @@ class MaskDecoder(nn.Module):
         dense_prompt_embeddings: torch.Tensor,
         multimask_output: bool,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Image embedding (1, C, h, w) shared by B prompt sets -> masks (B, 1|3, 4h, 4w), IoU (B, 1|3)."""
-        masks, iou = self.predict_all(image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings)
+        """Image embedding (1, C, h, w) shared by B prompt sets -> masks (B, 1|3, 4h, 4w), IoU (B, 1|3).
+
+        Same function as ``predict_all`` followed by the selection, up to float rounding (the test
+        compares them), computed more cheaply: when the dense prompt embedding is the same for every
+        prompt set (no mask input: the prompt encoder returns it expanded), the image tokens enter the
+        transformer once (batch 1) and broadcast, so the first block's image-side projections run once
+        per call, not once per prompt; the upscaling's transposed convolutions run as channels-last
+        matrix products; only the selected mask tokens' masks are formed.
+        """
         sel = slice(1, None) if multimask_output else slice(0, 1)
-        return masks[:, sel], iou[:, sel]
+        bs = sparse_prompt_embeddings.shape[0]
+        out_tokens = torch.cat([self.iou_token.weight, self.mask_tokens.weight], dim=0)
+        tokens = torch.cat([out_tokens.unsqueeze(0).expand(bs, -1, -1), sparse_prompt_embeddings], dim=1)
+        dense = dense_prompt_embeddings
+        if image_embeddings.shape[0] == 1 and (dense.shape[0] == 1 or dense.stride(0) == 0):
+            src = image_embeddings + dense[:1]  # (1, C, h, w): broadcast against the B prompt sets
+        else:
+            src = image_embeddings.expand(bs, -1, -1, -1) if image_embeddings.shape[0] == 1 else image_embeddings
+            src = src + dense
+        hs, src_tokens = self.transformer(src, image_pe[:1], tokens)
+        h, w = src.shape[-2:]
+        chosen = range(1, self.num_mask_tokens) if multimask_output else range(1)
+        hyper = torch.stack([self.output_hypernetworks_mlps[i](hs[:, 1 + i, :]) for i in chosen], dim=2)  # (B, C/8, M)
+        masks = self._upscale_masks(src_tokens, hyper, h, w)
+        return masks, self.iou_prediction_head(hs[:, 0, :])[:, sel]
+
+    def _upscale_masks(self, tokens: torch.Tensor, hyper: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        """Image tokens (B, h*w, C), hypernetwork weights (B, C/8, M) -> mask logits (B, M, 4h, 4w).
+
+        ``output_upscaling`` (two kernel-2 stride-2 transposed convolutions: a per-pixel linear map to a
+        2x2 block each) as channels-last matrix products, then the per-mask dot products.
+        """
+        up = self.output_upscaling
+        conv1, conv2 = cast(nn.ConvTranspose2d, up[0]), cast(nn.ConvTranspose2d, up[3])
+        norm = cast(LayerNorm2d, up[1])
+        c1, c2 = conv1.out_channels, conv2.out_channels
+        b, _, c = tokens.shape
+        m = hyper.shape[-1]
+        # ConvTranspose2d weight (in, out, 2, 2) -> (in, 2*2*out): output order (dy, dx, out)
+        w1 = conv1.weight.permute(0, 2, 3, 1).reshape(c, -1)
+        w2 = conv2.weight.permute(0, 2, 3, 1).reshape(c1, -1)
+        y = torch.addmm(conv1.bias.repeat(4), tokens.reshape(-1, c), w1)  # type: ignore[union-attr]
+        y = F.gelu(F.layer_norm(y.view(-1, c1), (c1,), norm.weight, norm.bias, norm.eps))
+        y = F.gelu(torch.addmm(conv2.bias.repeat(4), y, w2))  # type: ignore[union-attr]  # (B*h*w*4, 4*c2)
+        y = y.view(b, -1, c2) @ hyper  # (B, h*w*16, M): pixels (y, x, dy, dx, ey, ex)
+        y = y.view(b, h, w, 2, 2, 2, 2, m).permute(0, 7, 1, 3, 5, 2, 4, 6)
+        return y.reshape(b, m, 4 * h, 4 * w)
 
     def predict_all(
         self,
