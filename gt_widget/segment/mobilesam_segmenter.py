@@ -6,7 +6,8 @@ Recipe for 4 extreme points (defaults; every step is a constructor flag, measure
 1. zoomed pass (DEXTR-style, ``zoom="auto"``): when the points' box covers under ``zoom_below`` (30%) of
    the image, the image is re-encoded on a crop around the box (``zoom_context`` = 40% of its size on each
    side, snapped to 16 px) so the object fills the model's input (``zoom_size``, 1024: smaller sides are
-   cheaper but measured worse, benchmarks/README.md); this costs a second encoder run (~0.5 s on 2 free
+   cheaper but measured worse, benchmarks/README.md; ``zoom_scale`` ties the side to the crop's and
+   ``zoom_area="real"`` encodes only a non-square crop's own area, both opt-in, same file); this costs a second encoder run (~0.5 s on 2 free
    cores in fp32), cached per crop so corrective clicks in the same crop are cheap. ``zoom="off"`` gives
    the instant single-pass answer; ``predict_staged`` gives it first and the zoomed one through ``refine``;
 2. prompts: in the crop, box + the 4 points as positive clicks *and* the box alone (``variants``), 3 masks
