@@ -151,15 +151,16 @@ def worker(variant: str, n_images: int, repeat: int, threads: int, mask_dir: Pat
     }
 
 
-def refine_worker(precision: str, n_images: int, threads: int) -> dict[str, Any]:
-    """The default recipe's refined pass on ``n_images`` zoomed objects, in this process."""
+def refine_worker(precision: str, n_images: int, threads: int, recipe: Sequence[str] = ()) -> dict[str, Any]:
+    """The default recipe's refined pass (``recipe`` key=value flags on top) on ``n_images`` zoomed objects."""
     import torch
 
     from benchmarks.protocol import extreme_points, iou
     from gt_widget.segment import load_segmenter
+    from gt_widget.segment.named import parse_flags
 
     torch.set_num_threads(threads)
-    seg = load_segmenter("mobilesam", precision=precision, threads=threads)
+    seg = load_segmenter("mobilesam", precision=precision, threads=threads, **parse_flags(recipe))
     load0 = os.getloadavg()[0]
     picked = []
     for sample in _pick_samples(4 * n_images):
@@ -192,6 +193,7 @@ def refine_worker(precision: str, n_images: int, threads: int) -> dict[str, Any]
     return {
         "precision": seg.precision,
         "setting": precision,
+        "recipe": list(recipe),
         "threads": threads,
         "objects": len(picked),
         "first_ms": {"p50": _pct(first_ms, 50), "p90": _pct(first_ms, 90)},
@@ -210,7 +212,7 @@ def refine_main(args: argparse.Namespace) -> int:
     for prec in args.precisions:
         print(f"-- refined pass, precision={prec}", flush=True)
         cmd = [sys.executable, "-m", "benchmarks.bench_latency", "--refine-worker", prec]
-        cmd += ["--images", str(args.images), "--threads", str(args.threads)]
+        cmd += ["--images", str(args.images), "--threads", str(args.threads), "--recipe", *args.recipe]
         proc = subprocess.run(cmd, cwd=HERE.parent, capture_output=True, text=True, check=False)
         line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
         if proc.returncode or line is None:
@@ -222,7 +224,7 @@ def refine_main(args: argparse.Namespace) -> int:
     for r in rows:
         la = r["loadavg_1min"]
         table.append(
-            f"| {r['precision']} ({r['setting']}) | {r['objects']} | {r['first_ms']['p50']:.0f} / {r['first_ms']['p90']:.0f} | "
+            f"| {r['precision']} ({r['setting']}{' ' + ' '.join(r['recipe']) if r.get('recipe') else ''}) | {r['objects']} | {r['first_ms']['p50']:.0f} / {r['first_ms']['p90']:.0f} | "
             f"{r['refine_s']['p50']:.3f} / {r['refine_s']['p90']:.3f} | {r['refine_cpu_s']['p50']:.2f} | "
             f"{r['crop_side_px']['p50']:.0f} | {r['miou_first']:.2f} / {r['miou_refined']:.2f} | {la[0]:.1f}-{la[1]:.1f} |"
         )
@@ -293,12 +295,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--refine", action="store_true", help="measure the refined (zoomed) pass per precision")
     ap.add_argument("--precisions", nargs="*", default=["auto", "fp32"], help="with --refine")
     ap.add_argument("--refine-worker", help=argparse.SUPPRESS)
+    ap.add_argument("--recipe", nargs="*", default=[], help="with --refine: segmenter flags, e.g. zoom_area=real")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--mask-dir", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
     if args.refine_worker:
-        print("RESULT " + json.dumps(refine_worker(args.refine_worker, args.images, args.threads)))
+        print("RESULT " + json.dumps(refine_worker(args.refine_worker, args.images, args.threads, args.recipe)))
         return 0
     if args.refine:
         return refine_main(args)

@@ -32,6 +32,8 @@ from gt_widget.segment.named import parse_flags
 CONFIG_KEYS = (
     "precision",
     "zoom_size",
+    "zoom_area",
+    "zoom_scale",
     "smooth_logits",
     "variants",
     "full_variants",
@@ -76,10 +78,12 @@ class DiskCachedSegmenter:
         self.encoder_runs = 0
         original = seg._encode
 
-        def encode(rgb: np.ndarray, key: str, image_size: int = 1024) -> Any:
+        def encode(rgb: np.ndarray, key: str, image_size: int = 1024, encode_area: str | None = None) -> Any:
             from gt_widget.segment.mobilesam_segmenter import SamImageState, _image_key
 
+            area = seg.encode_area if encode_area is None else encode_area
             variant = "" if (image_size, seg.precision) == (1024, "fp32") else f"_{image_size}_{seg.precision}"
+            variant += "" if area == "full" else f"_{area}"
             path = folder / f"{_image_key(rgb)}{variant}.pt"
             if path.exists():
                 d = torch.load(path, weights_only=True)
@@ -91,7 +95,7 @@ class DiskCachedSegmenter:
                     key,
                     image_size=image_size,
                 )
-            state = original(rgb, key, image_size)
+            state = original(rgb, key, image_size, encode_area)
             self.encoder_runs += 1
             tmp = path.with_suffix(".tmp")
             torch.save(

@@ -6,7 +6,8 @@ Recipe for 4 extreme points (defaults; every step is a constructor flag, measure
 1. zoomed pass (DEXTR-style, ``zoom="auto"``): when the points' box covers under ``zoom_below`` (30%) of
    the image, the image is re-encoded on a crop around the box (``zoom_context`` = 40% of its size on each
    side, snapped to 16 px) so the object fills the model's input (``zoom_size``, 1024: smaller sides are
-   cheaper but measured worse, benchmarks/README.md); this costs a second encoder run (~0.5 s on 2 free
+   cheaper but measured worse, benchmarks/README.md; ``zoom_scale`` ties the side to the crop's and
+   ``zoom_area="real"`` encodes only a non-square crop's own area, both opt-in, same file); this costs a second encoder run (~0.5 s on 2 free
    cores in fp32), cached per crop so corrective clicks in the same crop are cheap. ``zoom="off"`` gives
    the instant single-pass answer; ``predict_staged`` gives it first and the zoomed one through ``refine``;
 2. prompts: in the crop, box + the 4 points as positive clicks *and* the box alone (``variants``), 3 masks
@@ -153,6 +154,8 @@ class MobileSamSegmenter:
         precision: str | None = None,
         threads: int | None = None,
         encode_area: str = "full",
+        zoom_area: str = "full",
+        zoom_scale: float = 0.0,
     ) -> None:
         from gt_widget.segment.mobilesam import SamPredictor
         from gt_widget.segment.mobilesam.runtime import CoreMonitor, choose_precision
@@ -173,6 +176,15 @@ class MobileSamSegmenter:
             raise PromptError(f"encode_area must be one of {ENCODE_AREAS}, got {encode_area!r}")
         self.encode_area = encode_area
         """Full-image encodes of the padded square (``"full"``) or of the image's own area only (``"real"``)."""
+        if zoom_area not in ENCODE_AREAS:
+            raise PromptError(f"zoom_area must be one of {ENCODE_AREAS}, got {zoom_area!r}")
+        self.zoom_area = zoom_area
+        """``encode_area`` of the zoomed crop encodes (``"real"``: a non-square crop costs only its own area)."""
+        if not 0.0 <= float(zoom_scale) <= 8.0:
+            raise PromptError(f"zoom_scale must be 0 (always zoom_size) or a factor in (0, 8], got {zoom_scale}")
+        self.zoom_scale = float(zoom_scale)
+        """0: crops are encoded at ``zoom_size``; k > 0: at k x the crop's long side, rounded up to a multiple
+        of 128 within [256, zoom_size] (few distinct sizes, so few cached blank embeddings)."""
         self.smooth_logits = max(0.0, float(smooth_logits))
         """Gaussian sigma (low-res px) applied to the logits before thresholding the shown masks (0: off)."""
         if boundary not in ("off", "guided"):
@@ -227,11 +239,13 @@ class MobileSamSegmenter:
         return cls(load_mobilesam(path), **kwargs)
 
     # ------------------------------------------------------------------ per-image state
-    def _encode(self, rgb: np.ndarray, key: str, image_size: int = 1024) -> SamImageState:
-        """Run the encoder (never under ``self._lock``; a private predictor is safe beside a predict)."""
-        predictor = self._predictor_cls(
-            self.model, image_size=image_size, precision=self.precision, encode_area=self.encode_area
-        )
+    def _encode(
+        self, rgb: np.ndarray, key: str, image_size: int = 1024, encode_area: str | None = None
+    ) -> SamImageState:
+        """Run the encoder (never under ``self._lock``; a private predictor is safe beside a predict);
+        ``encode_area`` None: the segmenter's ``encode_area``."""
+        area = self.encode_area if encode_area is None else encode_area
+        predictor = self._predictor_cls(self.model, image_size=image_size, precision=self.precision, encode_area=area)
         with self._torch_threads():
             predictor.set_image(rgb)
         return SamImageState(
@@ -318,13 +332,22 @@ class MobileSamSegmenter:
                 st.crops.move_to_end(crop)
                 return cached
         x0, y0, x1, y1 = crop
-        enc = self._encode(np.ascontiguousarray(st.image[y0:y1, x0:x1]), f"{st.key}/{crop}", self.zoom_size)
+        size = self.crop_encode_size(max(x1 - x0, y1 - y0))
+        rgb = np.ascontiguousarray(st.image[y0:y1, x0:x1])
+        enc = self._encode(rgb, f"{st.key}/{crop}", size, self.zoom_area)
         with self._lock:
             cached = st.crops.setdefault(crop, enc)
             st.crops.move_to_end(crop)
             while len(st.crops) > 4:
                 st.crops.popitem(last=False)
         return cached
+
+    def crop_encode_size(self, side: int) -> int:
+        """Encoder input side for a crop whose long side is ``side`` px (see ``zoom_scale``)."""
+        if self.zoom_scale <= 0:
+            return self.zoom_size
+        want = int(np.ceil(self.zoom_scale * side / 128.0)) * 128
+        return int(min(self.zoom_size, max(256, want)))
 
     def _use_frame(self, st: SamImageState, crop: tuple[int, int, int, int] | None) -> _Frame:
         """Point a decoder at the full image or at a crop of it (whose embedding ``_crop_state`` made);
