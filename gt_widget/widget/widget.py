@@ -142,7 +142,8 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
         with self._lock:
             self.screen.show(rgb)  # first: the editor's change event draws in the new view
             state, kept = self.editor.open(cache_keys[-1], (h, w), initial_value)
-            self.prompts.start(cache_keys[-1], (h, w), kept > 0)
+            # the image's log goes on whenever its history came back, also with only redo steps in it
+            self.prompts.start(cache_keys[-1], (h, w), kept > 0 or bool(state.redo_stack))
             self._rgb = rgb
             self.outputs = Outputs(state, initial_value is not None, self._worker_id)
             for tool in self.tools.values():
