@@ -10,7 +10,8 @@ Journal records (little-endian)::
     b"GTJ1" | kind u8 | index u32 | seq u64 | length u32 | crc32 u32 | payload[length]
 
 ``kind`` ``E`` (an edit of image ``index``): payload = JSON header (shape, box ``(y0, y1, x0, x1)`` or null,
-instances as ``[[label, colour], ...]`` or null, time), ``\\n``, then the zlib-compressed uint8 crop of the map
+instances as ``[[label, colour], ...]`` or null, time, ``human``: false for imported labels, true for a human
+edit or accept, absent in older journals), ``\\n``, then the zlib-compressed uint8 crop of the map
 *after* the edit over ``box`` (the same tight-box zlib crops the undo history keeps, ``widget/state.py``).
 A box covering the whole image is a full record. Records hold absolute values, so replaying any suffix of
 them, in order, over a state that already holds some of them gives the same result (idempotent).
@@ -66,6 +67,8 @@ class Record:
     crop: np.ndarray | None = None
     instances: list[tuple[str, str]] | None = None
     moment: str = ""
+    human: bool | None = None
+    """False: imported labels ("to review"); True: a human edit or accept; None: not recorded (older journal)."""
 
 
 def changed_box(old: np.ndarray | None, new: np.ndarray) -> Box | None:
@@ -118,15 +121,19 @@ class Journal:
         new: np.ndarray,
         box: Box | None,
         instances: list[tuple[str, str]] | None,
+        human: bool | None = None,
     ) -> int:
-        """Append (and fsync) the edit of image ``index`` whose result is ``new`` over ``box``; returns bytes
-        written. Raises ``OSError`` when the disk refuses (the caller keeps the edit in memory)."""
-        header = {
+        """Append (and fsync) the edit of image ``index`` whose result is ``new`` over ``box``, made by a human
+        (``human=True``) or imported (``False``); returns bytes written. Raises ``OSError`` when the disk
+        refuses (the caller keeps the edit in memory)."""
+        header: dict[str, object] = {
             "shape": [int(new.shape[0]), int(new.shape[1])],
             "box": list(box) if box is not None else None,
             "instances": [list(i) for i in instances] if instances is not None else None,
             "time": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
         }
+        if human is not None:
+            header["human"] = bool(human)
         crop = b""
         if box is not None:
             y0, y1, x0, x1 = box
@@ -195,6 +202,7 @@ class Journal:
                         crop,
                         [(str(a), str(b)) for a, b in insts] if insts is not None else None,
                         str(meta.get("time", "")),
+                        bool(meta["human"]) if meta.get("human") is not None else None,
                     ),
                     end,
                 )

@@ -325,13 +325,17 @@ class LabelingSession(SessionUI):
         if self.error is not None or self.read_only:
             return
         reviewing = self.is_to_review(self.index)
-        index_map, instances = self.widget.snapshot()
-        try:
-            self._store.record(
-                self.index, index_map, instances if self.mode == "instance" else None, self._shown_at, force=force
-            )
-        except StoreError as exc:
-            raise SessionError(f"{exc}; create a new LabelingSession to keep labeling") from None
+        # The snapshot and its record in one step under the widget's lock: edits committed on other threads
+        # (model answers, widget messages on another kernel thread) are then journaled in the order they were
+        # made, never an older snapshot after a newer one (an undo lost behind the stroke it undid).
+        with self.widget._lock:
+            index_map, instances = self.widget.snapshot()
+            try:
+                self._store.record(
+                    self.index, index_map, instances if self.mode == "instance" else None, self._shown_at, force=force
+                )
+            except StoreError as exc:
+                raise SessionError(f"{exc}; create a new LabelingSession to keep labeling") from None
         if reviewing and not self.is_to_review(self.index):
             self._write_state()  # the image left "imported, to review": a resumed session must know
         self._save_prompt_log()

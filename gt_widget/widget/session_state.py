@@ -3,7 +3,8 @@
 Keys: ``version``, ``job_name``, ``labels``, ``mode``, ``label_attribute``, ``sources`` (the input refs, in
 order), ``index`` (the image shown, 0-based) and, once initial labels were imported, ``imported`` (the
 0-based indices still "imported, to review"; present at all = the import is done and never repeated).
-Ground Truth never reads it. A session with other labels, mode or sources in the folder is refused.
+It is written after an edit is saved, so on resume the edit's own records win over ``imported``: the journal's
+human / imported mark and the output manifest's ``human-annotated`` (``store.py``). Ground Truth never reads it. A session with other labels, mode or sources in the folder is refused.
 """
 
 from __future__ import annotations

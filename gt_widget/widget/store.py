@@ -15,6 +15,10 @@ The life of an edit:
    image replaces it, so navigating away never discards work.
 3. Reopening replays the journal records the files miss (after each image's last checkpoint) and writes
    them. When every record is in the files the journal is emptied.
+Imported labels ("to review", ``human-annotated: "no"``) leave that state with the first human edit or
+accept. The mark travels with the edit: each journal record says whether it is human, and the output
+manifest line says it once written, so on reopening both override the session state file's ``imported``
+list, which is written only after the edit (a kernel dying in between loses nothing).
 A journal append that fails (full disk) keeps the edit in memory as a pending snapshot and makes the next
 record of that image a full one, so the journal never depends on a record it lost.
 
@@ -58,7 +62,13 @@ from gt_widget.groundtruth.formats import (
     semantic_answer,
     worker_response,
 )
-from gt_widget.groundtruth.output import OutputLayout, instance_line, parse_worker_response_name, write_output_manifest
+from gt_widget.groundtruth.output import (
+    OutputLayout,
+    instance_line,
+    parse_worker_response_name,
+    read_output_manifest,
+    write_output_manifest,
+)
 from gt_widget.palette import label_colors
 from gt_widget.sources import SourceItem
 from gt_widget.widget import memory
@@ -288,7 +298,9 @@ class SessionStore:
                 box = (0, int(new.shape[0]), 0, int(new.shape[1]))
             self._seq += 1
             try:
-                self.journal_bytes += self.journal.append_edit(index, self._seq, new, box, _meta(instances))
+                self.journal_bytes += self.journal.append_edit(
+                    index, self._seq, new, box, _meta(instances), human=human
+                )
                 self._unjournaled.discard(index)
             except OSError as exc:
                 self._unjournaled.add(index)
@@ -510,9 +522,11 @@ class SessionStore:
         if not self.read_only:
             for leftover in job_dir.rglob(".*.tmp"):  # ours: we hold the folder's lock
                 leftover.unlink(missing_ok=True)
+        records = list(self.journal.records())
+        self._recover_review(records)
         for index in range(len(self.items)):
             self._recover_files(index)
-        replay = self._replay()
+        replay = self._replay(records)
         with self._cond:
             for index, snap in replay.items():
                 if index not in self._pending:
@@ -522,6 +536,28 @@ class SessionStore:
             if self._saved or self._pending:
                 with contextlib.suppress(OSError):
                     self._write_manifest()
+
+    def _recover_review(self, records: Sequence[Record]) -> None:
+        """Which images are still "to review": the state file's list (``to_review``) corrected by what was
+        saved with the edits themselves, first the output manifest (a line written as human-annotated "yes"
+        was edited or accepted), then the journal's records in order (newer than the files)."""
+        attr = f"{self.label_attribute}-metadata"
+        try:
+            lines = read_output_manifest(self.layout.output_manifest_path)
+        except (OSError, ValueError, GtWidgetError):
+            lines = []
+        for index, (line, item) in enumerate(zip(lines, self.items, strict=False)):
+            meta = line.get(attr)
+            same = line.get("source-ref") == item.source_ref
+            if same and isinstance(meta, dict) and meta.get("human-annotated") == "yes":
+                self._to_review.discard(index)
+        for r in records:
+            if r.kind != EDIT or r.human is None or r.index >= len(self.items):
+                continue
+            if r.human:
+                self._to_review.discard(r.index)
+            else:
+                self._to_review.add(r.index)
 
     def _recover_files(self, index: int) -> None:
         found = self.layout.worker_responses(index)
@@ -546,8 +582,7 @@ class SessionStore:
                 self._remove_stale(index, answer_path, png_path)
             return
 
-    def _replay(self) -> dict[int, Snapshot]:
-        records = list(self.journal.records())
+    def _replay(self, records: Sequence[Record]) -> dict[int, Snapshot]:
         checkpoint: dict[int, int] = {}
         for r in records:
             self._seq = max(self._seq, r.seq)

@@ -11,6 +11,7 @@ colours use JupyterLab's theme variables so the dark theme stays readable.
 from __future__ import annotations
 
 import html
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -114,7 +115,7 @@ class Toolbar:
     def __init__(self, labels: list[str], mode: str, on_intent: Intent, help_html: str) -> None:
         self._intent = on_intent
         self.mode = mode
-        self._muted = False
+        self._mute = threading.local()  # per thread: see ``muted``
         self.tool_buttons = {
             t.name: _button("", t.icon, t.tooltip, f"gt-tool-{t.name}", self._say("tool", t.name)) for t in TOOL_CLASSES
         }
@@ -168,11 +169,13 @@ class Toolbar:
 
     @property
     def muted(self) -> bool:
-        """True while ``render`` updates the controls (their change events are not user intents)."""
-        return self._muted
+        """True in the thread running ``render`` while it updates the controls (their change events there are
+        echoes, not user intents). Per thread: widget messages may arrive on other kernel threads meanwhile
+        (ipykernel 7 subshells, model threads rendering), and a real click there must not be dropped."""
+        return bool(getattr(self._mute, "on", False))
 
     def _control(self, name: str, value: Any) -> None:
-        if not self._muted:
+        if not self.muted:
             self._intent(name, value)
 
     def _say(self, name: str, value: Any) -> Callable[[], None]:
@@ -196,7 +199,7 @@ class Toolbar:
 
     def render(self, s: ToolbarState) -> None:
         """Show ``s`` (controls' own change events are muted meanwhile)."""
-        self._muted = True
+        self._mute.on = True
         try:
             for name, b in self.tool_buttons.items():
                 _set_class(b, "gt-tool-active", name == s.tool)
@@ -220,7 +223,7 @@ class Toolbar:
             if self.mode == "instance":
                 self._render_instances(s)
         finally:
-            self._muted = False
+            self._mute.on = False
 
     def _render_candidates(self, s: ToolbarState) -> None:
         b = self.candidate_button

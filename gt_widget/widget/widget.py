@@ -8,8 +8,9 @@ redraw. Every tool is also a Python method here, so notebooks and tests drive th
 
 Conventions: (x, y) pixels of the original image (pixel centres at integers); masks are bool (H, W);
 ``label_map`` uint8 (0 = BACKGROUND, i = ``labels[i - 1]``); ``instance_map`` uint8 (k = ``instances[k - 1]``).
-Threads: model answers are applied from the model threads under ``self._lock``; ``observe_changes``
-callbacks run in the thread that committed the edit.
+Threads: model answers are applied from the model threads under ``self._lock``; widget messages (pointer,
+keys, toolbar) may arrive on several kernel threads (ipykernel 7's subshells). Lock order: ``self._lock``,
+then ``render.RENDER_LOCK``. ``observe_changes`` callbacks run in the thread that committed the edit.
 """
 
 from __future__ import annotations
@@ -141,7 +142,8 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
         with self._lock:
             self.screen.show(rgb)  # first: the editor's change event draws in the new view
             state, kept = self.editor.open(cache_keys[-1], (h, w), initial_value)
-            self.prompts.start(cache_keys[-1], (h, w), kept > 0)
+            # the image's log goes on whenever its history came back, also with only redo steps in it
+            self.prompts.start(cache_keys[-1], (h, w), kept > 0 or bool(state.redo_stack))
             self._rgb = rgb
             self.outputs = Outputs(state, initial_value is not None, self._worker_id)
             for tool in self.tools.values():
@@ -418,8 +420,13 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
         self.handle_pointer("up", cx, cy)
 
     def handle_pointer(self, kind: str, cx: float, cy: float, button: int = 0, shift: bool = False) -> None:
-        """A pointer event ("down", "move", "up", "out"), with the button and Shift from the key scope."""
-        self._guard(lambda: self.screen.pointer(kind, float(cx), float(cy), button, shift))
+        """A pointer event ("down", "move", "up", "out"), with the button and Shift from the key scope.
+
+        Takes the widget's lock before the handler's render lock (``render.drawing``), the order of every other
+        path (an undo, a model answer): widget messages arrive on several kernel threads (ipykernel 7's
+        subshells), and the reverse order deadlocked a pointer event against an undo."""
+        with self._lock:
+            self._guard(lambda: self.screen.pointer(kind, float(cx), float(cy), button, shift))
 
     def handle_key_down(self, key: str, shift: bool = False, ctrl: bool = False, meta: bool = False) -> None:
         """A key pressed in the widget (see ``keys.SHORTCUTS``)."""

@@ -144,9 +144,15 @@ def test_label_in_jupyterlab(browser: Any, grabcut_dir: Path, weights_path: Path
             assert ((after_brush == 1) & ~pred).sum() > 0
             assert (after_brush[pred] == 1).all()  # the object is untouched
 
-            # --- undo (toolbar button): back to exactly the auto-segment result
+            # --- undo (toolbar button): back to exactly the auto-segment result. The mouse leaving the canvas
+            # for the button and the click may be handled on two kernel threads at once (ipykernel 7 subshells):
+            # this once deadlocked the kernel with the undo never saved (tests/widget/test_session_threads.py)
             page.locator(".gt-widget .gt-action-undo").click()
-            wait_file(manifest, timeout=60, predicate=lambda p: not brushed(p))
+            try:
+                wait_file(manifest, timeout=60, predicate=lambda p: not brushed(p))
+            except TimeoutError:
+                page.screenshot(path=str(tmp_path / "undo-failed.png"))
+                raise
             final, line, png = latest_result(job)
             assert (final == label_map).all()
             page.screenshot(path=str(tmp_path / "jupyterlab-final.png"))  # kept by pytest for a look

@@ -16,30 +16,12 @@ import pytest
 from gt_widget.groundtruth.export import read_job_output
 from gt_widget.promptlog import PromptLog, log_path
 from gt_widget.resegment import resegment
-from gt_widget.segment.proposals import ProposalCache, ProposalSettings
 from gt_widget.widget import SegmentationWidget
 from gt_widget.widget.session import LabelingSession
-from gt_widget.widget.tools.proposal import ProposalTool
 from tests.support.objects import load_grabcut_object
+from tests.support.proposals import proposal_tool
 
 GRID = 4
-
-
-@pytest.fixture(scope="module")
-def mobilesam(weights_path: Path) -> Any:
-    from gt_widget.segment import load_segmenter
-
-    return load_segmenter("mobilesam", weights=weights_path)
-
-
-def _tool(w: SegmentationWidget) -> ProposalTool:
-    w.tool = "proposal"
-    tool = w.tools["proposal"]
-    assert isinstance(tool, ProposalTool)
-    tool.points_per_side = GRID
-    tool.settings = ProposalSettings(points_per_side=GRID)
-    tool.cache = ProposalCache()
-    return tool
 
 
 def _session(tmp_path: Path, grabcut_dir: Path, mobilesam: Any, labels: list[str], mode: str) -> tuple[Any, Any]:
@@ -66,7 +48,7 @@ def semantic_job(tmp_path_factory: pytest.TempPathFactory, grabcut_dir: Path, mo
     w.brush([(5, 5), (60, 8), (120, 5)], radius=4)  # cleared below: gone for good
     w.clear()
     w.label = "thing"
-    tool = _tool(w)
+    tool = proposal_tool(w, GRID)
     found = tool.wait(w)
     scores = sorted((p.score for p in found), reverse=True)
     threshold = scores[min(2, len(scores) - 1)]  # the 3 most confident: a quick pre-labeling pass

@@ -21,28 +21,12 @@ from gt_widget.segment.proposals import Proposal, ProposalCache, ProposalSetting
 from gt_widget.widget import SegmentationWidget
 from gt_widget.widget.session import LabelingSession
 from gt_widget.widget.testing import BoxSegmenter
-from gt_widget.widget.tools.proposal import ACCEPT_ALL_SCORE, ProposalTool
+from gt_widget.widget.tools.proposal import ACCEPT_ALL_SCORE
 from tests.support.objects import iou, load_grabcut_object
+from tests.support.proposals import proposal_tool
 
 GRID = 8
 CACHE = ProposalCache()  # shared by the tests: each image's proposals are computed once
-
-
-@pytest.fixture(scope="module")
-def mobilesam(weights_path: Path) -> Any:
-    from gt_widget.segment import load_segmenter
-
-    return load_segmenter("mobilesam", weights=weights_path)
-
-
-def _tool(w: SegmentationWidget) -> ProposalTool:
-    w.tool = "proposal"
-    tool = w.tools["proposal"]
-    assert isinstance(tool, ProposalTool)
-    tool.points_per_side = GRID
-    tool.settings = ProposalSettings(points_per_side=GRID)
-    tool.cache = CACHE
-    return tool
 
 
 def _own_pixel(found: list[Proposal], prop: Proposal) -> tuple[float, float]:
@@ -70,7 +54,7 @@ def _click(w: SegmentationWidget, x: float, y: float, button: int = 0) -> None:
 def test_hover_shows_and_click_accepts_a_proposal_as_one_undo_step(grabcut_dir: Path, mobilesam: Any) -> None:
     obj = load_grabcut_object(grabcut_dir, "llama")
     w = SegmentationWidget(obj.image, ["animal", "other"], segmenter=mobilesam)
-    tool = _tool(w)
+    tool = proposal_tool(w, GRID, CACHE)
     found = tool.wait(w)
     best = max(found, key=lambda p: iou(p.mask, obj.gt, obj.void))
     assert iou(best.mask, obj.gt, obj.void) >= 0.85
@@ -96,7 +80,7 @@ def test_hover_shows_and_click_accepts_a_proposal_as_one_undo_step(grabcut_dir: 
 def test_an_accepted_proposal_is_refined_by_corrective_clicks(grabcut_dir: Path, mobilesam: Any) -> None:
     obj = load_grabcut_object(grabcut_dir, "llama")
     w = SegmentationWidget(obj.image, ["animal"], segmenter=mobilesam)
-    tool = _tool(w)
+    tool = proposal_tool(w, GRID, CACHE)
     found = tool.wait(w)
     best = max(found, key=lambda p: iou(p.mask, obj.gt, obj.void))
     x, y = _own_pixel(found, best)
@@ -118,7 +102,7 @@ def test_an_accepted_proposal_is_refined_by_corrective_clicks(grabcut_dir: Path,
 def test_instance_mode_accepts_each_proposal_as_a_new_instance(grabcut_dir: Path, mobilesam: Any) -> None:
     obj = load_grabcut_object(grabcut_dir, "llama")
     w = SegmentationWidget(obj.image, ["thing"], mode="instance", segmenter=mobilesam)
-    tool = _tool(w)
+    tool = proposal_tool(w, GRID, CACHE)
     found = tool.wait(w)
     a, b = sorted(found, key=lambda p: -p.area)[-2:]  # two small ones: neither hides the other
     for prop in (a, b):
@@ -131,7 +115,7 @@ def test_instance_mode_accepts_each_proposal_as_a_new_instance(grabcut_dir: Path
 def test_accept_all_is_one_undo_step_of_confident_proposals(grabcut_dir: Path, mobilesam: Any) -> None:
     obj = load_grabcut_object(grabcut_dir, "llama")
     w = SegmentationWidget(obj.image, ["thing"], mode="instance", segmenter=mobilesam)
-    tool = _tool(w)
+    tool = proposal_tool(w, GRID, CACHE)
     found = tool.wait(w)
     confident = [p for p in found if p.score >= ACCEPT_ALL_SCORE]
     assert confident
@@ -149,7 +133,7 @@ def test_proposals_wait_while_the_model_works_and_are_cached(grabcut_dir: Path, 
     w = SegmentationWidget(obj.image, ["x"], segmenter=mobilesam)
     release = threading.Event()
     w.assist.submit(release.wait)  # the user's request keeps the model busy
-    tool = _tool(w)
+    tool = proposal_tool(w, GRID, CACHE)
     tool.cache = ProposalCache()  # computed here, not taken from another test
     assert tool.proposals(w) is None
     assert not release.wait(1.0)
@@ -160,7 +144,7 @@ def test_proposals_wait_while_the_model_works_and_are_cached(grabcut_dir: Path, 
     cache = tool.cache
     w.tool = "brush"
     w.load_image(obj.image)  # the same image again: from the cache, no recomputation
-    tool = _tool(w)
+    tool = proposal_tool(w, GRID, CACHE)
     tool.cache = cache
     assert tool.wait(w) is found
     w.close()
@@ -194,7 +178,7 @@ class _WatchedCache(ProposalCache):
 def test_proposals_stop_when_the_user_acts_and_resume_when_idle(grabcut_dir: Path, mobilesam: Any) -> None:
     obj = load_grabcut_object(grabcut_dir, "llama")
     w = SegmentationWidget(obj.image, ["animal"], segmenter=mobilesam)
-    tool = _tool(w)
+    tool = proposal_tool(w, GRID, CACHE)
     tool.settings = ProposalSettings(points_per_side=GRID, points_per_batch=8)  # 8 batches
     tool.cache = cache = _WatchedCache(w)
     assert tool.proposals(w) is None  # scheduled at once, computed in the background
@@ -215,7 +199,7 @@ def test_proposals_stop_when_the_user_acts_and_resume_when_idle(grabcut_dir: Pat
 def test_proposals_with_a_segmenter_without_them_say_so() -> None:
     rgb = np.zeros((40, 60, 3), np.uint8)
     w = SegmentationWidget(rgb, ["x"], segmenter=BoxSegmenter())
-    tool = _tool(w)
+    tool = proposal_tool(w, GRID, CACHE)
     with pytest.raises(GtWidgetError, match="MobileSAM"):
         tool.wait(w, timeout=30)
     _click(w, 10, 10)
@@ -243,7 +227,7 @@ def test_session_prompt_log_resegments_to_identical_masks(
     h, wd = obj.gt.shape
     w.polygon([(0, h - 1), (wd - 1, h - 1), (wd - 1, h - 15), (0, h - 15)])
     w.fill(wd - 3, 3)  # the unlabeled region around the corner
-    tool = _tool(w)
+    tool = proposal_tool(w, GRID, CACHE)
     found = tool.wait(w)
     pick = min(found, key=lambda p: p.area)
     w.label = "sky"
