@@ -6,14 +6,12 @@ The kernel owns the full-resolution image and label map; the browser only receiv
 - layer 1, the label overlay: lossless palette pictures: runs along rows once the page can draw them
   (``runs.py``: no image decode in the page), else a palette PNG (one byte per pixel: ``palette_png``, ~20x
   faster to encode than the RGBA PNG ipycanvas' ``put_image_data`` would make; RGBA only past 127 map
-  values), sampled
-  *nearest* from the label
-  map at each canvas pixel centre when zoomed in (crisp edges; the layer also has
+  values), sampled *nearest* from the label map at each canvas pixel centre when zoomed in (crisp edges; the layer also has
   ``image_smoothing_enabled = False``), and as the largest value of each canvas pixel's block when zoomed
   out (thin strokes on huge images stay visible);
   after an edit only the canvas rectangle of the changed image box is re-sent;
 - layer 2, preview: the live preview of the 4th extreme point, a light fill with an outline, sent as the
-  canvas rectangle of the mask's bounding box (``preview_index``, sent as a palette PNG);
+  canvas rectangle of the mask's bounding box (``preview_index``, sent like the overlay);
 - layer 3, interaction: points, clicks, the polygon being drawn and the brush outline (vector commands).
 
 Canvas -> image mapping (what an end-to-end test needs to click a given image pixel): canvas pixel
