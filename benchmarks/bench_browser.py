@@ -16,7 +16,13 @@ a CPU burner (``while True: pass``) for the whole run. ``--preview`` places 3 po
 second of hovering, then clicks and measures 4th click -> committed overlay drawn (the preview committed
 without a second prediction when the pointer did not move). The load average is recorded beside the figures.
 
-    python -m benchmarks.bench_browser [--objects 20] [--quick] [--busy] [--preview] [--name NAME]
+The page's own marks (``PAGE_MARKS_JS``, installed before JupyterLab loads: websocket frames in and out,
+image decodes, drawImage onto the visible canvas) and a benchmark-only kernel cell stamping ipykernel's
+comm_msg dispatch (``KERNEL_DISPATCH_PY``) split "event -> kernel" and "sent -> drawn" further.
+``--png-overlay`` runs the kernel with ``GT_WIDGET_RUNS=0`` (overlay and preview as palette PNGs through
+ipycanvas' <img> decode instead of palette runs: the paired "before" of ``gt_widget/widget/runs.py``).
+
+    python -m benchmarks.bench_browser [--objects 20] [--quick] [--busy] [--preview] [--png-overlay] [--name NAME]
 
 Prints tables; writes benchmarks/results/browser.json. Targets: p50 <= 80 ms idle (4th click -> overlay), <= 2x
 that with one core busy.
@@ -83,6 +89,108 @@ ARM_JS = """([px, py]) => {
   requestAnimationFrame(tick);
 }"""
 
+PAGE_MARKS_JS = """(() => {
+  // Page-side marks of the path of a canvas update (ms since the epoch): websocket frames received and
+  // sent, ipycanvas' image decode (a Blob URL for an <img>: created, loaded), and drawImage calls onto an
+  // offscreen layer or composite ('draw') or onto the visible canvas ('view'). Installed before JupyterLab.
+  const ev = (window.__gtEv = []);
+  const now = () => performance.timeOrigin + performance.now();
+  const size = (d) => (d == null ? 0 : d.byteLength ?? d.size ?? d.length ?? 0);
+  const WS = window.WebSocket;
+  class TracedWebSocket extends WS {
+    constructor(...a) {
+      super(...a);
+      this.addEventListener('message', (e) => ev.push([now(), 'ws_rx', size(e.data)]));
+    }
+    send(d) { ev.push([now(), 'ws_tx', size(d)]); return super.send(d); }
+  }
+  window.WebSocket = TracedWebSocket;
+  const mk = URL.createObjectURL.bind(URL);
+  URL.createObjectURL = (o) => { ev.push([now(), 'blob', size(o)]); return mk(o); };
+  const cib = window.createImageBitmap;
+  window.createImageBitmap = function (...a) {
+    ev.push([now(), 'blob', size(a[0])]);
+    return cib.apply(this, a).then((b) => { ev.push([now(), 'loaded', b.width * b.height]); return b; });
+  };
+  const src = Object.getOwnPropertyDescriptor(HTMLImageElement.prototype, 'src');
+  Object.defineProperty(HTMLImageElement.prototype, 'src', {
+    configurable: true,
+    get() { return src.get.call(this); },
+    set(v) {
+      if (typeof v === 'string' && v.startsWith('blob:'))
+        this.addEventListener('load', () => ev.push([now(), 'loaded', this.naturalWidth * this.naturalHeight]), {once: true});
+      src.set.call(this, v);
+    },
+  });
+  const di = CanvasRenderingContext2D.prototype.drawImage;
+  CanvasRenderingContext2D.prototype.drawImage = function (img, ...rest) {
+    const t = now();
+    const out = di.call(this, img, ...rest);
+    ev.push([t, this.canvas.isConnected ? 'view' : img instanceof HTMLImageElement ? 'draw_img' : 'draw', now() - t]);
+    return out;
+  };
+  const pid = CanvasRenderingContext2D.prototype.putImageData;
+  CanvasRenderingContext2D.prototype.putImageData = function (...a) {
+    const t = now();
+    const out = pid.apply(this, a);
+    ev.push([t, 'put', now() - t]);
+    return out;
+  };
+})();"""
+"""Init script of the page: ``window.__gtEv`` collects [epoch ms, kind, size or duration] (see the JS)."""
+
+KERNEL_DISPATCH_PY = """import time as _t, gt_widget.widget.assist as _a
+_k = get_ipython().kernel
+_comm_msg = _k.shell_handlers['comm_msg']
+def _stamped(*a, **kw):
+    _a.Trace.dispatched = _t.time() * 1000.0
+    return _comm_msg(*a, **kw)
+_k.shell_handlers['comm_msg'] = _stamped
+_begin = _a.Trace.begin
+def _begin_stamped(self, kind):
+    rec = _begin(self, kind)
+    if rec is not None:
+        rec['dispatched'] = getattr(_a.Trace, 'dispatched', None)
+    return rec
+_a.Trace.begin = _begin_stamped"""
+"""Benchmark-only cell: stamps when ipykernel dispatches each comm message to its handler (``dispatched``)."""
+
+PAGE_HOPS = (
+    ("page: mousedown -> comm message on the websocket", "down_epoch", "down_tx"),
+    ("server + ipykernel: websocket -> comm_msg dispatched", "down_tx", "dispatched"),
+    ("ipykernel dispatch -> our handler (ipywidgets, ipycanvas)", "dispatched", "received"),
+    ("kernel sent -> frame on the page's websocket", "sent", "ws_rx"),
+    ("page: frame -> image decode asked", "ws_rx", "blob"),
+    ("page: image decode asked -> loaded", "blob", "loaded"),
+    ("page: frame -> drawn on the visible canvas", "ws_rx", "view"),
+    ("page: visible canvas drawn -> next frame", "view", "drawn_epoch"),
+)
+"""Finer hops of the 4th click from the page's own marks (``PAGE_MARKS_JS``)."""
+
+
+def _page_marks(rec: dict[str, Any], events: Sequence[Sequence[Any]]) -> dict[str, Any]:
+    """Stamps of ``PAGE_MARKS_JS`` events on ``rec``: the comm message of the 4th mousedown (first frame sent
+    after it), and the overlay's way after the kernel sent it: first frame received after ``sent``, the first
+    decode / load / draw after that frame, the last draw onto the visible canvas before ``drawn_epoch``."""
+    out: dict[str, Any] = {}
+    down, sent, drawn = rec.get("down_epoch"), rec.get("sent"), rec.get("drawn_epoch")
+
+    def first(kind: str, after: float | None, before: float | None = None) -> float | None:
+        ts = [e[0] for e in events if e[1] == kind and after is not None and e[0] >= after]
+        ts = [t for t in ts if before is None or t <= before]
+        return min(ts) if ts else None
+
+    out["down_tx"] = first("ws_tx", down, drawn)
+    out["ws_rx"] = first("ws_rx", sent, drawn)
+    out["blob"] = first("blob", out["ws_rx"], drawn)
+    out["loaded"] = first("loaded", out["blob"], drawn)
+    views = [
+        e[0] for e in events if e[1] == "view" and out["ws_rx"] is not None and out["ws_rx"] <= e[0] <= (drawn or 0)
+    ]
+    out["view"] = max(views) if views else None
+    return {k: v for k, v in out.items() if v is not None}
+
+
 HOPS = (
     ("browser event -> kernel receive", "down_epoch", "received"),
     ("kernel receive -> request queued", "received", "queued"),
@@ -104,7 +212,7 @@ def _hops(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
     for r in records:
         if r.get("model_start") is not None and r.get("queued") is not None:
             r["model_from"] = max(r["model_start"], r["queued"])
-    for name, a, b in HOPS:
+    for name, a, b in (*HOPS, *PAGE_HOPS):
         vals = [r[b] - r[a] for r in records if r.get(a) is not None and r.get(b) is not None]
         if vals:
             out[name] = {"p50": round(_pct(vals, 50), 1), "p90": round(_pct(vals, 90), 1)}
@@ -162,6 +270,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--name", default=None, help="key of this run in browser.json (default: from the kwargs)")
     ap.add_argument("--busy", action="store_true", help="keep one core busy with a CPU burner during the run")
     ap.add_argument("--preview", action="store_true", help="move to the 4th point and wait for the preview first")
+    ap.add_argument(
+        "--png-overlay",
+        action="store_true",
+        help="GT_WIDGET_RUNS=0: overlay and preview as palette PNGs (the paired before of runs.py)",
+    )
+    ap.add_argument(
+        "--switch-interval",
+        type=float,
+        default=None,
+        help="sys.setswitchinterval(ms / 1000) in the kernel (default: Python's 5 ms): the GIL hand-over probe",
+    )
     ap.add_argument("--hover", type=float, default=3.0, help="seconds of hovering per object for the CPU figure")
     args = ap.parse_args(argv)
     n = 5 if args.quick else args.objects
@@ -195,7 +314,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             root / "bench.ipynb",
             source,
             ["object"],
-            [f"import os; open({str(pid_file)!r}, 'w').write(str(os.getpid()))"],
+            [
+                f"import os; open({str(pid_file)!r}, 'w').write(str(os.getpid()))",
+                KERNEL_DISPATCH_PY,
+                *(
+                    [f"import sys; sys.setswitchinterval({args.switch_interval / 1000!r})"]
+                    if args.switch_interval
+                    else []
+                ),
+            ],
         )
         if args.segmenter_kwargs:
             # the session cell's own call, with a segmenter built from the given recipe flags
@@ -212,8 +339,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         hover_cpu: list[float] = []
         load_before = os.getloadavg()
         lab_env = {"GT_WIDGET_WEIGHTS": weights, "GT_WIDGET_TRACE": "1"}
+        if args.png_overlay:
+            lab_env["GT_WIDGET_RUNS"] = "0"
         with _burning(args.busy), chromium_browser() as browser, jupyter_lab(root, lab_env) as lab:
             page = browser.new_page(viewport={"width": 1400, "height": 1300})
+            page.add_init_script(PAGE_MARKS_JS)
             page.on(
                 "websocket",
                 lambda ws: ws.on(
@@ -245,7 +375,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 box = loc.bounding_box()
                 assert box is not None
                 sx, sy = box["width"] / item["canvas"][0], box["height"] / item["canvas"][1]
-                page.evaluate("() => { window.__gtTrace = []; }")
+                page.evaluate("() => { window.__gtTrace = []; window.__gtEv.length = 0; }")
                 page.evaluate(ARM_JS, item["probe"])
                 pts = [(box["x"] + cx * sx, box["y"] + cy * sy) for cx, cy in item["points"]]
                 row: dict[str, Any] = {"id": item["id"], "missed_clicks": 0}
@@ -329,6 +459,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 autos = [r for r in traces if r.get("kind") == "auto"]
                 if autos:
                     rec = {**autos[0], "down_epoch": gt_state["down_epoch"], "drawn_epoch": gt_state["drawn_epoch"]}
+                    rec.update(_page_marks(rec, page.evaluate("() => window.__gtEv")))
                     hops.append(rec)
                     row["reused_preview"] = bool(rec.get("reused_preview"))
                 sent = sum(size for t, size in frames if t_click - 150 <= t <= gt_state["wall"] + 50)
@@ -366,6 +497,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "mean_iou": round(statistics.mean(r["iou"] for r in results), 4),
         "target_p50_ms": 80,
         "one_core_busy": bool(args.busy),
+        "palette_runs": not args.png_overlay,
+        "switch_interval_ms": args.switch_interval,
         "load_average": {"before": [round(v, 2) for v in load_before], "after": [round(v, 2) for v in load_after]},
         "hops_ms": _hops(hops),
         "committed_a_running_preview": sum(bool(r.get("reused_preview")) for r in hops),

@@ -3,15 +3,15 @@
 The kernel owns the full-resolution image and label map; the browser only receives canvas-sized pictures:
 - layer 0, the photo: RGB (ipycanvas sends it as JPEG), resampled kernel-side from an image pyramid, so a
   10000x8000 photo costs one canvas-sized JPEG per view change, never the full image;
-- layer 1, the label overlay: a lossless palette PNG (one byte per pixel: ``palette_png``, ~20x faster to
-  encode than the RGBA PNG ipycanvas' ``put_image_data`` would make; RGBA only past 127 map values) sampled
-  *nearest* from the label
-  map at each canvas pixel centre when zoomed in (crisp edges; the layer also has
+- layer 1, the label overlay: lossless palette pictures: runs along rows once the page can draw them
+  (``runs.py``: no image decode in the page), else a palette PNG (one byte per pixel: ``palette_png``, ~20x
+  faster to encode than the RGBA PNG ipycanvas' ``put_image_data`` would make; RGBA only past 127 map
+  values), sampled *nearest* from the label map at each canvas pixel centre when zoomed in (crisp edges; the layer also has
   ``image_smoothing_enabled = False``), and as the largest value of each canvas pixel's block when zoomed
   out (thin strokes on huge images stay visible);
   after an edit only the canvas rectangle of the changed image box is re-sent;
 - layer 2, preview: the live preview of the 4th extreme point, a light fill with an outline, sent as the
-  canvas rectangle of the mask's bounding box (``preview_index``, sent as a palette PNG);
+  canvas rectangle of the mask's bounding box (``preview_index``, sent like the overlay);
 - layer 3, interaction: points, clicks, the polygon being drawn and the brush outline (vector commands).
 
 Canvas -> image mapping (what an end-to-end test needs to click a given image pixel): canvas pixel
@@ -37,6 +37,7 @@ from ipycanvas.canvas import COMMANDS
 from PIL import Image
 
 from gt_widget.palette import hex_to_rgb
+from gt_widget.widget import runs
 
 Rect = tuple[int, int, int, int]
 """Canvas rectangle ``(x0, y0, x1, y1)`` in whole canvas pixels, half-open."""
@@ -415,6 +416,13 @@ class Layers:
         self.preview, self.interaction = self.canvas[2], self.canvas[3]
         self.sketch = CanvasSketch(self.interaction)
         self._preview_rect: Rect | None = None
+        self.runs = False
+        """Send palette pictures as runs (``runs.py``): set once the page can draw them."""
+
+    def put_index(self, layer: Canvas, index: np.ndarray, palette: np.ndarray, x: int, y: int) -> None:
+        """Draw uint8 (h, w) ``index`` through ``palette`` at canvas (x, y) of ``layer`` (inside ``drawing()``):
+        as palette runs when the page draws them, else as a palette PNG."""
+        put_png(layer, runs.encode(index, palette) if self.runs else palette_png(index, palette), x, y)
 
     def draw_preview(self, mask: np.ndarray | None, view: Viewport, color: str) -> None:
         """Show bool (H, W) ``mask`` as the live preview (None: erase it)."""
@@ -427,7 +435,7 @@ class Layers:
             if picture is not None:
                 index, palette, rect = picture
                 self.preview.image_smoothing_enabled = False
-                put_png(self.preview, palette_png(index, palette), rect[0], rect[1])
+                self.put_index(self.preview, index, palette, rect[0], rect[1])
                 self._preview_rect = rect
 
     def resize(self, view: Viewport) -> None:
@@ -476,7 +484,7 @@ class Layers:
                 return
             palette = overlay_palette(*luts)
             if index.any():
-                put_png(layer, palette_png(index, palette), x0c, y0c)
+                self.put_index(layer, index, palette, x0c, y0c)
 
     def begin_interaction(self) -> CanvasSketch:
         """Clear the interaction layer and return the sketch to draw on (inside ``drawing()``)."""

@@ -26,7 +26,16 @@ from typing import Any
 import anywidget
 import traitlets
 
-ESM = r"""
+from gt_widget.widget.runs import PAGE_JS
+
+ESM = (
+    PAGE_JS
+    + r"""
+function initialize({ model }) {
+  // palette runs for the overlay and preview layers once ipycanvas is patched in this page (runs.py)
+  gtPatchCanvas(model).then((ok) => { if (ok) model.send({ type: "runs_ready" }); });
+}
+
 function render({ model, el }) {
   el.style.display = "none";
   const canvasOf = (root) => {
@@ -105,8 +114,9 @@ function render({ model, el }) {
     if (root) delete root.dataset.gtScope;
   };
 }
-export default { render };
+export default { initialize, render };
 """
+)
 
 KeyHandler = Callable[[str, bool, bool, bool], None]
 PointerHandler = Callable[[str, float, float, int, bool], None]
@@ -118,11 +128,16 @@ class KeyScope(anywidget.AnyWidget):  # type: ignore[misc]
     """Kernel side of the key/pointer scope (see module docstring)."""
 
     _esm = traitlets.Unicode(ESM).tag(sync=True)
+    canvas_ref = traitlets.Unicode("").tag(sync=True)
+    """Model id of one ipycanvas ``Canvas`` layer: the page patches its class to draw palette runs
+    (``runs.PAGE_JS``); empty: no patch."""
 
     def __init__(self, on_key: KeyHandler, on_pointer: PointerHandler, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._on_key = on_key
         self._on_pointer = on_pointer
+        self.on_runs_ready: Callable[[], None] | None = None
+        """The page drew no runs before and now can (``runs.PAGE_JS`` patched ipycanvas there)."""
         self.on_input_key: InputKeyHandler | None = None
         """Keys typed in a text box of the widget (Enter, Escape): a session's jump box uses it."""
         self.on_msg(self._handle)
@@ -141,6 +156,9 @@ class KeyScope(anywidget.AnyWidget):  # type: ignore[misc]
                 self.on_input_key(args[0], str(content.get("value", "")))
             else:
                 self._on_key(*args)
+        elif kind == "runs_ready":
+            if self.on_runs_ready is not None:
+                self.on_runs_ready()
         elif kind == "pointer":
             x, y = float(content.get("x", 0.0)), float(content.get("y", 0.0))
             self._on_pointer(

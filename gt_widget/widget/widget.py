@@ -15,6 +15,7 @@ then ``render.RENDER_LOCK``. ``observe_changes`` callbacks run in the thread tha
 
 from __future__ import annotations
 
+import os
 import threading
 import warnings
 from collections.abc import Callable, Sequence
@@ -27,7 +28,7 @@ from gt_widget.errors import GtWidgetError, PromptError
 from gt_widget.groundtruth.formats import Instance
 from gt_widget.imageio import ImageSource
 from gt_widget.segment.base import Segmenter, click_polarity, validate_extreme_points, validate_points
-from gt_widget.widget import keys
+from gt_widget.widget import keys, render
 from gt_widget.widget.assist import DOUBT_MARGIN, UNSURE_SCORE, Assist, message
 from gt_widget.widget.commands import Commands
 from gt_widget.widget.editor import Editor, Outcome
@@ -88,7 +89,10 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
         self.screen = Screen(self, (int(canvas_size[0]), int(canvas_size[1])))
         self.canvas = self.screen.canvas
         self.commands = Commands(self)
-        self.scope = KeyScope(self.commands.key, self.handle_pointer)
+        runs_on = os.environ.get("GT_WIDGET_RUNS", "1") != "0"  # 0: palette PNGs only (paired benchmarks)
+        ref = self.screen.layers.overlay.model_id if runs_on else ""
+        self.scope = KeyScope(self.commands.key, self.handle_pointer, canvas_ref=ref)
+        self.scope.on_runs_ready = self._runs_ready
         if self.assist.trace.on:  # hop timings for benchmarks (GT_WIDGET_TRACE=1)
             self.assist.trace.on_record = self.scope.send_trace
         stage = widgets.Box([self.canvas, self.toolbar.help, self.scope])
@@ -96,6 +100,11 @@ class SegmentationWidget(widgets.VBox):  # type: ignore[misc]
         self.children = [*self.toolbar.rows(), stage]
         self.add_class("gt-widget")
         self.load_image(image, initial_value=initial_value)
+
+    def _runs_ready(self) -> None:
+        """The page draws palette runs now (``runs.py``): send the overlay and preview that way."""
+        with render.RENDER_LOCK:
+            self.screen.layers.runs = True
 
     def say(self, text: str) -> None:
         """Show ``text`` in the status line."""

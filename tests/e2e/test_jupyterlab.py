@@ -70,7 +70,15 @@ def test_label_in_jupyterlab(browser: Any, grabcut_dir: Path, weights_path: Path
             "info = {'canvas': [w.canvas.width, w.canvas.height],\n"
             "        'points': [w.image_to_canvas(x, y) for x, y in POINTS],\n"
             "        'brush': [w.image_to_canvas(x, y) for x, y in BRUSH]}\n"
-            "Path('transform.json').write_text(json.dumps(info))"
+            "Path('transform.json').write_text(json.dumps(info))",
+            # the page patched ipycanvas to draw palette runs (runs.py): overlays below are drawn that way
+            "_runs_ready = w.scope.on_runs_ready\n"
+            "def _note_runs():\n"
+            "    _runs_ready()\n"
+            "    Path('runs.json').write_text('true')\n"
+            "w.scope.on_runs_ready = _note_runs\n"
+            "if w.screen.layers.runs:\n"
+            "    Path('runs.json').write_text('true')",
         ],
     )
     job = out_dir / "quickstart"
@@ -82,6 +90,7 @@ def test_label_in_jupyterlab(browser: Any, grabcut_dir: Path, weights_path: Path
             info = json.loads((root / "transform.json").read_text())
             size = (int(info["canvas"][0]), int(info["canvas"][1]))
             wait_widget_idle(page)  # MobileSAM loaded, embedding ready
+            wait_file(root / "runs.json", timeout=60)  # overlays travel as palette runs, no image decode
             box = canvas_box(page)
             before = _shot(page)
 
