@@ -10,7 +10,6 @@ from itertools import permutations
 
 import cv2
 import numpy as np
-from scipy import ndimage
 
 _PERMS = np.array(list(permutations(range(4))), np.intp)
 
@@ -127,6 +126,8 @@ def keep_components_near(mask: np.ndarray, points: np.ndarray, radius: float = 6
 
 def fill_small_holes(mask: np.ndarray, max_fraction: float = 0.01) -> np.ndarray:
     """Fill holes smaller than ``max_fraction`` of the mask's area (real holes, e.g. a ring, stay)."""
+    from scipy import ndimage  # imported here: scipy.ndimage costs ~0.3 CPU-s at start-up, off by default
+
     if not mask.any():
         return mask
     filled = ndimage.binary_fill_holes(mask)

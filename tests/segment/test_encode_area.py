@@ -100,3 +100,30 @@ def test_only_the_fast_recipe_turns_it_on(weights_path: Path, frame: np.ndarray,
     fast.set_image(frame)
     mask = fast.predict(box=[xs.min(), ys.min(), xs.max(), ys.max()]).mask
     assert mask.shape == gt.shape and (mask & gt).sum() / (mask | gt).sum() > 0.8
+
+
+def test_blank_embedding_is_computed_once_for_concurrent_workers(weights_path: Path, frame: np.ndarray) -> None:
+    """The batch engine's model workers start together: only one of them runs the blank encode."""
+    import threading
+    import time
+
+    fresh = load_mobilesam(weights_path)  # nothing cached for it yet
+    barrier = threading.Barrier(2)
+    blanks: list[int] = []
+
+    def hook(_m: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+        if not inputs[0].any():  # the all-padding input
+            blanks.append(1)
+            time.sleep(0.3)  # the other worker asks meanwhile
+        else:
+            barrier.wait(timeout=30)  # both workers encode their images at once, then want the blank
+
+    fresh.image_encoder.register_forward_pre_hook(hook)
+    predictors = [SamPredictor(fresh, image_size=256, encode_area="real") for _ in range(2)]
+    threads = [threading.Thread(target=p.set_image, args=(frame,)) for p in predictors]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(blanks) == 1
+    assert torch.equal(predictors[0].get_image_embedding(), predictors[1].get_image_embedding())

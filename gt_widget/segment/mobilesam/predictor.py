@@ -35,6 +35,7 @@ ENCODE_AREAS = ("full", "real", "real-zeros")
 
 _BLANK: weakref.WeakKeyDictionary[MobileSam, dict[tuple[int, str], torch.Tensor]] = weakref.WeakKeyDictionary()
 _BLANK_LOCK = threading.Lock()
+_BLANK_COMPUTE = threading.Lock()  # held while a blank embedding is computed (bounded: encoder pauses time out)
 
 
 @dataclass(frozen=True)
@@ -141,14 +142,21 @@ class SamPredictor:
         return emb.float()
 
     def _blank(self) -> torch.Tensor:
-        """The full encoder's embedding of an all-padding (zero) input, cached per model/size/precision."""
+        """The full encoder's embedding of an all-padding (zero) input, cached per model/size/precision.
+
+        Computed once even when several threads ask at once (the batch engine's model workers all start
+        with it): one full encoder run, the others wait for it instead of repeating it."""
         key = (self.image_size, self.precision)
         with _BLANK_LOCK:
             cached = _BLANK.setdefault(self.model, {}).get(key)
         if cached is None or cached.device != self.device:
-            cached = self._encoder(torch.zeros(1, 3, self.image_size, self.image_size))
-            with _BLANK_LOCK:
-                _BLANK[self.model][key] = cached
+            with _BLANK_COMPUTE:
+                with _BLANK_LOCK:
+                    cached = _BLANK[self.model].get(key)
+                if cached is None or cached.device != self.device:
+                    cached = self._encoder(torch.zeros(1, 3, self.image_size, self.image_size))
+                    with _BLANK_LOCK:
+                        _BLANK[self.model][key] = cached
         return cached
 
     def get_image_embedding(self) -> torch.Tensor:

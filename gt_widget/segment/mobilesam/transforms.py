@@ -15,6 +15,8 @@ Conventions (identical to upstream ``SamPredictor`` with ``ResizeLongestSide``; 
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -112,6 +114,80 @@ def _threshold_rows_at_zero(cols: torch.Tensor, out: np.ndarray, band: int) -> N
             out[r0 + rr, cc] = (vals > 0).numpy()
 
 
+@lru_cache(maxsize=64)
+def _sources(out_len: int, in_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """(i0, i1) source indices of every output of a bilinear resampling (see ``_row_weights``)."""
+    i0, i1, _ = _row_weights(out_len, in_len, 0, out_len)
+    return i0.numpy(), i1.numpy()
+
+
+def _touching(out_len: int, in_len: int, lo: int, hi: int) -> tuple[int, int] | None:
+    """[a, b) of the outputs with a source index in [lo, hi], one more on each side (so an index off by
+    one in PyTorch's float arithmetic is still covered); None if none."""
+    i0, i1 = _sources(out_len, in_len)
+    idx = np.flatnonzero(((i0 >= lo) & (i0 <= hi)) | ((i1 >= lo) & (i1 <= hi)))
+    if idx.size == 0:
+        return None
+    return max(int(idx[0]) - 1, 0), min(int(idx[-1]) + 2, out_len)
+
+
+def _sourced(out_len: int, in_len: int, a: int, b: int, margin: int = 1) -> tuple[int, int]:
+    """[lo, hi) of the source indices outputs [a, b) read, ``margin`` more on each side."""
+    i0, i1 = _sources(out_len, in_len)
+    return max(int(i0[a:b].min()) - margin, 0), min(int(i1[a:b].max()) + 1 + margin, in_len)
+
+
+def _exact_blocks(low_side: int, model_size: int) -> bool:
+    """True when ``low_side`` -> ``model_size`` is an upscaling by a power of two: a block of the low-res
+    grid then resamples to exactly the same values as in the whole grid (the source positions
+    (dst + 0.5) / f - 0.5 and their weights are exact binary fractions, shifted by whole pixels)."""
+    f, rem = divmod(model_size, low_side)
+    return rem == 0 and f >= 1 and f & (f - 1) == 0
+
+
+def _positive_support(
+    low: torch.Tensor, input_size: tuple[int, int], original_size: tuple[int, int], model_size: int
+) -> torch.Tensor | None:
+    """The (1, C, h, w) model-size logits cropped to the input, with exact values only where a positive
+    output can come from and 0 elsewhere; None when no output can be positive.
+
+    Why the masks stay bit-identical: bilinear outputs are weighted means (weights >= 0) of their
+    sources, so an output whose sources are all <= 0 is <= 0 at both stages (low-res -> model size ->
+    original). We find the original-size rows / columns that can read a positive low-res logit, the
+    model-size rows / columns those read, and compute only those, by ``F.interpolate`` on a block of the
+    low-res grid (``_exact_blocks``: the same kernel on the same numbers with the same weights, margins
+    of one low-res pixel keep the block's clamped edges out). Zeros elsewhere keep every output outside
+    that region <= 0, and every output inside it reads only exact values."""
+    r = low.shape[-1]
+    h, w = input_size
+    oh, ow = original_size
+    pos = (low[0] > 0).any(dim=0)
+    rows = torch.nonzero(pos.any(dim=1)).flatten()
+    if rows.numel() == 0:
+        return None
+    cols = torch.nonzero(pos.any(dim=0)).flatten()
+    f = model_size // r
+    spans = []
+    for lo, hi, in_len, out_len in (
+        (int(rows[0]), int(rows[-1]), h, oh),
+        (int(cols[0]), int(cols[-1]), w, ow),
+    ):
+        mid = _touching(model_size, r, lo, hi)  # model-size indices that can be positive
+        if mid is None or mid[0] >= in_len:
+            return None  # the positive logits lie in the padding, cropped away
+        out = _touching(out_len, in_len, mid[0], min(mid[1], in_len) - 1)  # original-size outputs
+        if out is None:
+            return None
+        n0, n1 = _sourced(out_len, in_len, *out)  # model-size values those outputs read
+        l0, l1 = _sourced(model_size, r, n0, n1)  # low-res block (one pixel of margin)
+        spans.append((n0, n1, l0, l1))
+    (n0, n1, l0, l1), (m0, m1, k0, k1) = spans
+    block = F.interpolate(low[..., l0:l1, k0:k1], ((l1 - l0) * f, (k1 - k0) * f), mode="bilinear", align_corners=False)
+    x = low.new_zeros(1, low.shape[1], h, w)
+    x[..., n0:n1, m0:m1] = block[..., n0 - l0 * f : n1 - l0 * f, m0 - k0 * f : m1 - k0 * f]
+    return x
+
+
 def upscale_logits(
     low_res: torch.Tensor,
     input_size: tuple[int, int],
@@ -131,13 +207,22 @@ def upscale_logits(
     whole output fits in one band use ``F.interpolate`` directly (bit-identical to upstream); the
     banded path computes the same separable bilinear sums. For bool masks at threshold 0 only pixels
     whose two source rows disagree in sign are computed at all (a weighted mean of two positive values
-    is positive): the rest is a byte copy of the source row's sign.
+    is positive): the rest is a byte copy of the source row's sign. For those masks the (S, S) stage is
+    also computed only on the block of the low-res grid that can reach a positive output and left 0
+    elsewhere (``_positive_support``; S / r a power of two), which gives the same masks bit for bit
+    (tests/segment/test_mask_upsampling_exact.py) at about half the cost for a box-sized object.
     """
     h, w = input_size
     oh, ow = original_size
-    x = F.interpolate(low_res[None].float(), (model_size, model_size), mode="bilinear", align_corners=False)
-    x = x[..., :h, :w]
-    c = x.shape[1]
+    low = low_res[None].float()
+    c = low.shape[1]
+    if return_logits or threshold != 0.0 or not _exact_blocks(low.shape[-1], model_size):
+        x = F.interpolate(low, (model_size, model_size), mode="bilinear", align_corners=False)[..., :h, :w]
+    else:
+        found = _positive_support(low, input_size, original_size, model_size)
+        if found is None:  # no positive logit that counts: every output is a weighted mean of values <= 0
+            return np.zeros((c, oh, ow), np.bool_)
+        x = found
     if c * oh * ow <= max_chunk_elements:
         full = F.interpolate(x, (oh, ow), mode="bilinear", align_corners=False)[0]
         return full.numpy().astype(np.float32) if return_logits else (full > threshold).numpy()
