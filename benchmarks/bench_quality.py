@@ -31,6 +31,7 @@ from gt_widget.segment.named import parse_flags
 
 CONFIG_KEYS = (
     "precision",
+    "decoder_precision",
     "zoom_size",
     "zoom_area",
     "zoom_scale",

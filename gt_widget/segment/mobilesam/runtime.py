@@ -85,6 +85,23 @@ def choose_precision(setting: str | None = None) -> str:
     return "bf16" if native_bf16() else "fp32"
 
 
+DECODER_PRECISION_ENV = "GT_WIDGET_DECODER_PRECISION"
+"""Environment setting for the interactive mask decoder's precision: ``fp32``, ``bf16`` or ``auto``."""
+
+
+def choose_decoder_precision(setting: str | None = None, precision: str = "fp32") -> str:
+    """The mask decoder's precision: ``setting`` (or ``$GT_WIDGET_DECODER_PRECISION``) when it is
+    ``fp32`` or ``bf16``; for ``auto`` / unset, the same as ``precision`` (the encoder's, itself from
+    ``choose_precision``): bf16 exactly where the CPU computes it natively or the user asked for it."""
+    value = (setting or os.environ.get(DECODER_PRECISION_ENV) or "auto").strip().lower()
+    if value == "auto":
+        return choose_precision(precision)
+    try:
+        return choose_precision(value)
+    except ValueError:
+        raise ValueError(f"decoder_precision must be 'auto', 'fp32' or 'bf16', got {setting!r}") from None
+
+
 # ---------------------------------------------------------------------------------------------- threads
 def affinity_cores() -> int:
     """CPU cores this process may run on (``sched_getaffinity``; ``os.cpu_count`` elsewhere)."""
