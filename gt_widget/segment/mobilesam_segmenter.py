@@ -172,7 +172,8 @@ class MobileSamSegmenter:
             self.decoder_precision = choose_decoder_precision(decoder_precision, self.precision)
         except ValueError as exc:
             raise PromptError(str(exc)) from None
-        """Mask decoder precision (default: ``precision``'s; ``$GT_WIDGET_DECODER_PRECISION`` overrides)."""
+        """Mask decoder precision: ``decoder_precision`` / ``$GT_WIDGET_DECODER_PRECISION``, else
+        ``runtime.DEFAULT_DECODER_PRECISION``; ``"auto"`` follows ``precision``."""
         if int(zoom_size) % 16 or not 256 <= int(zoom_size) <= 1024:
             raise PromptError(f"zoom_size must be a multiple of 16 in [256, 1024], got {zoom_size}")
         self.zoom_size = int(zoom_size)

@@ -1,6 +1,7 @@
 """The interactive mask decoder's precision and its per-image cache (issue 13, "cut the path itself").
 
-- ``choose_decoder_precision`` follows the encoder's precision unless told otherwise (one rule, in runtime);
+- ``choose_decoder_precision`` (one rule, in runtime): ``auto`` follows the encoder's precision, the
+  argument / ``$GT_WIDGET_DECODER_PRECISION`` override, ``DEFAULT_DECODER_PRECISION`` otherwise;
 - the segmenter runs the decoder in bf16 exactly when its decoder precision is bf16 (fp32 otherwise), and
   the logits and IoU predictions it returns are fp32 either way;
 - bf16 logits stay close to fp32 (tolerances below, measured on real GrabCut images);
@@ -21,7 +22,12 @@ from PIL import Image
 from gt_widget.errors import PromptError
 from gt_widget.segment.mobilesam import MobileSam, SamPredictor, load_mobilesam
 from gt_widget.segment.mobilesam.mask_decoder import ImageSide, MaskDecoder
-from gt_widget.segment.mobilesam.runtime import DECODER_PRECISION_ENV, PRECISION_ENV, choose_decoder_precision
+from gt_widget.segment.mobilesam.runtime import (
+    DECODER_PRECISION_ENV,
+    DEFAULT_DECODER_PRECISION,
+    PRECISION_ENV,
+    choose_decoder_precision,
+)
 from gt_widget.segment.mobilesam_segmenter import MobileSamSegmenter
 
 # bf16 vs fp32 on the same embedding and prompts (measured: max 0.39-0.49, mean 0.054 logit units, 0.08% of the low-res
@@ -32,14 +38,16 @@ BF16_SIGN_FLIP = 0.005
 BF16_IOU = 0.01
 
 
-def test_decoder_precision_follows_the_encoders_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_decoder_precision_rule(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(DECODER_PRECISION_ENV, raising=False)
     monkeypatch.delenv(PRECISION_ENV, raising=False)
-    assert choose_decoder_precision(None, "bf16") == "bf16"
-    assert choose_decoder_precision(None, "fp32") == "fp32"
-    assert choose_decoder_precision("auto", "bf16") == "bf16"
+    assert choose_decoder_precision(None, "bf16") == choose_decoder_precision(DEFAULT_DECODER_PRECISION, "bf16")
+    assert choose_decoder_precision("auto", "bf16") == "bf16"  # auto follows the encoder's precision
+    assert choose_decoder_precision("auto", "fp32") == "fp32"
     assert choose_decoder_precision("fp32", "bf16") == "fp32"
     assert choose_decoder_precision("bfloat16", "fp32") == "bf16"
+    monkeypatch.setenv(DECODER_PRECISION_ENV, "auto")
+    assert choose_decoder_precision(None, "bf16") == "bf16"
     monkeypatch.setenv(DECODER_PRECISION_ENV, "fp32")
     assert choose_decoder_precision(None, "bf16") == "fp32"
     assert choose_decoder_precision("bf16", "fp32") == "bf16"  # the argument wins over the environment
@@ -66,9 +74,11 @@ def _extreme(image: np.ndarray) -> list[tuple[float, float]]:
 @pytest.mark.weights
 def test_segmenter_decoder_precision_setting(model: MobileSam, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(DECODER_PRECISION_ENV, raising=False)
-    assert MobileSamSegmenter(model, precision="bf16").decoder_precision == "bf16"
-    assert MobileSamSegmenter(model, precision="fp32").decoder_precision == "fp32"
+    assert MobileSamSegmenter(model, precision="bf16", decoder_precision="auto").decoder_precision == "bf16"
+    assert MobileSamSegmenter(model, precision="fp32", decoder_precision="auto").decoder_precision == "fp32"
     assert MobileSamSegmenter(model, precision="bf16", decoder_precision="fp32").decoder_precision == "fp32"
+    default = choose_decoder_precision(None, "bf16")
+    assert MobileSamSegmenter(model, precision="bf16").decoder_precision == default
     monkeypatch.setenv(DECODER_PRECISION_ENV, "bf16")
     assert MobileSamSegmenter(model, precision="fp32").decoder_precision == "bf16"
     with pytest.raises(PromptError, match="decoder_precision"):

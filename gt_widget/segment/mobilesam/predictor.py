@@ -56,8 +56,8 @@ class SamPredictor:
 
     ``precision="bf16"`` runs the image encoder under bfloat16 autocast (about 2x faster on CPUs with
     AVX512-BF16/AMX; the embedding then differs by ~2% of its scale, outside the golden tolerances, so it
-    is opt-in; measure its mask cost with benchmarks/bench_latency.py). ``decoder_precision`` (default:
-    ``precision``) is the mask decoder's (``MaskDecoder.forward``'s ``dtype``; IoU and logits stay fp32).
+    is opt-in; measure its mask cost with benchmarks/bench_latency.py). ``decoder_precision``
+    (default fp32) is the mask decoder's (``MaskDecoder.forward``'s ``dtype``; IoU and logits stay fp32).
 
     ``encode_area="real"`` encodes only the resized image's own area rounded up to a multiple of 16 (e.g.
     1024 x 576 for a 16:9 frame, not the zero padding below it), then fills the rest of the S/16 grid with
@@ -72,7 +72,7 @@ class SamPredictor:
         image_size: int = 1024,
         precision: str = "fp32",
         encode_area: str = "full",
-        decoder_precision: str | None = None,
+        decoder_precision: str = "fp32",
     ) -> None:
         if image_size % 16 or not 256 <= image_size <= 2048:
             raise ValueError(f"image_size must be a multiple of 16 in [256, 2048], got {image_size}")
@@ -80,7 +80,6 @@ class SamPredictor:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         if encode_area not in ENCODE_AREAS:
             raise ValueError(f"encode_area must be one of {ENCODE_AREAS}, got {encode_area!r}")
-        decoder_precision = precision if decoder_precision is None else decoder_precision
         if decoder_precision not in PRECISIONS:
             raise ValueError(f"decoder_precision must be one of {PRECISIONS}, got {decoder_precision!r}")
         self.decoder_precision = decoder_precision
