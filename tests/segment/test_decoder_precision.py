@@ -21,7 +21,7 @@ from PIL import Image
 
 from gt_widget.errors import PromptError
 from gt_widget.segment.mobilesam import MobileSam, SamPredictor, load_mobilesam
-from gt_widget.segment.mobilesam.mask_decoder import ImageSide, MaskDecoder
+from gt_widget.segment.mobilesam.mask_decoder import Attention, ImageSide, MaskDecoder
 from gt_widget.segment.mobilesam.runtime import (
     DECODER_PRECISION_ENV,
     DEFAULT_DECODER_PRECISION,
@@ -197,3 +197,22 @@ def test_segmenter_masks_identical_across_crop_changes(model: MobileSam, image: 
             fresh.predict(extreme_points=ext, zoom="off")  # same embedding history is not needed
         (want,) = answers(fresh, [step])
         assert np.array_equal(got[i], want)
+
+
+@pytest.mark.parametrize("nq, nk", [(11, 4096), (4096, 11), (7, 7)])
+def test_attention_scale_folding_is_bit_identical(nq: int, nk: int) -> None:
+    """Cross-attention heads have d = 16: 1/sqrt(d) = 1/4 is applied to the short side before the
+    product (exact for a power of two) instead of to the (heads, N, T) logits after it."""
+    torch.manual_seed(0)
+    attn = Attention(256, 8, downsample_rate=2).eval()
+    qp, kp, vp = torch.randn(1, nq, 128), torch.randn(1, nk, 128), torch.randn(1, nk, 128)
+    qh, kh, vh = attn._heads(qp), attn._heads(kp), attn._heads(vp)
+    with torch.inference_mode():
+        got = attn.attend(qp, kp, vp)
+        if nk < nq:
+            ref_t = (kh @ qh.transpose(-2, -1)) / 4.0
+            out = ref_t.softmax(dim=-2).transpose(-2, -1) @ vh
+        else:
+            out = ((qh @ kh.transpose(-2, -1)) / 4.0).softmax(dim=-1) @ vh
+        want = attn.out_proj(out.transpose(1, 2).reshape(1, nq, 128))
+    assert torch.equal(got, want)

@@ -80,13 +80,21 @@ class Attention(nn.Module):
 
     def attend(self, qp: torch.Tensor, kp: torch.Tensor, vp: torch.Tensor) -> torch.Tensor:
         """Attention on already projected queries / keys / values (B, N, internal_dim) -> (B, Nq, dim)."""
+        root = math.sqrt(qp.shape[-1] // self.num_heads)
+        few_keys = kp.shape[-2] < qp.shape[-2]
+        if math.log2(root).is_integer():
+            # 1/sqrt(d) a power of two: scaling the short side first is bit-identical and skips a pass
+            # over the (heads, N, T) logits
+            qp, kp, root = (qp, kp * (1.0 / root), 1.0) if few_keys else (qp * (1.0 / root), kp, 1.0)
         qh, kh, vh = self._heads(qp), self._heads(kp), self._heads(vp)
-        if kh.shape[-2] < qh.shape[-2]:
+        if few_keys:
             # few keys (image -> token): softmax over the short axis kept off the innermost one
-            attn_t = (kh @ qh.transpose(-2, -1)) / math.sqrt(qh.shape[-1])  # (B, H, Nk, Nq)
+            attn_t = kh @ qh.transpose(-2, -1)  # (B, H, Nk, Nq)
+            attn_t = attn_t / root if root != 1.0 else attn_t
             out = attn_t.softmax(dim=-2).transpose(-2, -1) @ vh
         else:
-            attn = (qh @ kh.transpose(-2, -1)) / math.sqrt(qh.shape[-1])
+            attn = qh @ kh.transpose(-2, -1)
+            attn = attn / root if root != 1.0 else attn
             out = attn.softmax(dim=-1) @ vh
         b, _, n, _ = out.shape
         return self.out_proj(out.transpose(1, 2).reshape(b, n, self.internal_dim))
