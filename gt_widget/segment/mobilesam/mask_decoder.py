@@ -10,8 +10,8 @@ multimask candidates; the IoU head predicts each mask's quality.
 ``MaskDecoder.forward(..., dtype=torch.bfloat16)`` runs the transformer, the upscaling and the
 hypernetworks on a bf16 copy of the decoder (the IoU head and the returned logits stay float32): on CPUs
 with native bf16 (AMX / AVX512-BF16) its matrix products run several times faster; elsewhere oneDNN
-emulates bf16 and it is much slower, so the precision rule (``runtime.choose_decoder_precision``) only
-picks it where the CPU has it. ``cache=`` (a dict kept per image embedding by the caller) keeps what
+emulates bf16 and it is much slower, so ``runtime.choose_decoder_precision``'s ``auto`` only picks it
+where the CPU has it (the default is fp32 until its quality is shown in full). ``cache=`` (a dict kept per image embedding by the caller) keeps what
 depends only on the image: the image tokens and the first block's image-side projections.
 """
 
