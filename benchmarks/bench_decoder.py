@@ -3,7 +3,10 @@
     python -m benchmarks.bench_decoder [--image 124080] [--repeats 15]
 
 "plain" is the decoder as it was (``MaskDecoder.predict_all`` on per-prompt copies of the image tokens,
-all 4 masks, transposed convolutions, then the selection); "fast" is ``MaskDecoder.forward``. Measures
+all 4 masks, transposed convolutions, then the selection); "fast, no cache" is ``MaskDecoder.forward``
+without the per-image cache of the first block's image-side projections; "fast" is today's fp32 path
+(cache on); "bf16" runs the decoder in bf16 (``decoder_precision="bf16"``), measured only where the CPU
+has native bf16 unless ``--bf16`` forces it (elsewhere bf16 products are emulated, ~7x slower). Measures
 ``MobileSamSegmenter.predict(extreme_points, zoom="off")`` (the first-stage recipe: 2 prompt variants)
 p50 CPU-ms on 1 thread (``time.process_time``: little inflated by load) and p50 wall-ms on 2 threads, and
 the recipe's decoder calls alone (recorded, replayed). Prints a table, writes ``results/decoder.json``.
@@ -25,6 +28,7 @@ import torch
 from benchmarks import protocol as P
 from gt_widget.evaluate import extreme_points
 from gt_widget.segment.mobilesam.mask_decoder import MaskDecoder
+from gt_widget.segment.mobilesam.runtime import native_bf16
 from gt_widget.segment.mobilesam_segmenter import MobileSamSegmenter
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -37,8 +41,9 @@ def plain_forward(
     sparse: torch.Tensor,
     dense: torch.Tensor,
     multimask_output: bool,
+    **_: Any,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The previous ``forward``: all 4 masks on per-prompt copies, then the selection."""
+    """The previous ``forward``: all 4 masks on per-prompt copies, then the selection (fp32, no cache)."""
     masks, iou = self.predict_all(image_embeddings, image_pe, sparse, dense)
     sel = slice(1, None) if multimask_output else slice(0, 1)
     return masks[:, sel], iou[:, sel]
@@ -59,19 +64,24 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--image", default="124080", help="GrabCut-50 id")
     ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--bf16", action="store_true", help="measure the bf16 decoder even without native bf16")
+    ap.add_argument("--out", type=Path, default=RESULTS / "decoder.json")
     args = ap.parse_args()
     sample = next(s for s in P.load_set("grabcut") if s.id == args.image)
     image, gt, _ = sample.load()
     pts = extreme_points(gt)
-    seg = MobileSamSegmenter.from_weights()
+    seg = MobileSamSegmenter.from_weights(precision="fp32", decoder_precision="fp32")
     seg.set_image(image)
     model = seg.model
     calls: list[tuple[Any, ...]] = []
     fast_forward = MaskDecoder.forward
 
-    def record(self: MaskDecoder, *a: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    def record(self: MaskDecoder, *a: Any, **k: Any) -> tuple[torch.Tensor, torch.Tensor]:
         calls.append(a)
-        return fast_forward(self, *a)
+        return fast_forward(self, *a, **k)
+
+    def no_cache(self: MaskDecoder, *a: Any, **k: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        return fast_forward(self, *a, **dict(k, cache=None))
 
     MaskDecoder.forward = record  # type: ignore[method-assign]
     seg.predict(extreme_points=pts, zoom="off")  # the recipe's decoder calls, replayed below
@@ -79,23 +89,33 @@ def main() -> None:
     shapes = [f"B={c[2].shape[0]} tokens={c[2].shape[1]} multimask={c[4]}" for c in calls]
     fast_forward = MaskDecoder.forward
     rows: dict[str, dict[str, float]] = {}
-    for name, fwd in (("plain", plain_forward), ("fast", fast_forward)):
+    paths: list[tuple[str, Any, str]] = [("plain", plain_forward, "fp32"), ("fast, no cache", no_cache, "fp32")]
+    paths.append(("fast", fast_forward, "fp32"))
+    if native_bf16() or args.bf16:
+        paths.append(("bf16" if native_bf16() else "bf16 (emulated: no native bf16)", fast_forward, "bf16"))
+    for name, fwd, precision in paths:
         MaskDecoder.forward = fwd  # type: ignore[method-assign]
+        seg._predictor.decoder_precision = precision
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+        cache: dict[Any, Any] | None = {} if fwd is fast_forward else None
 
         def predict() -> None:
             seg.predict(extreme_points=pts, zoom="off")
 
-        def decode() -> None:
+        def decode(dtype: torch.dtype = dtype, cache: dict[Any, Any] | None = cache) -> None:
             with torch.inference_mode():
                 for c in calls:
-                    model.mask_decoder(*c)
+                    model.mask_decoder(*c, dtype=dtype, cache=cache)
 
+        seg.threads = 1  # the segmenter sizes its own torch threads per call
         torch.set_num_threads(1)
         cpu = _p50(predict, args.repeats, time.process_time)
         dec = _p50(decode, args.repeats, time.process_time)
+        seg.threads = 2
         torch.set_num_threads(2)
         wall = _p50(predict, args.repeats, time.perf_counter)
         rows[name] = {"predict_cpu_ms_1t": cpu, "decoder_cpu_ms_1t": dec, "predict_wall_ms_2t": wall}
+    seg._predictor.decoder_precision = "fp32"
     MaskDecoder.forward = fast_forward  # type: ignore[method-assign]
     load = os.getloadavg()
     print(f"GrabCut {args.image}, decoder calls {shapes}, load {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}")
@@ -106,8 +126,28 @@ def main() -> None:
             f"| {name} | {r['predict_cpu_ms_1t']:.1f} | {r['decoder_cpu_ms_1t']:.1f} | {r['predict_wall_ms_2t']:.1f} |"
         )
     RESULTS.mkdir(exist_ok=True)
-    out = {"image": args.image, "decoder_calls": shapes, "repeats": args.repeats, "load": list(load), "rows": rows}
-    (RESULTS / "decoder.json").write_text(json.dumps(out, indent=1) + "\n")
+    out = {
+        "image": args.image,
+        "decoder_calls": shapes,
+        "repeats": args.repeats,
+        "load": list(load),
+        "cpu": _cpu_name(),
+        "native_bf16": native_bf16(),
+        "rows": rows,
+    }
+    args.out.parent.mkdir(exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=1) + "\n")
+
+
+def _cpu_name() -> str:
+    """The CPU's model name (/proc/cpuinfo), for the conditions of the figures."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from gt_widget.segment.named import parse_flags
 
 CONFIG_KEYS = (
     "precision",
+    "decoder_precision",
     "zoom_size",
     "zoom_area",
     "zoom_scale",
@@ -97,7 +98,7 @@ class DiskCachedSegmenter:
                 )
             state = original(rgb, key, image_size, encode_area)
             self.encoder_runs += 1
-            tmp = path.with_suffix(".tmp")
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")  # runs sharing the cache never clobber each other
             torch.save(
                 {
                     "embedding": state.embedding,
@@ -355,6 +356,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="only the GrabCut fallback (exact and jittered points); updates its figures in --out",
     )
+    ap.add_argument(
+        "--bf16-sim",
+        action="store_true",
+        help="simulate decoder_precision=bf16 at fp32 speed (benchmarks/bf16_sim.py; CPUs without native bf16)",
+    )
     ap.add_argument("--merge", nargs="+", type=Path, default=None, help="merge partial JSONs (--start/--every shards)")
     args = ap.parse_args(argv)
     if args.merge:
@@ -363,6 +369,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
+    if args.bf16_sim:
+        from benchmarks import bf16_sim
+
+        bf16_sim.install()
     flags = parse_recipe(args.recipe)
     flags.setdefault("threads", args.threads)
     seg = load_mobilesam_segmenter(args.weights, **flags)
@@ -397,6 +407,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     payload = {
         "recipe": flags,
         "segmenter_config": config,
+        "bf16_sim": bool(args.bf16_sim),
         "shard": {"start": args.start, "every": args.every, "limit": args.limit, "half": args.half},
         "protocol": "benchmarks/protocol.py (../shared/data/README.md)",
         "upstream": UPSTREAM,

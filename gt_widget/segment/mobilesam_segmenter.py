@@ -156,9 +156,10 @@ class MobileSamSegmenter:
         encode_area: str = "full",
         zoom_area: str = "full",
         zoom_scale: float = 0.0,
+        decoder_precision: str | None = None,
     ) -> None:
         from gt_widget.segment.mobilesam import SamPredictor
-        from gt_widget.segment.mobilesam.runtime import CoreMonitor, choose_precision
+        from gt_widget.segment.mobilesam.runtime import CoreMonitor, choose_decoder_precision, choose_precision
 
         self._predictor_cls = SamPredictor
         self.model = model
@@ -167,6 +168,12 @@ class MobileSamSegmenter:
         except ValueError as exc:
             raise PromptError(str(exc)) from None
         """Encoder precision in use, ``"fp32"`` or ``"bf16"`` (auto: bf16 where the CPU has it natively)."""
+        try:
+            self.decoder_precision = choose_decoder_precision(decoder_precision, self.precision)
+        except ValueError as exc:
+            raise PromptError(str(exc)) from None
+        """Mask decoder precision: ``decoder_precision`` / ``$GT_WIDGET_DECODER_PRECISION``, else
+        ``runtime.DEFAULT_DECODER_PRECISION``; ``"auto"`` follows ``precision``."""
         if int(zoom_size) % 16 or not 256 <= int(zoom_size) <= 1024:
             raise PromptError(f"zoom_size must be a multiple of 16 in [256, 1024], got {zoom_size}")
         self.zoom_size = int(zoom_size)
@@ -201,7 +208,7 @@ class MobileSamSegmenter:
         """Torch threads per call; None sizes them to the cores other processes leave free."""
         self._cores = CoreMonitor()
         self._gate = _model_gate(model)
-        self._decoders: dict[int, Any] = {1024: SamPredictor(model)}
+        self._decoders: dict[int, Any] = {1024: SamPredictor(model, decoder_precision=self.decoder_precision)}
         self._predictor = self._decoders[1024]
         self.variants = tuple(variants)
         self.full_variants = tuple(full_variants)
@@ -357,7 +364,9 @@ class MobileSamSegmenter:
         size = frame_state.image_size
         decoder = self._decoders.get(size)
         if decoder is None:
-            decoder = self._decoders[size] = self._predictor_cls(self.model, image_size=size)
+            decoder = self._decoders[size] = self._predictor_cls(
+                self.model, image_size=size, decoder_precision=self.decoder_precision
+            )
         key = (st.key, crop, size)
         if self._predictor is not decoder or self._frame_key != key:
             decoder.set_embedding(frame_state.embedding, frame_state.original_size, frame_state.input_size)

@@ -32,8 +32,12 @@ def _reference_forward(
     sparse_prompt_embeddings: torch.Tensor,
     dense_prompt_embeddings: torch.Tensor,
     multimask_output: bool,
+    dtype: torch.dtype = torch.float32,
+    cache: dict[object, object] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The decoder as it was: all 4 masks per prompt on per-prompt copies of the image, then a selection."""
+    """The decoder as it was: all 4 masks per prompt on per-prompt copies of the image, then a selection
+    (fp32 only; no per-image cache)."""
+    assert dtype == torch.float32
     masks, iou = self.predict_all(image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings)
     sel = slice(1, None) if multimask_output else slice(0, 1)
     return masks[:, sel], iou[:, sel]
@@ -105,7 +109,7 @@ def test_segmenter_masks_identical(
     ext = [(0.3 * w, 0.5 * h), (0.7 * w, 0.5 * h), (0.5 * w, 0.25 * h), (0.5 * w, 0.8 * h)]
 
     def run() -> list[np.ndarray]:
-        seg = MobileSamSegmenter(model)
+        seg = MobileSamSegmenter(model, decoder_precision="fp32")
         seg.set_image(image)
         first = seg.predict(extreme_points=ext, zoom="off")
         second = seg.predict(extreme_points=ext, clicks=[(0.5 * w, 0.5 * h, True)], previous=first, zoom="off")

@@ -6,12 +6,21 @@ cross-attention; a final token->image attention follows. The image side is upsca
 transposed convolutions (to 256x256 for a 64x64 embedding) and each mask token's hypernetwork MLP gives
 the per-pixel weights of its mask. Mask token 0 is the single-mask output, tokens 1..3 the three
 multimask candidates; the IoU head predicts each mask's quality.
+
+``MaskDecoder.forward(..., dtype=torch.bfloat16)`` runs the transformer, the upscaling and the
+hypernetworks on a bf16 copy of the decoder (the IoU head and the returned logits stay float32): on CPUs
+with native bf16 (AMX / AVX512-BF16) its matrix products run several times faster; elsewhere oneDNN
+emulates bf16 and it is much slower, so ``runtime.choose_decoder_precision``'s ``auto`` only picks it
+where the CPU has it (the default is fp32 until its quality is shown in full). ``cache=`` (a dict kept per image embedding by the caller) keeps what
+depends only on the image: the image tokens and the first block's image-side projections.
 """
 
 from __future__ import annotations
 
+import copy
 import math
-from typing import cast
+from dataclasses import dataclass
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -67,13 +76,25 @@ class Attention(nn.Module):
         return x.reshape(b, n, self.num_heads, c // self.num_heads).transpose(1, 2)
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        qh, kh, vh = self._heads(self.q_proj(q)), self._heads(self.k_proj(k)), self._heads(self.v_proj(v))
-        if kh.shape[-2] < qh.shape[-2]:
+        return self.attend(self.q_proj(q), self.k_proj(k), self.v_proj(v))
+
+    def attend(self, qp: torch.Tensor, kp: torch.Tensor, vp: torch.Tensor) -> torch.Tensor:
+        """Attention on already projected queries / keys / values (B, N, internal_dim) -> (B, Nq, dim)."""
+        root = math.sqrt(qp.shape[-1] // self.num_heads)
+        few_keys = kp.shape[-2] < qp.shape[-2]
+        if math.log2(root).is_integer():
+            # 1/sqrt(d) a power of two: scaling the short side first is bit-identical and skips a pass
+            # over the (heads, N, T) logits
+            qp, kp, root = (qp, kp * (1.0 / root), 1.0) if few_keys else (qp * (1.0 / root), kp, 1.0)
+        qh, kh, vh = self._heads(qp), self._heads(kp), self._heads(vp)
+        if few_keys:
             # few keys (image -> token): softmax over the short axis kept off the innermost one
-            attn_t = (kh @ qh.transpose(-2, -1)) / math.sqrt(qh.shape[-1])  # (B, H, Nk, Nq)
+            attn_t = kh @ qh.transpose(-2, -1)  # (B, H, Nk, Nq)
+            attn_t = attn_t / root if root != 1.0 else attn_t
             out = attn_t.softmax(dim=-2).transpose(-2, -1) @ vh
         else:
-            attn = (qh @ kh.transpose(-2, -1)) / math.sqrt(qh.shape[-1])
+            attn = qh @ kh.transpose(-2, -1)
+            attn = attn / root if root != 1.0 else attn
             out = attn.softmax(dim=-1) @ vh
         b, _, n, _ = out.shape
         return self.out_proj(out.transpose(1, 2).reshape(b, n, self.internal_dim))
@@ -95,8 +116,14 @@ class TwoWayAttentionBlock(nn.Module):
         self.skip_first_layer_pe = skip_first_layer_pe
 
     def forward(
-        self, queries: torch.Tensor, keys: torch.Tensor, query_pe: torch.Tensor, key_pe: torch.Tensor
+        self,
+        queries: torch.Tensor,
+        keys: torch.Tensor,
+        query_pe: torch.Tensor,
+        key_pe: torch.Tensor,
+        projected: ImageSide | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``projected``: this block's image-side projections of ``keys`` (``image_side``), when known."""
         if self.skip_first_layer_pe:
             queries = self.self_attn(queries, queries, queries)
         else:
@@ -104,16 +131,35 @@ class TwoWayAttentionBlock(nn.Module):
             queries = queries + self.self_attn(q, q, queries)
         queries = self.norm1(queries)
 
+        t2i, i2t = self.cross_attn_token_to_image, self.cross_attn_image_to_token
+        side = projected if projected is not None else self.image_side(keys, key_pe)
         q = queries + query_pe
-        k = keys + key_pe
-        queries = self.norm2(queries + self.cross_attn_token_to_image(q, k, keys))
+        queries = self.norm2(queries + t2i.attend(t2i.q_proj(q), side.t2i_k, side.t2i_v))
 
         queries = self.norm3(queries + self.mlp(queries))
 
         q = queries + query_pe
-        k = keys + key_pe
-        keys = self.norm4(keys + self.cross_attn_image_to_token(k, q, queries))
+        keys = self.norm4(keys + i2t.attend(side.i2t_q, i2t.k_proj(q), i2t.v_proj(queries)))
         return queries, keys
+
+    def image_side(self, keys: torch.Tensor, key_pe: torch.Tensor) -> ImageSide:
+        """The projections of this block that depend on the image tokens only (not on the prompts)."""
+        k = keys + key_pe
+        t2i, i2t = self.cross_attn_token_to_image, self.cross_attn_image_to_token
+        return ImageSide(keys, key_pe, t2i.k_proj(k), t2i.v_proj(keys), i2t.q_proj(k))
+
+
+@dataclass(frozen=True)
+class ImageSide:
+    """What the first two-way block needs from the image alone: image tokens (b, N, C) channels-last,
+    their positional encoding (1, N, C), token->image keys and values and image->token queries, projected
+    (b, N, C / downsample_rate). Computed once per image embedding when the dense prompt is shared."""
+
+    keys: torch.Tensor
+    key_pe: torch.Tensor
+    t2i_k: torch.Tensor
+    t2i_v: torch.Tensor
+    i2t_q: torch.Tensor
 
 
 class TwoWayTransformer(nn.Module):
@@ -131,19 +177,34 @@ class TwoWayTransformer(nn.Module):
         self.norm_final_attn = nn.LayerNorm(dim)
 
     def forward(
-        self, image_embedding: torch.Tensor, image_pe: torch.Tensor, point_embedding: torch.Tensor
+        self,
+        image_embedding: torch.Tensor | None,
+        image_pe: torch.Tensor | None,
+        point_embedding: torch.Tensor,
+        side: ImageSide | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, C, h, w) image, (B, C, h, w) positional encoding, (B, N, C) tokens -> (tokens, image tokens)."""
-        # channels-last copies: every later add / projection on them runs on contiguous memory
-        keys = image_embedding.flatten(2).transpose(1, 2).contiguous()
-        key_pe = image_pe.flatten(2).transpose(1, 2).contiguous()
+        """(B, C, h, w) image, (B, C, h, w) positional encoding, (B, N, C) tokens -> (tokens, image tokens).
+
+        ``side``: ``image_side(image_embedding, image_pe)`` computed earlier (the image and its encoding
+        may then be None)."""
+        if side is None:
+            assert image_embedding is not None and image_pe is not None
+            side = self.image_side(image_embedding, image_pe)
+        keys, key_pe = side.keys, side.key_pe
         queries = point_embedding
-        for layer in self.layers:
-            queries, keys = layer(queries, keys, point_embedding, key_pe)
+        for i, layer in enumerate(self.layers):
+            queries, keys = layer(queries, keys, point_embedding, key_pe, side if i == 0 else None)
         q = queries + point_embedding
         k = keys + key_pe
         queries = self.norm_final_attn(queries + self.final_attn_token_to_image(q, k, keys))
         return queries, keys
+
+    def image_side(self, image_embedding: torch.Tensor, image_pe: torch.Tensor) -> ImageSide:
+        """(b, C, h, w) image and (1|b, C, h, w) encoding -> the first block's image-side inputs."""
+        # channels-last copies: every later add / projection on them runs on contiguous memory
+        keys = image_embedding.flatten(2).transpose(1, 2).contiguous()
+        key_pe = image_pe.flatten(2).transpose(1, 2).contiguous()
+        return cast(TwoWayAttentionBlock, self.layers[0]).image_side(keys, key_pe)
 
 
 class MaskDecoder(nn.Module):
@@ -174,6 +235,8 @@ class MaskDecoder(nn.Module):
         sparse_prompt_embeddings: torch.Tensor,
         dense_prompt_embeddings: torch.Tensor,
         multimask_output: bool,
+        dtype: torch.dtype = torch.float32,
+        cache: dict[Any, Any] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Image embedding (1, C, h, w) shared by B prompt sets -> masks (B, 1|3, 4h, 4w), IoU (B, 1|3).
 
@@ -183,23 +246,61 @@ class MaskDecoder(nn.Module):
         transformer once (batch 1) and broadcast, so the first block's image-side projections run once
         per call, not once per prompt; the upscaling's transposed convolutions run as channels-last
         matrix products; only the selected mask tokens' masks are formed.
+
+        ``dtype``: the precision of the transformer, upscaling and hypernetworks (float32 or bfloat16; a
+        bf16 copy of the weights is kept); the IoU head runs in float32 and both outputs are float32.
+        ``cache``: a dict the caller keeps for this ``image_embeddings`` (and ``image_pe``) and drops with
+        it; when the dense prompt is the no-mask embedding (constant over the grid; checked by value), the
+        first block's image-side inputs (``ImageSide``) are kept there and later calls on the same image
+        skip them (the same values, so the same masks).
         """
         sel = slice(1, None) if multimask_output else slice(0, 1)
-        bs = sparse_prompt_embeddings.shape[0]
-        out_tokens = torch.cat([self.iou_token.weight, self.mask_tokens.weight], dim=0)
-        tokens = torch.cat([out_tokens.unsqueeze(0).expand(bs, -1, -1), sparse_prompt_embeddings], dim=1)
         dense = dense_prompt_embeddings
-        if image_embeddings.shape[0] == 1 and (dense.shape[0] == 1 or dense.stride(0) == 0):
-            src = image_embeddings + dense[:1]  # (1, C, h, w): broadcast against the B prompt sets
-        else:
-            src = image_embeddings.expand(bs, -1, -1, -1) if image_embeddings.shape[0] == 1 else image_embeddings
-            src = src + dense
-        hs, src_tokens = self.transformer(src, image_pe[:1], tokens)
-        h, w = src.shape[-2:]
+        shared = image_embeddings.shape[0] == 1 and (dense.shape[0] == 1 or dense.stride(0) == 0)
+        low = self if dtype == torch.float32 else self.lowp(dtype)
+        # cached only for a dense prompt constant over the grid (the no-mask embedding), checked by value
+        constant = shared and dense.stride(-1) == 0 and dense.stride(-2) == 0
+        key = ("first", dtype, tuple(image_embeddings.shape[-2:]))
+        hit = cache.get(key) if cache is not None and constant else None
+        side = hit[1] if hit is not None and torch.equal(hit[0], dense[0, :, 0, 0]) else None
+        if side is None:
+            if shared:
+                src = (image_embeddings + dense[:1]).to(dtype)  # (1, C, h, w): broadcast over the B prompt sets
+            else:
+                bs = sparse_prompt_embeddings.shape[0]
+                src = image_embeddings.expand(bs, -1, -1, -1) if image_embeddings.shape[0] == 1 else image_embeddings
+                src = (src + dense).to(dtype)
+            side = low.transformer.image_side(src, image_pe[:1].to(dtype))
+            if cache is not None and constant:
+                cache[key] = (dense[0, :, 0, 0].clone(), side)
+        h, w = image_embeddings.shape[-2:]
+        hs, masks = low._decode(side, sparse_prompt_embeddings.to(dtype), multimask_output, h, w)
+        return masks.float(), self.iou_prediction_head(hs[:, 0, :].float())[:, sel]
+
+    def _decode(
+        self, side: ImageSide, sparse: torch.Tensor, multimask_output: bool, h: int, w: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Transformer, hypernetworks and upscaling in this module's dtype -> (tokens (B, T, C), masks)."""
+        bs = sparse.shape[0]
+        out_tokens = torch.cat([self.iou_token.weight, self.mask_tokens.weight], dim=0)
+        tokens = torch.cat([out_tokens.unsqueeze(0).expand(bs, -1, -1), sparse], dim=1)
+        hs, src_tokens = self.transformer(None, None, tokens, side)
         chosen = range(1, self.num_mask_tokens) if multimask_output else range(1)
         hyper = torch.stack([self.output_hypernetworks_mlps[i](hs[:, 1 + i, :]) for i in chosen], dim=2)  # (B, C/8, M)
-        masks = self._upscale_masks(src_tokens, hyper, h, w)
-        return masks, self.iou_prediction_head(hs[:, 0, :])[:, sel]
+        return hs, self._upscale_masks(src_tokens, hyper, h, w)
+
+    def lowp(self, dtype: torch.dtype) -> MaskDecoder:
+        """A copy of this decoder in ``dtype`` (made once, kept beside the module, not registered as a
+        submodule; rebuilt if the module moved to another device). Weights are read when it is made."""
+        copies: dict[torch.dtype, MaskDecoder] = self.__dict__.setdefault("_lowp_copies", {})
+        dev = self.iou_token.weight.device
+        low = copies.get(dtype)
+        if low is None or low.iou_token.weight.device != dev:
+            low = copy.deepcopy(self)
+            low.__dict__.pop("_lowp_copies", None)
+            low = low.to(dtype).eval().requires_grad_(False)
+            copies[dtype] = low
+        return low
 
     def _upscale_masks(self, tokens: torch.Tensor, hyper: torch.Tensor, h: int, w: int) -> torch.Tensor:
         """Image tokens (B, h*w, C), hypernetwork weights (B, C/8, M) -> mask logits (B, M, 4h, 4w).

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import threading
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -43,6 +44,7 @@ class _ImageState:
     embedding: torch.Tensor  # (1, 256, e, e)
     original_size: tuple[int, int]  # (H, W)
     input_size: tuple[int, int]  # (h, w) after resizing to the model's long side
+    decoder_cache: dict[Any, Any] = field(default_factory=dict, compare=False)  # dies with this embedding
 
 
 class SamPredictor:
@@ -55,7 +57,8 @@ class SamPredictor:
 
     ``precision="bf16"`` runs the image encoder under bfloat16 autocast (about 2x faster on CPUs with
     AVX512-BF16/AMX; the embedding then differs by ~2% of its scale, outside the golden tolerances, so it
-    is opt-in; measure its mask cost with benchmarks/bench_latency.py). The decoder always runs in fp32.
+    is opt-in; measure its mask cost with benchmarks/bench_latency.py). ``decoder_precision``
+    (default fp32) is the mask decoder's (``MaskDecoder.forward``'s ``dtype``; IoU and logits stay fp32).
 
     ``encode_area="real"`` encodes only the resized image's own area rounded up to a multiple of 16 (e.g.
     1024 x 576 for a 16:9 frame, not the zero padding below it), then fills the rest of the S/16 grid with
@@ -65,7 +68,12 @@ class SamPredictor:
     """
 
     def __init__(
-        self, model: MobileSam, image_size: int = 1024, precision: str = "fp32", encode_area: str = "full"
+        self,
+        model: MobileSam,
+        image_size: int = 1024,
+        precision: str = "fp32",
+        encode_area: str = "full",
+        decoder_precision: str = "fp32",
     ) -> None:
         if image_size % 16 or not 256 <= image_size <= 2048:
             raise ValueError(f"image_size must be a multiple of 16 in [256, 2048], got {image_size}")
@@ -73,6 +81,9 @@ class SamPredictor:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         if encode_area not in ENCODE_AREAS:
             raise ValueError(f"encode_area must be one of {ENCODE_AREAS}, got {encode_area!r}")
+        if decoder_precision not in PRECISIONS:
+            raise ValueError(f"decoder_precision must be one of {PRECISIONS}, got {decoder_precision!r}")
+        self.decoder_precision = decoder_precision
         self.model = model.eval()
         self.image_size = int(image_size)
         self.precision = precision
@@ -268,7 +279,11 @@ class SamPredictor:
             if mask_input is not None and mask_input.shape[-1] != 4 * e:
                 mask_input = F.interpolate(mask_input, (4 * e, 4 * e), mode="bilinear", align_corners=False)
             sparse, dense = self.model.prompt_encoder(points, boxes, mask_input, input_size=self.image_size)
-            low, iou = self.model.mask_decoder(state.embedding, self._dense(), sparse, dense, multimask_output)
+            dtype = torch.bfloat16 if self.decoder_precision == "bf16" else torch.float32
+            cache = state.decoder_cache if mask_input is None else None  # image-only parts, per embedding
+            low, iou = self.model.mask_decoder(
+                state.embedding, self._dense(), sparse, dense, multimask_output, dtype=dtype, cache=cache
+            )
             if low.shape[-1] != LOW_RES:
                 low = F.interpolate(low, (LOW_RES, LOW_RES), mode="bilinear", align_corners=False)
             shown = smooth_logits(low, smooth) if smooth > 0 else low
