@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from benchmarks import protocol as P
+from benchmarks.bench_latency import cpu_name
 from gt_widget.evaluate import extreme_points
 from gt_widget.segment.mobilesam.mask_decoder import MaskDecoder
 from gt_widget.segment.mobilesam.runtime import native_bf16
@@ -131,23 +132,12 @@ def main() -> None:
         "decoder_calls": shapes,
         "repeats": args.repeats,
         "load": list(load),
-        "cpu": _cpu_name(),
+        "cpu": cpu_name(),
         "native_bf16": native_bf16(),
         "rows": rows,
     }
     args.out.parent.mkdir(exist_ok=True)
     args.out.write_text(json.dumps(out, indent=1) + "\n")
-
-
-def _cpu_name() -> str:
-    """The CPU's model name (/proc/cpuinfo), for the conditions of the figures."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 if __name__ == "__main__":

@@ -232,7 +232,7 @@ def refine_main(args: argparse.Namespace) -> int:
     payload = json.loads(args.out.read_text()) if args.out.exists() else {}
     payload["refined_pass"] = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "cpu": _cpu_name(),
+        "cpu": cpu_name(),
         "table": table,
         "rows": rows,
     }
@@ -332,7 +332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     payload = {
         "benchmark": "latency",
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "cpu": _cpu_name(),
+        "cpu": cpu_name(),
         "cores": os.cpu_count(),
         "images": args.images,
         "repeat": args.repeat,
@@ -348,7 +348,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
+    """The CPU's model name (/proc/cpuinfo), for the conditions of the figures."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
