@@ -174,7 +174,8 @@ class Assist:
         self._error: str | None = None
         self._on_note, self._on_status, self._on_refining = on_note, on_status, on_refining
         self.worker = ModelWorker(on_busy=on_busy)
-        self.background = ModelWorker(name="gt-widget-background")
+        # no idle thread (and OpenMP team) beside the model thread's between background jobs: worker.py
+        self.background = ModelWorker(name="gt-widget-background", linger_s=0.0)
         self.cache: OrderedDict[str, Cached] = OrderedDict()
         self._cache_lock = threading.Lock()  # the model and background threads both remember entries
         self.gen = 0

@@ -23,11 +23,21 @@ BACKGROUND = 1
 
 
 class ModelWorker:
-    """A single daemon thread with a two-level priority queue of jobs; ``on_busy(bool)`` reports changes."""
+    """A single daemon thread with a two-level priority queue of jobs; ``on_busy(bool)`` reports changes.
 
-    def __init__(self, on_busy: Callable[[bool], None] | None = None, name: str = "gt-widget-model") -> None:
+    The thread ends after ``linger_s`` seconds without a job (a later ``submit`` starts a new one). Every
+    thread that runs torch keeps its own OpenMP thread team; while more of those exist than the machine has
+    cores, libgomp's workers stop spinning between parallel regions and sleep, and each of the decoder's
+    ~300 regions then pays a wake-up (a 34 ms ``predict`` takes ~43 ms, ~58 ms after a pause, with one idle
+    team beside it). A worker that only runs occasional background work therefore passes ``linger_s=0``:
+    its team goes with its thread as soon as its queue is empty."""
+
+    def __init__(
+        self, on_busy: Callable[[bool], None] | None = None, name: str = "gt-widget-model", linger_s: float = 30.0
+    ) -> None:
         self._on_busy = on_busy
         self._name = name
+        self._linger_s = float(linger_s)
         self._cv = threading.Condition()
         self._queue: list[tuple[int, int, Callable[[], Any], Future[Any]]] = []
         self._seq = itertools.count()
@@ -96,7 +106,8 @@ class ModelWorker:
         while True:
             with self._cv:
                 while not self._queue and not self._closed:
-                    self._cv.wait(timeout=30.0)
+                    if self._linger_s > 0:
+                        self._cv.wait(timeout=self._linger_s)
                     if not self._queue:
                         # idle for a while: end the thread (a later submit starts a new one)
                         if not self._closed:
