@@ -88,6 +88,9 @@ class SamImageState:
     key: str
     crops: OrderedDict[tuple[int, int, int, int], SamImageState] = field(default_factory=OrderedDict)
     image_size: int = 1024  # the encoder input side the embedding was computed at
+    decoder_cache: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
+    """Decoder parts computed from ``embedding`` alone (``SamPredictor.set_embedding``): kept with the state,
+    so a click after a refined pass (another frame) or on a revisited image reuses them."""
 
 
 @dataclass
@@ -264,6 +267,15 @@ class MobileSamSegmenter:
             image_size=image_size,
         )
 
+    def _prime_decoder(self, state: SamImageState) -> None:
+        """Fill ``state.decoder_cache`` before the state is shared (a private predictor, as in ``_encode``)."""
+        predictor = self._predictor_cls(
+            self.model, image_size=state.image_size, decoder_precision=self.decoder_precision
+        )
+        with self._torch_threads():
+            predictor.set_embedding(state.embedding, state.original_size, state.input_size, state.decoder_cache)
+            predictor.prime_decoder()
+
     @contextmanager
     def _torch_threads(self) -> Iterator[None]:
         """Size this thread's torch intra-op threads to ``threads`` or to the cores free right now
@@ -301,6 +313,8 @@ class MobileSamSegmenter:
                 return hit
         with self._gate.background() if background else nullcontext():  # yields to interactive predicts
             state = self._encode(rgb, key)
+            if cache:  # an image a user will click on: its first click skips the decoder's image-only part
+                self._prime_decoder(state)
         if not cache:
             return state
         with self._lock:
@@ -369,7 +383,9 @@ class MobileSamSegmenter:
             )
         key = (st.key, crop, size)
         if self._predictor is not decoder or self._frame_key != key:
-            decoder.set_embedding(frame_state.embedding, frame_state.original_size, frame_state.input_size)
+            decoder.set_embedding(
+                frame_state.embedding, frame_state.original_size, frame_state.input_size, frame_state.decoder_cache
+            )
             self._predictor = decoder
             self._frame_key = key
         return _Frame(frame_state, st.original_size, offset, crop)

@@ -216,3 +216,62 @@ def test_attention_scale_folding_is_bit_identical(nq: int, nk: int) -> None:
             out = ((qh @ kh.transpose(-2, -1)) / 4.0).softmax(dim=-1) @ vh
         want = attn.out_proj(out.transpose(1, 2).reshape(1, nq, 128))
     assert torch.equal(got, want)
+
+
+def _count_image_side(model: MobileSam, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the first block's image-side computations (cache misses) of ``model``'s fp32 decoder."""
+    calls = [0]
+    real = model.mask_decoder.transformer.image_side
+
+    def counted(*args: Any, **kwargs: Any) -> ImageSide:
+        calls[0] += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(model.mask_decoder.transformer, "image_side", counted)
+    return calls
+
+
+@pytest.mark.weights
+def test_decoder_cache_is_primed_and_survives_frame_changes(
+    model: MobileSam, image: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The image's decoder cache lives in its state: encoding fills it (the first click does not pay it),
+    and a click on the full image after a zoomed pass (another frame) does not recompute it."""
+    h, w = image.shape[:2]
+    small = [(0.45 * w, 0.5 * h), (0.55 * w, 0.5 * h), (0.5 * w, 0.45 * h), (0.5 * w, 0.56 * h)]
+    seg = MobileSamSegmenter(model, precision="fp32", decoder_precision="fp32")
+    calls = _count_image_side(model, monkeypatch)
+    seg.set_image(image)
+    state = seg.get_state()
+    assert state is not None and len(state.decoder_cache) == 1
+    primed = calls[0]
+    assert primed == 1
+    seg.predict(extreme_points=_extreme(image), zoom="off")
+    assert calls[0] == primed  # the first click reuses the primed parts
+    seg.predict(extreme_points=small)  # a zoomed crop: its own frame, its own cache
+    after_crop = calls[0]
+    assert after_crop > primed
+    seg.predict(extreme_points=_extreme(image), zoom="off")  # back on the full image
+    assert calls[0] == after_crop
+    # a revisited image (state restored) keeps them too
+    seg.set_image(image[::-1].copy())
+    seg.set_state(state)
+    before = calls[0]
+    seg.predict(extreme_points=_extreme(image), zoom="off")
+    assert calls[0] == before
+
+
+@pytest.mark.weights
+def test_primed_cache_gives_identical_answers(
+    model: MobileSam, image: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    primed = MobileSamSegmenter(model, precision="fp32", decoder_precision="fp32", threads=1)
+    primed.set_image(image)
+    want = primed.predict(extreme_points=_extreme(image), zoom="off")
+    monkeypatch.setattr(SamPredictor, "prime_decoder", lambda self: None)
+    plain = MobileSamSegmenter(model, precision="fp32", decoder_precision="fp32", threads=1)
+    plain.set_image(image)
+    state = plain.get_state()
+    assert state is not None and state.decoder_cache == {}
+    got = plain.predict(extreme_points=_extreme(image), zoom="off")
+    assert np.array_equal(got.mask, want.mask) and got.score == want.score

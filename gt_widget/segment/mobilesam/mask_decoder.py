@@ -255,27 +255,44 @@ class MaskDecoder(nn.Module):
         skip them (the same values, so the same masks).
         """
         sel = slice(1, None) if multimask_output else slice(0, 1)
-        dense = dense_prompt_embeddings
+        low = self if dtype == torch.float32 else self.lowp(dtype)
+        side = self.first_side(
+            image_embeddings, image_pe, dense_prompt_embeddings, dtype, cache, sparse_prompt_embeddings.shape[0]
+        )
+        h, w = image_embeddings.shape[-2:]
+        hs, masks = low._decode(side, sparse_prompt_embeddings.to(dtype), multimask_output, h, w)
+        return masks.float(), self.iou_prediction_head(hs[:, 0, :].float())[:, sel]
+
+    def first_side(
+        self,
+        image_embeddings: torch.Tensor,
+        image_pe: torch.Tensor,
+        dense: torch.Tensor,
+        dtype: torch.dtype = torch.float32,
+        cache: dict[Any, Any] | None = None,
+        prompts: int = 1,
+    ) -> ImageSide:
+        """The first two-way block's image-side inputs for ``prompts`` prompt sets (see ``forward``): from
+        ``cache`` when it holds them for this dense prompt, else computed (and kept there when the dense
+        prompt is constant over the grid, the no-mask embedding, checked by value). Calling it once after
+        an embedding is made fills the cache ahead of the first click (``SamPredictor.prime_decoder``)."""
         shared = image_embeddings.shape[0] == 1 and (dense.shape[0] == 1 or dense.stride(0) == 0)
         low = self if dtype == torch.float32 else self.lowp(dtype)
         # cached only for a dense prompt constant over the grid (the no-mask embedding), checked by value
         constant = shared and dense.stride(-1) == 0 and dense.stride(-2) == 0
         key = ("first", dtype, tuple(image_embeddings.shape[-2:]))
         hit = cache.get(key) if cache is not None and constant else None
-        side = hit[1] if hit is not None and torch.equal(hit[0], dense[0, :, 0, 0]) else None
-        if side is None:
-            if shared:
-                src = (image_embeddings + dense[:1]).to(dtype)  # (1, C, h, w): broadcast over the B prompt sets
-            else:
-                bs = sparse_prompt_embeddings.shape[0]
-                src = image_embeddings.expand(bs, -1, -1, -1) if image_embeddings.shape[0] == 1 else image_embeddings
-                src = (src + dense).to(dtype)
-            side = low.transformer.image_side(src, image_pe[:1].to(dtype))
-            if cache is not None and constant:
-                cache[key] = (dense[0, :, 0, 0].clone(), side)
-        h, w = image_embeddings.shape[-2:]
-        hs, masks = low._decode(side, sparse_prompt_embeddings.to(dtype), multimask_output, h, w)
-        return masks.float(), self.iou_prediction_head(hs[:, 0, :].float())[:, sel]
+        if hit is not None and torch.equal(hit[0], dense[0, :, 0, 0]):
+            return cast(ImageSide, hit[1])
+        if shared:
+            src = (image_embeddings + dense[:1]).to(dtype)  # (1, C, h, w): broadcast over the B prompt sets
+        else:
+            src = image_embeddings.expand(prompts, -1, -1, -1) if image_embeddings.shape[0] == 1 else image_embeddings
+            src = (src + dense).to(dtype)
+        side = low.transformer.image_side(src, image_pe[:1].to(dtype))
+        if cache is not None and constant:
+            cache[key] = (dense[0, :, 0, 0].clone(), side)
+        return side
 
     def _decode(
         self, side: ImageSide, sparse: torch.Tensor, multimask_output: bool, h: int, w: int

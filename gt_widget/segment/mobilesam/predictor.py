@@ -175,10 +175,18 @@ class SamPredictor:
         return self._require().embedding
 
     def set_embedding(
-        self, embedding: torch.Tensor, original_size: tuple[int, int], input_size: tuple[int, int]
+        self,
+        embedding: torch.Tensor,
+        original_size: tuple[int, int],
+        input_size: tuple[int, int],
+        decoder_cache: dict[Any, Any] | None = None,
     ) -> None:
         """Restore a cached embedding (from ``get_image_embedding`` of a predictor with the same
-        ``image_size``) together with the image's (H, W) and resized (h, w) sizes."""
+        ``image_size``) together with the image's (H, W) and resized (h, w) sizes.
+
+        ``decoder_cache``: the dict of decoder parts computed from this embedding alone, owned by whoever
+        keeps the embedding (a segmenter's per-image state), so they survive switching away and back; the
+        caller guarantees it belongs to exactly this embedding. None: a fresh one, dropped with it."""
         e = self.image_size // 16
         if tuple(embedding.shape) != (1, 256, e, e):
             raise PromptError(
@@ -193,7 +201,21 @@ class SamPredictor:
                 f"(input_size's long side must be {self.image_size})"
             )
         with self._set_lock:
-            self._state = _ImageState(embedding.detach().to(self.device, torch.float32), (oh, ow), (h, w))
+            self._state = _ImageState(
+                embedding.detach().to(self.device, torch.float32),
+                (oh, ow),
+                (h, w),
+                {} if decoder_cache is None else decoder_cache,
+            )
+
+    def prime_decoder(self) -> None:
+        """Compute the decoder's image-only parts for the current embedding now (into its decoder cache),
+        so the first click on the image does not pay them (~5 ms of a ~35 ms predict)."""
+        state = self._require()
+        dtype = torch.bfloat16 if self.decoder_precision == "bf16" else torch.float32
+        with torch.inference_mode():
+            dense = self.model.prompt_encoder.no_mask_dense(1, self.image_size)
+            self.model.mask_decoder.first_side(state.embedding, self._dense(), dense, dtype, state.decoder_cache)
 
     def reset_image(self) -> None:
         """Forget the current image."""

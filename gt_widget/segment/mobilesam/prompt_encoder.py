@@ -137,6 +137,11 @@ class PromptEncoder(nn.Module):
         if masks is not None:
             dense = self.mask_downscaling(masks)
         else:
-            e = size // 16
-            dense = self.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(bs, -1, e, e)
+            dense = self.no_mask_dense(bs, size)
         return sparse, dense
+
+    def no_mask_dense(self, batch: int, input_size: int) -> torch.Tensor:
+        """The dense prompt without a mask: the learned no-mask embedding broadcast (stride 0, not copied)
+        over a (batch, C, S/16, S/16) grid for encoder input side S = ``input_size``."""
+        e = input_size // 16
+        return self.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(batch, -1, e, e)
