@@ -10,6 +10,7 @@ colours use JupyterLab's theme variables so the dark theme stays readable.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import threading
 from collections.abc import Callable
@@ -197,33 +198,58 @@ class Toolbar:
 
     # ------------------------------------------------------------------ rendering from a snapshot
 
+    def _synced(self) -> list[widgets.Widget]:
+        """The controls ``render`` may change: each sends its changed traits in one message per render."""
+        return [
+            *self.tool_buttons.values(),
+            *self.label_chips,
+            self.polarity,
+            *self.action_buttons.values(),
+            self.help.layout,
+            self.done.layout,
+            self.candidate_button,
+            self.brush,
+            self.opacity,
+        ]
+
     def render(self, s: ToolbarState) -> None:
-        """Show ``s`` (controls' own change events are muted meanwhile)."""
+        """Show ``s`` (controls' own change events are muted meanwhile).
+
+        Every control's changes go out as one widget message (``hold_sync``), not one per trait: a click that
+        turns the candidate button on changed 4 traits, 4 messages the browser handled one by one while the
+        model answered on the same 2 cores."""
         self._mute.on = True
         try:
-            for name, b in self.tool_buttons.items():
-                _set_class(b, "gt-tool-active", name == s.tool)
-                b.button_style = "info" if name == s.tool else ""
-            for i, chip in enumerate(self.label_chips):
-                _set_class(chip, "gt-label-selected", s.labels[i] == s.label)
-            self.polarity.description = "add" if s.positive else "remove"
-            self.polarity.icon = "plus" if s.positive else "minus"
-            self.action_buttons["undo"].disabled = not s.can_undo
-            self.action_buttons["redo"].disabled = not s.can_redo
-            self.action_buttons["outline"].description = {"fill+outline": "", "outline": "outline", "hidden": "hidden"}[
-                s.overlay
-            ]
-            self.action_buttons["help"].button_style = "info" if s.help else ""
-            self.help.layout.display = "block" if s.help else "none"
-            self.done.layout.display = "" if s.correcting else "none"
-            self._render_candidates(s)
-            self.brush.max = max(self.brush.max, s.brush_radius)
-            self.brush.value = s.brush_radius
-            self.opacity.value = s.opacity
-            if self.mode == "instance":
-                self._render_instances(s)
+            with contextlib.ExitStack() as held:
+                for w in self._synced():
+                    held.enter_context(w.hold_sync())
+                self._render(s)
         finally:
             self._mute.on = False
+
+    def _render(self, s: ToolbarState) -> None:
+        """``render`` without the muting and batching."""
+        for name, b in self.tool_buttons.items():
+            _set_class(b, "gt-tool-active", name == s.tool)
+            b.button_style = "info" if name == s.tool else ""
+        for i, chip in enumerate(self.label_chips):
+            _set_class(chip, "gt-label-selected", s.labels[i] == s.label)
+        self.polarity.description = "add" if s.positive else "remove"
+        self.polarity.icon = "plus" if s.positive else "minus"
+        self.action_buttons["undo"].disabled = not s.can_undo
+        self.action_buttons["redo"].disabled = not s.can_redo
+        self.action_buttons["outline"].description = {"fill+outline": "", "outline": "outline", "hidden": "hidden"}[
+            s.overlay
+        ]
+        self.action_buttons["help"].button_style = "info" if s.help else ""
+        self.help.layout.display = "block" if s.help else "none"
+        self.done.layout.display = "" if s.correcting else "none"
+        self._render_candidates(s)
+        self.brush.max = max(self.brush.max, s.brush_radius)
+        self.brush.value = s.brush_radius
+        self.opacity.value = s.opacity
+        if self.mode == "instance":
+            self._render_instances(s)
 
     def _render_candidates(self, s: ToolbarState) -> None:
         b = self.candidate_button
