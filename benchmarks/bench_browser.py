@@ -16,6 +16,11 @@ a CPU burner (``while True: pass``) for the whole run. ``--preview`` places 3 po
 second of hovering, then clicks and measures 4th click -> committed overlay drawn (the preview committed
 without a second prediction when the pointer did not move). The load average is recorded beside the figures.
 
+``CpuSampler`` reads the CPU time of the kernel, Chromium, the Jupyter server and the benchmark (with
+Playwright) every 20 ms; the table "CPU used per click's model run" sums it over the clicks' model runs:
+what shares the 2 cores with the model while it answers (the model hop's inflation over ``predict`` alone).
+The in-page probe reads the canvas pixel back only in frames after something was drawn on it.
+
 The page's own marks (``PAGE_MARKS_JS``, installed before JupyterLab loads: websocket frames in and out,
 image decodes, drawImage onto the visible canvas) and a benchmark-only kernel cell stamping ipykernel's
 comm_msg dispatch (``KERNEL_DISPATCH_PY``) split "event -> kernel" and "sent -> drawn" further.
@@ -33,6 +38,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import itertools
 import json
 import os
 import platform
@@ -40,6 +46,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -62,6 +69,17 @@ ARM_JS = """([px, py]) => {
   const c = document.querySelector('canvas.gt-widget-canvas');
   const ctx = c.getContext('2d', {willReadFrequently: true});
   const px0 = () => Array.from(ctx.getImageData(px, py, 1, 1).data);
+  // Read the pixel back only in frames after something was drawn on the visible canvas: a readback every
+  // frame costs Chromium's software-rendered page CPU that the kernel then lacks on a 2-core machine.
+  if (!window.__gtDirtyHooked) {
+    window.__gtDirtyHooked = true;
+    const proto = CanvasRenderingContext2D.prototype;
+    for (const m of ['drawImage', 'putImageData', 'fill', 'fillRect', 'clearRect', 'stroke', 'strokeRect']) {
+      const f = proto[m];
+      proto[m] = function (...a) { if (this.canvas === window.__gtCanvas) window.__gtDirty = true; return f.apply(this, a); };
+    }
+  }
+  window.__gtCanvas = c; window.__gtDirty = true;
   const epoch = (t) => performance.timeOrigin + t;
   window.__gt = {t0: null, dt: null, downs: 0, before: px0(), preview: null, down_epoch: null, drawn_epoch: null,
                  move_t: null, preview_dt: null, preview_epoch: null};
@@ -76,6 +94,8 @@ ARM_JS = """([px, py]) => {
   c.addEventListener('mousedown', onDown, true);
   const tick = () => {
     const g = window.__gt;
+    if (!window.__gtDirty) { requestAnimationFrame(tick); return; }
+    window.__gtDirty = false;
     if (g.move_t !== null && g.preview_dt === null && g.t0 === null && differs(px0(), g.before)) {
       g.preview_dt = performance.now() - g.move_t; g.preview_epoch = Date.now();
     }
@@ -258,6 +278,96 @@ def _pct(values: Sequence[float], q: float) -> float:
     return float(np.percentile(np.asarray(values, float), q))
 
 
+class CpuSampler:
+    """Samples the CPU time (/proc/PID/stat, clock ticks) of the kernel, Chromium, the Jupyter server and this
+    benchmark every ``interval`` s in a thread, so the CPU each group used during the clicks' model runs can
+    be summed afterwards (``during``): what shares the 2 cores with the model while it answers a click."""
+
+    GROUPS = (
+        ("kernel", "ipykernel_launcher"),
+        ("chromium", "chromium"),
+        ("jupyter server", "jupyter-lab"),
+        ("benchmark + playwright", "bench_browser"),
+        ("benchmark + playwright", "playwright"),
+    )
+
+    def __init__(self, interval: float = 0.02) -> None:
+        self.interval = interval
+        self.samples: list[tuple[float, dict[int, int]]] = []
+        self.group: dict[int, str] = {}
+        self.tick_ms = 1000.0 / os.sysconf("SC_CLK_TCK")
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name="bench-cpu-sampler", daemon=True)
+        self._own = os.getpid()
+
+    def __enter__(self) -> CpuSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop = True
+        self._thread.join()
+
+    def _name(self, pid: int) -> str:
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            return "other"
+        return next((g for g, needle in self.GROUPS if needle in cmd), "other")
+
+    def _pids(self) -> list[int]:
+        """Every process now; new ones are named (grouped) when first seen."""
+        pids = [int(e.name) for e in os.scandir("/proc") if e.name.isdigit()]
+        for pid in pids:
+            if pid not in self.group:
+                self.group[pid] = "benchmark + playwright" if pid == self._own else self._name(pid)
+        return pids
+
+    def _run(self) -> None:
+        """Reads only the processes of a known group (cheap: ~20 files per sample); looks for new ones
+        every 25 samples (Chromium and the kernel start processes while the run goes on)."""
+        tracked: list[int] = []
+        for k in itertools.count():
+            if self._stop:
+                return
+            if k % 25 == 0:
+                tracked = [p for p in self._pids() if self.group.get(p) != "other"]
+            now = time.time() * 1000.0
+            ticks: dict[int, int] = {}
+            for pid in tracked:
+                try:
+                    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                except (OSError, IndexError):
+                    continue
+                ticks[pid] = int(fields[11]) + int(fields[12])
+            self.samples.append((now, ticks))
+            time.sleep(self.interval)
+
+    def during(self, windows: Sequence[tuple[float, float]]) -> dict[str, Any]:
+        """CPU ms per process group summed over ``windows`` ((start, end) epoch ms), from the samples
+        bracketing each window (so a window is widened to the sampling grid), and the widened length."""
+        used: dict[str, float] = {}
+        span = 0.0
+        for start, end in windows:
+            before = [s for s in self.samples if s[0] <= start]
+            after = [s for s in self.samples if s[0] >= end]
+            if not before or not after:
+                continue
+            (t0, a), (t1, b) = before[-1], after[0]
+            span += t1 - t0
+            for pid, v in b.items():
+                d = (v - a.get(pid, v)) * self.tick_ms
+                if d > 0:
+                    g = self.group.get(pid, "other")
+                    used[g] = used.get(g, 0.0) + d
+        n = max(1, len(windows))
+        return {
+            "windows": len(windows),
+            "window_ms_mean": round(span / n, 1),
+            "cpu_ms_per_window": {g: round(v / n, 1) for g, v in sorted(used.items(), key=lambda kv: -kv[1])},
+        }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--objects", type=int, default=20)
@@ -341,7 +451,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         lab_env = {"GT_WIDGET_WEIGHTS": weights, "GT_WIDGET_TRACE": "1"}
         if args.png_overlay:
             lab_env["GT_WIDGET_RUNS"] = "0"
-        with _burning(args.busy), chromium_browser() as browser, jupyter_lab(root, lab_env) as lab:
+        sampler = CpuSampler()
+        with _burning(args.busy), chromium_browser() as browser, jupyter_lab(root, lab_env) as lab, sampler:
             page = browser.new_page(viewport={"width": 1400, "height": 1300})
             page.add_init_script(PAGE_MARKS_JS)
             page.on(
@@ -463,6 +574,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     hops.append(rec)
                     row["reused_preview"] = bool(rec.get("reused_preview"))
                 sent = sum(size for t, size in frames if t_click - 150 <= t <= gt_state["wall"] + 50)
+                row["frames_in_window"] = sum(1 for t, _size in frames if t_click - 150 <= t <= gt_state["wall"] + 50)
                 row.update({"latency_ms": round(float(gt_state["dt"]), 1), "bytes": sent})
                 results.append(row)
                 extra = f"  preview {row['preview_ms']:7.1f} ms" if "preview_ms" in row else ""
@@ -501,6 +613,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "switch_interval_ms": args.switch_interval,
         "load_average": {"before": [round(v, 2) for v in load_before], "after": [round(v, 2) for v in load_after]},
         "hops_ms": _hops(hops),
+        "cpu_during_model_runs": sampler.during(
+            [(r["model_start"], r["model_end"]) for r in hops if r.get("model_start") and r.get("model_end")]
+        ),
         "committed_a_running_preview": sum(bool(r.get("reused_preview")) for r in hops),
         "preview": {
             "preview_ms": {
@@ -527,6 +642,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("|---|---|---|")
     for hop, v in summary["hops_ms"].items():
         print(f"| {hop} | {v['p50']} | {v['p90']} |")
+    cpu = summary["cpu_during_model_runs"]
+    print()
+    print(
+        f"CPU used per click's model run ({cpu['windows']} runs, {cpu['window_ms_mean']} ms each on the 20 ms "
+        "sampling grid), by process group (ms):"
+    )
+    print("| process group | CPU ms per model run |")
+    print("|---|---|")
+    for group, ms in cpu["cpu_ms_per_window"].items():
+        print(f"| {group} | {ms} |")
     if summary["preview"]:
         print()
         print(
