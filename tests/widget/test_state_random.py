@@ -9,6 +9,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gt_widget.errors import PromptError
 from gt_widget.groundtruth import formats
 from gt_widget.widget import SegmentationWidget
 from gt_widget.widget.testing import BoxSegmenter
@@ -48,7 +49,11 @@ def _apply(w: SegmentationWidget, o: tuple[Any, ...]) -> None:
         w.polygon(o[1])
     elif kind == "auto":
         (x0, y0), (x1, y1) = o[1], o[2]
-        w.auto_segment([(x0, y0), (x1, y1), ((x0 + x1) / 2, y0), ((x0 + x1) / 2, y1)])
+        before = w.label_map.copy()
+        try:
+            w.auto_segment([(x0, y0), (x1, y1), ((x0 + x1) / 2, y0), ((x0 + x1) / 2, y1)])
+        except PromptError:  # degenerate points (e.g. all the same pixel) are refused and change nothing
+            assert (w.label_map == before).all()
     elif kind == "click":
         if o[2] or w.editor.live_part() is not None:
             w.corrective_click(*o[1], positive=o[2])
