@@ -236,3 +236,14 @@ def test_bf16_fused_embedding_as_close_to_fp32_as_unfused(models: dict[str, Mobi
     err_fused = np.abs(embs["bf16_fused"] - exact).mean()
     assert err_fused <= err_unfused * 1.05, (err_fused, err_unfused)
     assert np.abs(embs["bf16_fused"] - exact).max() < 0.1
+
+
+def test_torch_compile_of_fused_module_works() -> None:
+    """Inductor cannot lower the pointwise oneDNN ops (and fuses conv+GELU itself): compiled code takes
+    the plain ops (benchmarks/bench_latency.py's ``compile`` variant compiles the optimized encoder)."""
+    lin = nn.Linear(128, 512).eval()
+    x = torch.randn(1, 8, 8, 128, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        ref = F.gelu(lin(x))
+        out = torch.compile(LinearGelu(lin))(x)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)

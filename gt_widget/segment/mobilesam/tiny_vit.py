@@ -95,7 +95,8 @@ class _FusedGelu(nn.Module):
     Custom oneDNN ops are not covered by autocast, so ``_operands`` applies it by hand: under CPU
     autocast the input, weight and bias run in the autocast dtype (the cast weight/bias are cached,
     refreshed when the parameters change), otherwise in the weight's dtype. Falls back to the separate
-    ops (``inner`` then exact GELU) when oneDNN is unusable or gradients are needed (no autograd formula).
+    ops (``inner`` then exact GELU) when oneDNN is unusable, gradients are needed (no autograd formula)
+    or under ``torch.compile``.
     """
 
     inner: nn.Conv2d | nn.Linear
@@ -106,6 +107,8 @@ class _FusedGelu(nn.Module):
 
     def _fallback(self, x: torch.Tensor) -> bool:
         w = self.inner.weight
+        if torch.compiler.is_compiling():  # inductor cannot lower these ops, and fuses conv+GELU itself
+            return True
         return not onednn_usable(x) or (torch.is_grad_enabled() and (w.requires_grad or x.requires_grad))
 
     def _operands(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
