@@ -156,6 +156,29 @@ def test_fallback_without_onednn(monkeypatch: pytest.MonkeyPatch) -> None:
     assert low.dtype == torch.bfloat16  # the plain ops under autocast
 
 
+def test_fallback_where_onednn_lacks_the_dtype(monkeypatch: pytest.MonkeyPatch) -> None:
+    """AVX2-only CPUs: oneDNN has no bf16 convolution there (the direct op raises, aten picks another
+    kernel), so under bf16 autocast the plain ops run; fp32 still fuses."""
+    from gt_widget.segment.mobilesam import tiny_vit
+
+    monkeypatch.setattr(tiny_vit, "onednn_runs", lambda dtype: dtype == torch.float32)
+    conv, x = _conv("expand1x1")
+    fused = ConvGelu(conv)
+    with torch.inference_mode():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = _op_counts(lambda: fused(x))
+            ref = F.gelu(conv(x))
+            out = fused(x)
+        full = _op_counts(lambda: fused(x))
+        dconv = copy.deepcopy(conv).double()  # no float64 in oneDNN: plain ops
+        torch.testing.assert_close(ConvGelu(dconv)(x.double()), F.gelu(dconv(x.double())), rtol=0, atol=0)
+    assert low[FUSED_CONV_OPS] == 0 and low["aten::gelu"] == 1
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out, ref, rtol=0, atol=0)
+    if torch.backends.mkldnn.is_available():
+        assert full[FUSED_CONV_OPS] == 1
+
+
 def test_fallback_off_cpu_and_with_gradients() -> None:
     conv, x = _conv("expand1x1", device="meta")  # any non-CPU device takes the plain ops
     out = ConvGelu(conv)(x)
@@ -234,7 +257,7 @@ def test_bf16_fused_embedding_as_close_to_fp32_as_unfused(models: dict[str, Mobi
     assert np.abs(embs["fp32_fused"] - exact).max() < 1e-4
     err_unfused = np.abs(embs["bf16_unfused"] - exact).mean()
     err_fused = np.abs(embs["bf16_fused"] - exact).mean()
-    assert err_fused <= err_unfused * 1.05, (err_fused, err_unfused)
+    assert err_fused <= err_unfused * 1.1, (err_fused, err_unfused)  # 12 images: 1.49e-3 vs 1.50e-3 mean
     assert np.abs(embs["bf16_fused"] - exact).max() < 0.1
 
 

@@ -89,14 +89,24 @@ def onednn_usable(x: torch.Tensor) -> bool:
     return x.device.type == "cpu" and torch.backends.mkldnn.is_available() and bool(torch.backends.mkldnn.enabled)
 
 
+def onednn_runs(dtype: torch.dtype) -> bool:
+    """Whether oneDNN on this CPU computes ``dtype`` (bf16 needs AVX512-BW/VL/DQ or AVX-NE-CONVERT, which
+    AVX2-only CPUs lack; there aten picks another conv kernel while the fused op would raise)."""
+    if dtype == torch.bfloat16:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    if dtype == torch.float16:
+        return bool(torch.ops.mkldnn._is_mkldnn_fp16_supported())
+    return dtype == torch.float32
+
+
 class _FusedGelu(nn.Module):
     """Shared part of ``ConvGelu`` / ``LinearGelu``: the wrapped layer ``inner`` and the dtype rule.
 
     Custom oneDNN ops are not covered by autocast, so ``_operands`` applies it by hand: under CPU
     autocast the input, weight and bias run in the autocast dtype (the cast weight/bias are cached,
-    refreshed when the parameters change), otherwise in the weight's dtype. Falls back to the separate
-    ops (``inner`` then exact GELU) when oneDNN is unusable, gradients are needed (no autograd formula)
-    or under ``torch.compile``.
+    refreshed when the parameters change), otherwise in the weight's dtype. ``_operands`` returns None,
+    and the separate ops (``inner`` then exact GELU) run, when oneDNN is unusable or lacks that dtype,
+    gradients are needed (no autograd formula) or under ``torch.compile``.
     """
 
     inner: nn.Conv2d | nn.Linear
@@ -105,17 +115,16 @@ class _FusedGelu(nn.Module):
         super().__init__()
         self._cast: tuple[tuple[object, ...], torch.Tensor, torch.Tensor | None] | None = None
 
-    def _fallback(self, x: torch.Tensor) -> bool:
-        w = self.inner.weight
-        if torch.compiler.is_compiling():  # inductor cannot lower these ops, and fuses conv+GELU itself
-            return True
-        return not onednn_usable(x) or (torch.is_grad_enabled() and (w.requires_grad or x.requires_grad))
-
-    def _operands(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    def _operands(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None:
         w, b = self.inner.weight, self.inner.bias
-        if not (torch.is_autocast_enabled("cpu") and x.is_floating_point()):
-            return x.to(w.dtype), w, b
-        dtype = torch.get_autocast_dtype("cpu")
+        if torch.compiler.is_compiling():  # inductor cannot lower these ops, and fuses conv+GELU itself
+            return None
+        if not onednn_usable(x) or (torch.is_grad_enabled() and (w.requires_grad or x.requires_grad)):
+            return None
+        autocast = torch.is_autocast_enabled("cpu") and x.is_floating_point()
+        dtype = torch.get_autocast_dtype("cpu") if autocast else w.dtype
+        if not onednn_runs(dtype):
+            return None
         if dtype == w.dtype:
             return x.to(dtype), w, b
         key = (dtype, w.data_ptr(), w._version, None if b is None else (b.data_ptr(), b._version))
@@ -138,9 +147,10 @@ class ConvGelu(_FusedGelu):
         self.inner = conv
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self._fallback(x):
+        ops = self._operands(x)
+        if ops is None:
             return F.gelu(self.inner(x))
-        x, w, b = self._operands(x)
+        x, w, b = ops
         c = self.inner
         return torch.ops.mkldnn._convolution_pointwise(
             x, w, b, c.padding, c.stride, c.dilation, c.groups, "gelu", [None], "none"
@@ -155,9 +165,10 @@ class LinearGelu(_FusedGelu):
         self.inner = linear
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self._fallback(x):
+        ops = self._operands(x)
+        if ops is None:
             return F.gelu(self.inner(x))
-        x, w, b = self._operands(x)
+        x, w, b = ops
         return torch.ops.mkldnn._linear_pointwise(x, w, b, "gelu", [], "none")
 
 
