@@ -212,8 +212,10 @@ def test_fused_encoder_matches_and_really_fuses(channels_last: bool) -> None:
 
 
 def test_fuse_gelu_needs_folded_batchnorm() -> None:
+    enc = _random_encoder()
     with pytest.raises(RuntimeError, match="fuse_conv_bn"):
-        _random_encoder().fuse_gelu()
+        enc.fuse_gelu()
+    assert not any(isinstance(m, (ConvGelu, LinearGelu)) for m in enc.modules())  # left untouched
     model = MobileSam().optimize_for_inference(fuse_conv_bn=False)
     assert not any(isinstance(m, (ConvGelu, LinearGelu)) for m in model.modules())
 

@@ -444,19 +444,18 @@ class TinyViT(nn.Module):
     def fuse_gelu(self, *, linear: bool = True) -> int:
         """Wrap each folded conv that GELU follows (and, with ``linear``, each MLP ``fc1``) in
         ``ConvGelu`` / ``LinearGelu``; returns how many. Needs ``fuse_conv_bn`` first (inference only)."""
-        count = 0
         convs: list[tuple[nn.Module, str]] = [(self.patch_embed.seq, "0")]
-        for module in self.modules():
-            if isinstance(module, (MBConv, PatchMerging)):
-                convs += [(module, "conv1"), (module, "conv2")]
-            elif isinstance(module, Mlp) and linear and isinstance(module.fc1, nn.Linear):
-                module.fc1 = LinearGelu(module.fc1)
-                count += 1
+        convs += [(m, n) for m in self.modules() if isinstance(m, (MBConv, PatchMerging)) for n in ("conv1", "conv2")]
+        if any(isinstance(getattr(parent, name), Conv2d_BN) for parent, name in convs):
+            raise RuntimeError("fuse_gelu needs fuse_conv_bn() first")
+        count = 0
         for parent, name in convs:  # (``setattr(seq, "0", m)`` replaces a Sequential's first entry)
             child = getattr(parent, name)
-            if isinstance(child, Conv2d_BN):
-                raise RuntimeError("fuse_gelu needs fuse_conv_bn() first")
             if isinstance(child, nn.Conv2d):
                 setattr(parent, name, ConvGelu(child))
+                count += 1
+        for module in list(self.modules()) if linear else []:
+            if isinstance(module, Mlp) and isinstance(module.fc1, nn.Linear):
+                module.fc1 = LinearGelu(module.fc1)
                 count += 1
         return count
