@@ -41,19 +41,27 @@ class MobileSam(nn.Module):
         self.register_buffer("pixel_mean", torch.tensor(PIXEL_MEAN).view(-1, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(PIXEL_STD).view(-1, 1, 1), persistent=False)
         self.fused = False
+        self.gelu_fused = False
 
     @property
     def device(self) -> torch.device:
         return self.pixel_mean.device
 
-    def optimize_for_inference(self, *, fuse_conv_bn: bool = True, channels_last: bool = True) -> MobileSam:
+    def optimize_for_inference(
+        self, *, fuse_conv_bn: bool = True, channels_last: bool = True, fuse_gelu: bool = True
+    ) -> MobileSam:
         """Inference-only speed-ups that keep the function (within float rounding, see the golden test):
-        fold BatchNorm into the convolutions and run them on NHWC data (oneDNN's depthwise kernels are
-        ~3x faster so). After folding, the model no longer loads checkpoints."""
+        fold BatchNorm into the convolutions, run them on NHWC data (oneDNN's depthwise kernels are
+        ~3x faster so) and, with ``fuse_gelu`` (needs ``fuse_conv_bn``), apply each GELU that follows a
+        conv or MLP ``fc1`` inside that layer's oneDNN op (``tiny_vit.ConvGelu`` / ``LinearGelu``; plain
+        ops when oneDNN is unusable). After folding, the model no longer loads checkpoints."""
         self.eval()
         if fuse_conv_bn and not self.fused:
             self.image_encoder.fuse_conv_bn()
             self.fused = True
+        if fuse_gelu and self.fused and not self.gelu_fused:
+            self.image_encoder.fuse_gelu()
+            self.gelu_fused = True
         if channels_last:
             self.image_encoder.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.image_encoder.channels_last = channels_last

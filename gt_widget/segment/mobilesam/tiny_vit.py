@@ -18,11 +18,17 @@ learned bias per head for every (|dy|, |dx|) offset inside a window.
 
 Tensors between attention stages are kept channels-last, (B, H, W, C); the input size only has to be
 a multiple of 16 (64 * 16 = 1024 is what the checkpoint was trained for).
+
+Inference-only rewrites (``TinyViT.fuse_conv_bn`` then ``TinyViT.fuse_gelu``, done by
+``MobileSam.optimize_for_inference``): BatchNorm folded into its convolution, and every convolution or
+linear layer followed by GELU replaced by ``ConvGelu`` / ``LinearGelu`` (one oneDNN op, GELU applied as
+a post-op on CPU). Module code that applies ``act`` after such a layer goes through ``then_gelu``.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -78,6 +84,99 @@ class Conv2d_BN(nn.Sequential):  # noqa: N801 - name mirrors the checkpoint's mo
         return fused.to(conv.weight.device)
 
 
+def onednn_usable(x: torch.Tensor) -> bool:
+    """Whether the fused oneDNN CPU ops may run on ``x`` (CPU tensor, oneDNN built in and enabled)."""
+    return x.device.type == "cpu" and torch.backends.mkldnn.is_available() and bool(torch.backends.mkldnn.enabled)
+
+
+def onednn_runs(dtype: torch.dtype) -> bool:
+    """Whether oneDNN on this CPU computes ``dtype`` (bf16 needs AVX512-BW/VL/DQ or AVX-NE-CONVERT, which
+    AVX2-only CPUs lack; there aten picks another conv kernel while the fused op would raise)."""
+    if dtype == torch.bfloat16:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    if dtype == torch.float16:
+        return bool(torch.ops.mkldnn._is_mkldnn_fp16_supported())
+    return dtype == torch.float32
+
+
+class _FusedGelu(nn.Module):
+    """Shared part of ``ConvGelu`` / ``LinearGelu``: the wrapped layer ``inner`` and the dtype rule.
+
+    Custom oneDNN ops are not covered by autocast, so ``_operands`` applies it by hand: under CPU
+    autocast the input, weight and bias run in the autocast dtype (the cast weight/bias are cached,
+    refreshed when the parameters change), otherwise in the weight's dtype. ``_operands`` returns None,
+    and the separate ops (``inner`` then exact GELU) run, when oneDNN is unusable or lacks that dtype,
+    gradients are needed (no autograd formula) or under ``torch.compile``.
+    """
+
+    inner: nn.Conv2d | nn.Linear
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._cast: tuple[tuple[object, ...], torch.Tensor, torch.Tensor | None] | None = None
+
+    def _operands(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None:
+        w, b = self.inner.weight, self.inner.bias
+        if torch.compiler.is_compiling():  # inductor cannot lower these ops, and fuses conv+GELU itself
+            return None
+        if not onednn_usable(x) or (torch.is_grad_enabled() and (w.requires_grad or x.requires_grad)):
+            return None
+        autocast = torch.is_autocast_enabled("cpu") and x.is_floating_point()
+        dtype = torch.get_autocast_dtype("cpu") if autocast else w.dtype
+        if not onednn_runs(dtype):
+            return None
+        if dtype == w.dtype:
+            return x.to(dtype), w, b
+        key = (dtype, w.data_ptr(), w._version, None if b is None else (b.data_ptr(), b._version))
+        if self._cast is None or self._cast[0] != key:
+            with torch.no_grad():
+                self._cast = (key, w.detach().to(dtype), None if b is None else b.detach().to(dtype))
+        return x.to(dtype), self._cast[1], self._cast[2]
+
+    def _apply(self, fn, recurse=True):  # type: ignore[no-untyped-def]
+        self._cast = None
+        return super()._apply(fn, recurse)
+
+
+class ConvGelu(_FusedGelu):
+    """``gelu(conv(x))`` (exact GELU) as one ``mkldnn._convolution_pointwise`` op; NCHW or NHWC data."""
+
+    def __init__(self, conv: nn.Conv2d) -> None:
+        super().__init__()
+        assert isinstance(conv.padding, tuple), "string padding is not supported"
+        self.inner = conv
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ops = self._operands(x)
+        if ops is None:
+            return F.gelu(self.inner(x))
+        x, w, b = ops
+        c = self.inner
+        return torch.ops.mkldnn._convolution_pointwise(
+            x, w, b, c.padding, c.stride, c.dilation, c.groups, "gelu", [None], "none"
+        )
+
+
+class LinearGelu(_FusedGelu):
+    """``gelu(linear(x))`` (exact GELU) as one ``mkldnn._linear_pointwise`` op; features on the last axis."""
+
+    def __init__(self, linear: nn.Linear) -> None:
+        super().__init__()
+        self.inner = linear
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ops = self._operands(x)
+        if ops is None:
+            return F.gelu(self.inner(x))
+        x, w, b = ops
+        return torch.ops.mkldnn._linear_pointwise(x, w, b, "gelu", [], "none")
+
+
+def then_gelu(layer: nn.Module, act: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``act(layer(x))``, where a fused ``ConvGelu`` / ``LinearGelu`` layer already includes the GELU."""
+    return layer(x) if isinstance(layer, _FusedGelu) else act(layer(x))
+
+
 class PatchEmbed(nn.Module):
     """Stem: (B, 3, S, S) -> (B, dim, S/4, S/4)."""
 
@@ -86,7 +185,7 @@ class PatchEmbed(nn.Module):
         self.seq = nn.Sequential(Conv2d_BN(in_ch, dim // 2, 3, 2, 1), nn.GELU(), Conv2d_BN(dim // 2, dim, 3, 2, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.seq(x)
+        return self.seq[2](then_gelu(self.seq[0], self.seq[1], x))
 
 
 class MBConv(nn.Module):
@@ -101,8 +200,8 @@ class MBConv(nn.Module):
         self.act = nn.GELU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.act(self.conv1(x))
-        y = self.act(self.conv2(y))
+        y = then_gelu(self.conv1, self.act, x)
+        y = then_gelu(self.conv2, self.act, y)
         y = self.conv3(y)
         return self.act(y + x)
 
@@ -123,8 +222,8 @@ class PatchMerging(nn.Module):
     def forward(self, x: torch.Tensor, channels_last: bool) -> torch.Tensor:
         if channels_last:
             x = x.permute(0, 3, 1, 2)
-        x = self.act(self.conv1(x))
-        x = self.act(self.conv2(x))
+        x = then_gelu(self.conv1, self.act, x)
+        x = then_gelu(self.conv2, self.act, x)
         x = self.conv3(x)
         return x.permute(0, 2, 3, 1)
 
@@ -214,12 +313,12 @@ class Mlp(nn.Module):
     def __init__(self, dim: int, hidden: int) -> None:
         super().__init__()
         self.norm = nn.LayerNorm(dim)
-        self.fc1 = nn.Linear(dim, hidden)
+        self.fc1: nn.Linear | LinearGelu = nn.Linear(dim, hidden)
         self.fc2 = nn.Linear(hidden, dim)
         self.act = nn.GELU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(self.norm(x))))
+        return self.fc2(then_gelu(self.fc1, self.act, self.norm(x)))
 
 
 class TinyViTBlock(nn.Module):
@@ -340,4 +439,23 @@ class TinyViT(nn.Module):
                     setattr(module, child_name, child.fused())
                     count += 1
             del name
+        return count
+
+    def fuse_gelu(self, *, linear: bool = True) -> int:
+        """Wrap each folded conv that GELU follows (and, with ``linear``, each MLP ``fc1``) in
+        ``ConvGelu`` / ``LinearGelu``; returns how many. Needs ``fuse_conv_bn`` first (inference only)."""
+        convs: list[tuple[nn.Module, str]] = [(self.patch_embed.seq, "0")]
+        convs += [(m, n) for m in self.modules() if isinstance(m, (MBConv, PatchMerging)) for n in ("conv1", "conv2")]
+        if any(isinstance(getattr(parent, name), Conv2d_BN) for parent, name in convs):
+            raise RuntimeError("fuse_gelu needs fuse_conv_bn() first")
+        count = 0
+        for parent, name in convs:  # (``setattr(seq, "0", m)`` replaces a Sequential's first entry)
+            child = getattr(parent, name)
+            if isinstance(child, nn.Conv2d):
+                setattr(parent, name, ConvGelu(child))
+                count += 1
+        for module in list(self.modules()) if linear else []:
+            if isinstance(module, Mlp) and isinstance(module.fc1, nn.Linear):
+                module.fc1 = LinearGelu(module.fc1)
+                count += 1
         return count
