@@ -9,7 +9,13 @@ faster run that writes worse masks shows). ``images/min on 2 free cores`` = 2 x 
 the run gives when nothing else runs. ``--busy`` keeps one core busy with a ``while True: pass`` process
 that the benchmark starts itself (wall clock then shows what the run gets from the one core left).
 
+The fast recipe needs the blank (all-padding) embedding, kept on disk after the first run on a machine
+(``gt_widget.segment.mobilesam.blank_cache``, in ``$GT_WIDGET_CACHE`` or ~/.cache/gt_widget). Each row says
+whether it was there before the run (``blank_cache_warm``); ``--blank cold`` empties that cache before every
+run, ``--blank both`` runs each recipe cold and then warm.
+
     python -m benchmarks.bench_batch [--images 30] [--recipes default,fast] [--prompts box,extreme] [--busy]
+                                     [--blank asis|cold|both]
 
 Prints a table; writes benchmarks/results/batch.json.
 """
@@ -75,6 +81,33 @@ def _mean_iou(job_dir: Path, truth: dict[str, tuple[np.ndarray, np.ndarray]]) ->
     return float(np.mean(ious)) if ious else 0.0
 
 
+def _blank_key() -> str | None:
+    """The blank-embedding cache key a ``gt-widget segment`` run on this machine uses (1024 px, the
+    precision ``choose_precision`` picks, the verified weights, optimized model)."""
+    from gt_widget.segment.mobilesam import blank_cache, load_mobilesam
+    from gt_widget.segment.mobilesam.runtime import choose_precision
+
+    return blank_cache.blank_key(load_mobilesam(), 1024, choose_precision())
+
+
+def _blank_warm(key: str | None) -> bool:
+    """Whether a valid blank embedding for ``key`` is on disk now."""
+    from gt_widget.segment.mobilesam import blank_cache
+
+    return key is not None and blank_cache.load_blank(key, 1024) is not None
+
+
+def _empty_blank_cache() -> int:
+    """Delete every stored blank embedding (any key); returns how many."""
+    from gt_widget.segment.mobilesam import blank_cache
+
+    gone = 0
+    for path in blank_cache.blank_dir().glob("blank-*.pt"):
+        path.unlink(missing_ok=True)
+        gone += 1
+    return gone
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line; returns an exit code."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -83,9 +116,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--prompts", default="box,extreme", help="prompt kinds: box, extreme (comma-separated)")
     ap.add_argument("--workers", type=int, default=None, help="passed to gt-widget segment (default: its own)")
     ap.add_argument("--busy", action="store_true", help="keep one core busy with a CPU burner during the runs")
+    ap.add_argument(
+        "--blank",
+        choices=["asis", "cold", "both"],
+        default="asis",
+        help="blank-embedding disk cache: as it is (default), emptied before each run (cold), or cold then warm",
+    )
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     results: dict[str, Any] = {}
+    states = {"asis": [""], "cold": ["cold"], "both": ["cold", "warm"]}[args.blank]
+    blank_key = _blank_key()
     burner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if args.busy else None
     try:
         with tempfile.TemporaryDirectory(prefix="gtw-batch-") as tmp:
@@ -93,8 +134,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             images.mkdir()
             prompt_files, truth = _prepare(images, args.images)
             for kind in [k for k in args.prompts.split(",") if k]:
-                for recipe in [r for r in args.recipes.split(",") if r]:
-                    out = Path(tmp) / f"out-{recipe}-{kind}"
+                for recipe, state in [(r, st) for r in args.recipes.split(",") if r for st in states]:
+                    name = f"{recipe}-{kind}" + (f"-{state}" if state else "")
+                    out = Path(tmp) / f"out-{name}"
+                    if state == "cold":
+                        _empty_blank_cache()
+                    warm = _blank_warm(blank_key)
                     cmd = [sys.executable, "-m", "gt_widget.cli", "segment", str(images)]
                     cmd += ["--prompts", str(prompt_files[kind]), "--out", str(out), "--segmenter", "mobilesam"]
                     cmd += ["--quiet"] + (["--fast"] if recipe == "fast" else [])
@@ -106,9 +151,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     if proc.returncode != 0:
                         print(proc.stdout, proc.stderr, file=sys.stderr)
                         return proc.returncode
-                    results[f"{recipe}-{kind}"] = {
+                    results[name] = {
                         "recipe": recipe,
                         "prompt": kind,
+                        "blank_cache_warm": warm,
                         "images": args.images,
                         "busy_core": args.busy,
                         "wall_s": round(wall, 1),
@@ -124,19 +170,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             burner.kill()
             burner.wait()
     print(
-        "| recipe | prompt | images | wall s | images/min | CPU-s / image | images/min on 2 free cores "
+        "| recipe | prompt | blank cache | images | wall s | images/min | CPU-s / image | images/min on 2 free cores "
         "| mIoU | load (1 min) before / after |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in results.values():
         print(
-            f"| {r['recipe']} | {r['prompt']} | {r['images']} | {r['wall_s']} | {r['images_per_min']} | "
+            f"| {r['recipe']} | {r['prompt']} | {'warm' if r['blank_cache_warm'] else 'cold'} | {r['images']} | "
+            f"{r['wall_s']} | {r['images_per_min']} | "
             f"{r['cpu_s_per_image']} | {r['images_per_min_2_free_cores']} | {r['mean_iou']} | "
             f"{r['load_before'][0]} / {r['load_after'][0]} |"
         )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     prompts = {"box": "GT bounding box", "extreme": "GT extreme points (protocol)"}
-    args.out.write_text(json.dumps({"prompts": prompts, "busy_core": args.busy, "results": results}, indent=1))
+    taken = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    doc = {"taken": taken, "prompts": prompts, "busy_core": args.busy, "blank": args.blank, "results": results}
+    args.out.write_text(json.dumps(doc, indent=1))
     print(f"wrote {args.out}")
     return 0
 

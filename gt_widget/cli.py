@@ -17,14 +17,12 @@ from gt_widget import __version__
 from gt_widget.errors import GtWidgetError
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full ``gt-widget`` parser."""
-    from gt_widget import quality_cli
-    from gt_widget.formats import cli as formats_cli
-    from gt_widget.groundtruth import cli as groundtruth_cli
-    from gt_widget.preview import cli as preview_cli
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``gt-widget`` parser. Given the ``command`` about to run and it is one of the segment area's
+    (``segment_cli.COMMANDS``), only that area's subcommands are registered: the others import the widget
+    (ipywidgets and more, ~0.2 s) which a batch pre-labeling run would pay for nothing. Otherwise (no or
+    another command, ``--help``) the full parser."""
     from gt_widget.segment import cli as segment_cli
-    from gt_widget.widget import cli as widget_cli
 
     parser = argparse.ArgumentParser(
         prog="gt-widget",
@@ -33,6 +31,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"gt-widget {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     segment_cli.register(sub)  # segment, weights
+    if command in segment_cli.COMMANDS:
+        return parser
+    from gt_widget import quality_cli
+    from gt_widget.formats import cli as formats_cli
+    from gt_widget.groundtruth import cli as groundtruth_cli
+    from gt_widget.preview import cli as preview_cli
+    from gt_widget.widget import cli as widget_cli
+
     widget_cli.register(sub)  # demo
     formats_cli.register(sub)  # export, import
     groundtruth_cli.register(sub)  # job
@@ -72,8 +78,9 @@ def os_error_message(exc: OSError) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``gt-widget`` console script."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(args_list[0] if args_list else None)
+    args = parser.parse_args(args_list)
     try:
         code: int = args.func(args)
     except GtWidgetError as exc:

@@ -11,8 +11,9 @@ import tempfile
 from pathlib import Path
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically; creates parent folders; returns the path."""
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, mode: int | None = None) -> Path:
+    """Write ``data`` to ``path`` atomically; creates parent folders; returns the path. ``mode``: the
+    file's permission bits (default: the temp file's 0600; e.g. 0o644 for a cache others read too)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -21,6 +22,8 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        if mode is not None:
+            Path(tmp).chmod(mode)
         Path(tmp).replace(target)  # os.replace: atomic on POSIX and Windows
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -9,9 +9,12 @@ from typing import Any
 from gt_widget.cli import local_path
 from gt_widget.errors import FormatError
 
+COMMANDS = ("segment", "weights")
+"""The subcommands ``register`` adds (``gt_widget.cli`` parses them without the other areas' parsers)."""
+
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``segment`` and ``weights`` to the top-level parser."""
+    """Add ``COMMANDS`` (``segment`` and ``weights``) to the top-level parser."""
     seg = sub.add_parser(
         "segment",
         help="pre-label a folder or input manifest of images from boxes / extreme points",

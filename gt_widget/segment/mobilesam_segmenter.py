@@ -303,14 +303,16 @@ class MobileSamSegmenter:
 
         ``background`` (default): the encoder run steps aside while an interactive ``predict`` is in
         flight. Batch workers pass ``background=False`` (all their work is throughput work, none should
-        wait) and ``cache=False`` (each image is seen once: the state, image included, is not kept)."""
+        wait) and ``cache=False`` (each image is seen once: the state, image included, is neither looked up
+        nor kept, so a worker never waits for the lock another worker's decoding holds)."""
         rgb = load_image(image)
         key = _image_key(rgb)
-        with self._lock:
-            hit = self._cache.get(key)
-            if hit is not None:
-                self._cache.move_to_end(key)
-                return hit
+        if cache:
+            with self._lock:
+                hit = self._cache.get(key)
+                if hit is not None:
+                    self._cache.move_to_end(key)
+                    return hit
         with self._gate.background() if background else nullcontext():  # yields to interactive predicts
             state = self._encode(rgb, key)
             if cache:  # an image a user will click on: its first click skips the decoder's image-only part

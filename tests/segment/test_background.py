@@ -192,3 +192,17 @@ def test_free_cores_stay_within_the_affinity() -> None:
     for _ in range(3):
         assert 1 <= mon.free_cores() <= mon.cores
     assert mon.free_cores(cap=1) == 1
+
+
+def test_a_batch_prepare_does_not_wait_for_another_workers_decoding(seg: MobileSamSegmenter) -> None:
+    """Batch workers share one segmenter: one worker's ``prepare(cache=False)`` must encode while another
+    holds the segmenter's lock for its decoding (it waited for it before, ~0.1 s an image)."""
+    image = np.random.default_rng(3).integers(0, 256, (120, 200, 3), dtype=np.uint8)
+    with seg._lock:  # what another worker's predict_on holds while it decodes
+        worker, prepared = _run_in_thread(lambda: seg.prepare(image, background=False, cache=False), "batch-worker")
+        worker.join(60)
+        finished = not worker.is_alive()
+    worker.join(GUARD_S)
+    assert finished, "prepare(cache=False) waited for the segmenter's lock"
+    assert "error" not in prepared, prepared.get("error")
+    assert prepared["value"].original_size == (120, 200)

@@ -102,10 +102,14 @@ def test_only_the_fast_recipe_turns_it_on(weights_path: Path, frame: np.ndarray,
     assert mask.shape == gt.shape and (mask & gt).sum() / (mask | gt).sum() > 0.8
 
 
-def test_blank_embedding_is_computed_once_for_concurrent_workers(weights_path: Path, frame: np.ndarray) -> None:
+def test_blank_embedding_is_computed_once_for_concurrent_workers(
+    weights_path: Path, frame: np.ndarray, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The batch engine's model workers start together: only one of them runs the blank encode."""
     import threading
     import time
+
+    monkeypatch.setenv("GT_WIDGET_CACHE", str(tmp_path))  # an empty disk cache: the blank must be computed
 
     fresh = load_mobilesam(weights_path)  # nothing cached for it yet
     barrier = threading.Barrier(2)

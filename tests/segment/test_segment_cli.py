@@ -148,3 +148,33 @@ def test_weights_path_without_weights_explains(
     monkeypatch.setenv("GT_WIDGET_WEIGHTS", str(tmp_path / "absent.pt"))
     assert main(["weights", "path"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_segment_commands_parse_without_the_other_areas() -> None:
+    """``gt-widget segment`` / ``weights`` build only the segment area's parser (a batch run does not pay the
+    widget's imports); their options and help are the full parser's."""
+    import argparse
+
+    from gt_widget.cli import build_parser
+    from gt_widget.segment.cli import COMMANDS
+
+    def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+        action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        return dict(action.choices)
+
+    full = subcommands(build_parser())
+    assert set(COMMANDS) < set(full)  # the full parser has them and more
+    for command in COMMANDS:
+        lean = subcommands(build_parser(command))
+        assert set(lean) == set(COMMANDS)
+        assert lean[command].format_help() == full[command].format_help()
+    assert set(subcommands(build_parser("export"))) == set(full)
+    code = (
+        "import sys; from gt_widget.cli import main; main(['weights', 'path']); "
+        "print(sorted(m for m in ('gt_widget.widget', 'ipywidgets') if m in sys.modules))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120, check=False
+    )
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pickle
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -42,6 +43,15 @@ class MobileSam(nn.Module):
         self.register_buffer("pixel_std", torch.tensor(PIXEL_STD).view(-1, 1, 1), persistent=False)
         self.fused = False
         self.gelu_fused = False
+        self.weights_sha256: str | None = None
+        """sha256 of the verified checkpoint these weights came from (set by ``load_mobilesam``; None for
+        any other weights). It keys caches of computed values (``blank_cache``); loading other weights
+        with ``load_state_dict`` clears it."""
+
+    def load_state_dict(self, *args: Any, **kwargs: Any) -> Any:
+        """``nn.Module.load_state_dict``; the weights are then no longer the verified file's."""
+        self.weights_sha256 = None
+        return super().load_state_dict(*args, **kwargs)
 
     @property
     def device(self) -> torch.device:
@@ -92,9 +102,12 @@ def load_mobilesam(
     checkpoints only). ``optimize`` applies ``MobileSam.optimize_for_inference`` (conv+BN folding, NHWC
     convolutions; agrees with the exact path within the golden tolerances) and ``tune_allocator()``.
     """
-    from gt_widget.segment.weights import resolve_weights
+    from gt_widget.segment.weights import MOBILESAM_SHA256, resolve_weights
 
-    path = resolve_weights(weights) if verify or weights is None else Path(weights)
+    if verify or weights is None:
+        path, identity = resolve_weights(weights), MOBILESAM_SHA256  # resolve_weights checked exactly this
+    else:
+        path, identity = Path(weights), None
     state = load_state_dict_file(path, device)
     model = MobileSam()
     try:
@@ -105,6 +118,7 @@ def load_mobilesam(
             "Use the official mobile_sam.pt"
         ) from None
     model.to(device).eval()
+    model.weights_sha256 = identity
     if optimize:
         model.optimize_for_inference()
         tune_allocator()

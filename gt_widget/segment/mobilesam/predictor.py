@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from gt_widget.errors import ImageLoadError, PromptError
+from gt_widget.segment.mobilesam import blank_cache
 from gt_widget.segment.mobilesam.model import MobileSam
 from gt_widget.segment.mobilesam.transforms import LOW_RES, preprocess, scale_boxes, scale_coords, upscale_logits
 
@@ -62,7 +63,8 @@ class SamPredictor:
 
     ``encode_area="real"`` encodes only the resized image's own area rounded up to a multiple of 16 (e.g.
     1024 x 576 for a 16:9 frame, not the zero padding below it), then fills the rest of the S/16 grid with
-    the embedding the full encoder gives an all-padding input (computed once per model, precision and S);
+    the embedding the full encoder gives an all-padding input (computed once per model, precision and S,
+    and kept on disk for models with verified weights: ``blank_cache``);
     ``"real-zeros"`` fills it with zeros. Both change the embedding near the padding's edge, so they are
     opt-in (the fast batch recipe); ``"full"`` (default) is the upstream encoder, bit for bit.
     """
@@ -156,18 +158,29 @@ class SamPredictor:
         """The full encoder's embedding of an all-padding (zero) input, cached per model/size/precision.
 
         Computed once even when several threads ask at once (the batch engine's model workers all start
-        with it): one full encoder run, the others wait for it instead of repeating it."""
+        with it): one full encoder run, the others wait for it instead of repeating it. A model loaded
+        from the verified weights also finds it in, or adds it to, the disk cache (``blank_cache``), so
+        only the first process on a machine pays the encoder run."""
         key = (self.image_size, self.precision)
         with _BLANK_LOCK:
             cached = _BLANK.setdefault(self.model, {}).get(key)
-        if cached is None or cached.device != self.device:
-            with _BLANK_COMPUTE:
+        if cached is not None and cached.device == self.device:
+            return cached
+        disk_key, computed = None, None
+        with _BLANK_COMPUTE:
+            with _BLANK_LOCK:
+                cached = _BLANK[self.model].get(key)
+            if cached is None or cached.device != self.device:
+                disk_key = blank_cache.blank_key(self.model, self.image_size, self.precision)
+                stored = None if disk_key is None else blank_cache.load_blank(disk_key, self.image_size)
+                if stored is not None:
+                    cached = stored.to(self.device)
+                else:
+                    cached = computed = self._encoder(torch.zeros(1, 3, self.image_size, self.image_size))
                 with _BLANK_LOCK:
-                    cached = _BLANK[self.model].get(key)
-                if cached is None or cached.device != self.device:
-                    cached = self._encoder(torch.zeros(1, 3, self.image_size, self.image_size))
-                    with _BLANK_LOCK:
-                        _BLANK[self.model][key] = cached
+                    _BLANK[self.model][key] = cached
+        if computed is not None and disk_key is not None:  # written outside the lock: waiters go on meanwhile
+            blank_cache.store_blank(disk_key, computed)
         return cached
 
     def get_image_embedding(self) -> torch.Tensor:

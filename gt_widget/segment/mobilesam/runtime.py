@@ -55,21 +55,25 @@ PRECISION_ENV = "GT_WIDGET_PRECISION"
 """Environment setting that overrides the automatic encoder precision: ``fp32``, ``bf16`` or ``auto``."""
 
 
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags (the ``flags`` line of /proc/cpuinfo); empty off Linux or when unreadable."""
+    try:
+        with Path("/proc/cpuinfo").open(encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
 def native_bf16() -> bool:
     """True when the CPU computes bfloat16 natively (``avx512_bf16`` or ``amx_bf16`` in /proc/cpuinfo).
 
     Without them oneDNN still runs bf16 by converting in software, which is slower than fp32 and costs
     quality, so ``choose_precision`` only picks bf16 where these flags are present. Non-Linux: False.
     """
-    try:
-        with Path("/proc/cpuinfo").open(encoding="ascii", errors="replace") as fh:
-            for line in fh:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return bool(flags & {"avx512_bf16", "amx_bf16"})
-    except OSError:
-        pass
-    return False
+    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
 
 
 def choose_precision(setting: str | None = None) -> str:
