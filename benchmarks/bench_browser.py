@@ -443,7 +443,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             assert "load_segmenter" in text, "could not patch the session cell"
             nb_path.write_text(text)
         results: list[dict[str, Any]] = []
-        frames: list[tuple[float, int]] = []
         hops: list[dict[str, Any]] = []
         skipped: list[str] = []
         hover_cpu: list[float] = []
@@ -455,13 +454,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         with _burning(args.busy), chromium_browser() as browser, jupyter_lab(root, lab_env) as lab, sampler:
             page = browser.new_page(viewport={"width": 1400, "height": 1300})
             page.add_init_script(PAGE_MARKS_JS)
-            page.on(
-                "websocket",
-                lambda ws: ws.on(
-                    "framereceived",
-                    lambda payload: frames.append((time.time() * 1000, len(payload) if payload else 0)),
-                ),
-            )
+            # websocket frames are counted by the page's own marks (ws_rx), not through Playwright's frame
+            # events: those ship every frame's payload over DevTools (Chromium, the driver and this process
+            # then burn CPU the kernel needs during the click)
             open_and_run_all(page, lab, "bench.ipynb")
             job = root / "gt-widget-output" / "quickstart"
             for i, item in enumerate(plan):
@@ -568,9 +563,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 page.wait_for_timeout(300)
                 traces = page.evaluate("() => window.__gtTrace || []")
                 autos = [r for r in traces if r.get("kind") == "auto"]
+                page_events = page.evaluate("() => window.__gtEv")
+                frames = [(float(e[0]), int(e[2] or 0)) for e in page_events if e[1] == "ws_rx"]
                 if autos:
                     rec = {**autos[0], "down_epoch": gt_state["down_epoch"], "drawn_epoch": gt_state["drawn_epoch"]}
-                    rec.update(_page_marks(rec, page.evaluate("() => window.__gtEv")))
+                    rec.update(_page_marks(rec, page_events))
                     hops.append(rec)
                     row["reused_preview"] = bool(rec.get("reused_preview"))
                 sent = sum(size for t, size in frames if t_click - 150 <= t <= gt_state["wall"] + 50)
