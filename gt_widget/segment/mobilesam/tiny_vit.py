@@ -29,6 +29,8 @@ which keep their autocast-dtype (bf16) weights cached instead of autocast re-cas
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -387,6 +389,67 @@ class Mlp(nn.Module):
         return self.fc2(then_gelu(self.fc1, self.act, self.norm(x)))
 
 
+_Index = tuple[slice | int, ...]
+
+
+def _window_parts(h: int, w: int, ws: int) -> list[tuple[_Index, _Index, tuple[int, ...]]]:
+    """The (map index, window-grid index, shape) blocks that tile an (H, W) map cut into ws x ws windows.
+
+    Map index: on (B, H, W, D). Grid index: on the (B, nh, ws, nw, ws, D) image-order view of the windows.
+    Shape: the block seen as (B, rows, cols, D) split like the grid index (an always-valid ``view``).
+    """
+    kh, rh = divmod(h, ws)
+    kw, rw = divmod(w, ws)
+    fh, fw = kh * ws, kw * ws
+    every = slice(None)
+    parts: list[tuple[_Index, _Index, tuple[int, ...]]] = [
+        ((every, slice(0, fh), slice(0, fw)), (every, slice(0, kh), every, slice(0, kw)), (kh, ws, kw, ws))
+    ]
+    if rh:
+        parts.append(((every, slice(fh, h), slice(0, fw)), (every, kh, slice(0, rh), slice(0, kw)), (rh, kw, ws)))
+    if rw:
+        parts.append(
+            ((every, slice(0, fh), slice(fw, w)), (every, slice(0, kh), every, kw, slice(0, rw)), (kh, ws, rw))
+        )
+    if rh and rw:
+        parts.append(((every, slice(fh, h), slice(fw, w)), (every, kh, slice(0, rh), kw, slice(0, rw)), (rh, rw)))
+    return parts
+
+
+def _to_windows(t: torch.Tensor, ws: int, pad_row: Callable[[], torch.Tensor]) -> torch.Tensor:
+    """(B, H, W, D) map -> (B * nh * nw, ws * ws, D) windows of it padded to a multiple of ``ws`` with
+    the row ``pad_row()`` (called only if padding is needed), in one pass over ``t``.
+
+    Same values as padding then ``view/transpose/reshape`` (pure data movement), without building the
+    padded map first: the windows are written through their (B, nh, ws, nw, ws, D) image-order view.
+    """
+    b, h, w, d = t.shape
+    nh, nw = -(-h // ws), -(-w // ws)
+    win = t.new_empty(b * nh * nw, ws * ws, d)
+    grid = win.view(b, nh, nw, ws, ws, d).transpose(2, 3)
+    if h % ws or w % ws:  # edge windows start as padding; their real tokens are written below
+        row = pad_row().to(t.dtype).view(d)
+        if h % ws:
+            grid[:, nh - 1] = row
+        if w % ws:
+            grid[:, :, :, nw - 1] = row
+    for src, dst, shape in _window_parts(h, w, ws):
+        grid[dst] = t[src].view(b, *shape, d)
+    return win
+
+
+def _from_windows(win: torch.Tensor, h: int, w: int, ws: int) -> torch.Tensor:
+    """Inverse of ``_to_windows``: (B * nh * nw, ws * ws, D) windows -> the contiguous (B, H, W, D) map
+    (padding dropped), in one pass."""
+    nh, nw, d = -(-h // ws), -(-w // ws), win.shape[2]
+    b = win.shape[0] // (nh * nw)
+    grid = win.view(b, nh, nw, ws, ws, d).transpose(2, 3)
+    out = win.new_empty(b, h, w, d)
+    for dst, src, shape in _window_parts(h, w, ws):
+        out[dst].view(b, *shape, d).copy_(grid[src])
+    return out
+
+
 class TinyViTBlock(nn.Module):
     """Window attention (+residual) -> 3x3 depthwise ``local_conv`` -> MLP (+residual); (B, H, W, C)."""
 
@@ -404,24 +467,16 @@ class TinyViTBlock(nn.Module):
         exactly the norm's bias, so every padded token projects to one constant qkv row; the per-token
         ``norm``/``qkv`` therefore run on the H x W real tokens only and the padding is added after
         them, and ``proj`` runs after cropping. Padded tokens still act as keys/values in edge windows.
+        Padding + window partition, and window merge + crop, are one copy each (``_to_windows`` /
+        ``_from_windows``); ``proj`` thus gets a contiguous map, so its bias is added inside the GEMM
+        (``addmm``, one rounding) rather than after it (a strided input takes ``matmul`` then ``add_``).
         """
-        b, h, w, c = x.shape
+        _, h, w, c = x.shape
         ws = self.window
         attn = self.attn
         qkv = attn.qkv(attn.norm(x))
-        pad_b, pad_r = (ws - h % ws) % ws, (ws - w % ws) % ws
-        if pad_b or pad_r:
-            pad_row = attn.qkv(attn.norm(x.new_zeros(1, c)))
-            padded = pad_row.view(1, 1, 1, 3 * c).expand(b, h + pad_b, w + pad_r, 3 * c).contiguous()
-            padded[:, :h, :w] = qkv
-            qkv = padded
-        ph, pw = h + pad_b, w + pad_r
-        nh, nw = ph // ws, pw // ws
-        win = qkv.view(b, nh, ws, nw, ws, 3 * c).transpose(2, 3).reshape(b * nh * nw, ws * ws, 3 * c)
-        out = attn.attend(win)
-        out = out.view(b, nh, nw, ws, ws, c).transpose(2, 3).reshape(b, ph, pw, c)
-        if pad_b or pad_r:
-            out = out[:, :h, :w]
+        win = _to_windows(qkv, ws, lambda: attn.qkv(attn.norm(x.new_zeros(1, c))))
+        out = _from_windows(attn.attend(win), h, w, ws)
         return attn.proj(out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
