@@ -43,6 +43,7 @@ class MobileSam(nn.Module):
         self.register_buffer("pixel_std", torch.tensor(PIXEL_STD).view(-1, 1, 1), persistent=False)
         self.fused = False
         self.gelu_fused = False
+        self.casts_cached = False
         self.weights_sha256: str | None = None
         """sha256 of the verified checkpoint these weights came from (set by ``load_mobilesam``; None for
         any other weights). It keys caches of computed values (``blank_cache``); loading other weights
@@ -58,13 +59,21 @@ class MobileSam(nn.Module):
         return self.pixel_mean.device
 
     def optimize_for_inference(
-        self, *, fuse_conv_bn: bool = True, channels_last: bool = True, fuse_gelu: bool = True
+        self,
+        *,
+        fuse_conv_bn: bool = True,
+        channels_last: bool = True,
+        fuse_gelu: bool = True,
+        cache_casts: bool = True,
     ) -> MobileSam:
         """Inference-only speed-ups that keep the function (within float rounding, see the golden test):
         fold BatchNorm into the convolutions, run them on NHWC data (oneDNN's depthwise kernels are
         ~3x faster so) and, with ``fuse_gelu`` (needs ``fuse_conv_bn``), apply each GELU that follows a
         conv or MLP ``fc1`` inside that layer's oneDNN op (``tiny_vit.ConvGelu`` / ``LinearGelu``; plain
-        ops when oneDNN is unusable). After folding, the model no longer loads checkpoints."""
+        ops when oneDNN is unusable). With ``cache_casts`` (needs ``fuse_conv_bn``) every other encoder
+        conv/linear keeps a cached autocast-dtype copy of its weights (``tiny_vit.CastConv2d`` /
+        ``CastLinear``): the bf16 encoder output is bit-identical, without re-casting the weights on each
+        run. After folding, the model no longer loads checkpoints."""
         self.eval()
         if fuse_conv_bn and not self.fused:
             self.image_encoder.fuse_conv_bn()
@@ -72,6 +81,9 @@ class MobileSam(nn.Module):
         if fuse_gelu and self.fused and not self.gelu_fused:
             self.image_encoder.fuse_gelu()
             self.gelu_fused = True
+        if cache_casts and self.fused and not self.casts_cached:
+            self.image_encoder.cache_casts()
+            self.casts_cached = True
         if channels_last:
             self.image_encoder.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.image_encoder.channels_last = channels_last

@@ -23,9 +23,13 @@ Inference-only rewrites (``TinyViT.fuse_conv_bn`` then ``TinyViT.fuse_gelu``, do
 ``MobileSam.optimize_for_inference``): BatchNorm folded into its convolution, and every convolution or
 linear layer followed by GELU replaced by ``ConvGelu`` / ``LinearGelu`` (one oneDNN op, GELU applied as
 a post-op on CPU). Module code that applies ``act`` after such a layer goes through ``then_gelu``.
+``TinyViT.cache_casts`` then wraps every other conv/linear layer in ``CastConv2d`` / ``CastLinear``,
+which keep their autocast-dtype (bf16) weights cached instead of autocast re-casting them on each run.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -99,14 +103,13 @@ def onednn_runs(dtype: torch.dtype) -> bool:
     return dtype == torch.float32
 
 
-class _FusedGelu(nn.Module):
-    """Shared part of ``ConvGelu`` / ``LinearGelu``: the wrapped layer ``inner`` and the dtype rule.
+class _CachedCast(nn.Module):
+    """A wrapped conv/linear layer ``inner`` plus a cache of its weight/bias cast to an autocast dtype.
 
-    Custom oneDNN ops are not covered by autocast, so ``_operands`` applies it by hand: under CPU
-    autocast the input, weight and bias run in the autocast dtype (the cast weight/bias are cached,
-    refreshed when the parameters change), otherwise in the weight's dtype. ``_operands`` returns None,
-    and the separate ops (``inner`` then exact GELU) run, when oneDNN is unusable or lacks that dtype,
-    gradients are needed (no autograd formula) or under ``torch.compile``.
+    Autocast re-casts every float32 parameter on each run (its own cache lives only as long as the
+    outermost ``torch.autocast`` block); ``_cast_params`` makes the cast once, with the same ``.to``
+    rounding, and refreshes it when a parameter is replaced or changed in place (storage or version).
+    ``_apply`` (``.to``, ``.float()``, memory format...) drops the cache.
     """
 
     inner: nn.Conv2d | nn.Linear
@@ -115,8 +118,82 @@ class _FusedGelu(nn.Module):
         super().__init__()
         self._cast: tuple[tuple[object, ...], torch.Tensor, torch.Tensor | None] | None = None
 
-    def _operands(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None:
+    def _cast_params(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``inner``'s weight and bias in ``dtype`` (the parameters themselves when already so)."""
         w, b = self.inner.weight, self.inner.bias
+        if dtype == w.dtype:
+            return w, b
+        key = (dtype, w.data_ptr(), w._version, None if b is None else (b.data_ptr(), b._version))
+        if self._cast is None or self._cast[0] != key:
+            with torch.no_grad():
+                self._cast = (key, w.detach().to(dtype), None if b is None else b.detach().to(dtype))
+        return self._cast[1], self._cast[2]
+
+    def _apply(self, fn, recurse=True):  # type: ignore[no-untyped-def]
+        self._cast = None
+        return super()._apply(fn, recurse)
+
+
+class _AutocastCached(_CachedCast):
+    """Shared part of ``CastConv2d`` / ``CastLinear``: under autocast, feed the op the cached cast
+    parameters and the input cast as autocast would (bit-identical result, minus the per-run weight
+    casts). ``_operands`` returns None, and ``inner`` runs as is (autocast then casts as usual), outside
+    autocast, for float64 data (autocast leaves it alone), with gradients, or under ``torch.compile``.
+    """
+
+    def _operands(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None:
+        w = self.inner.weight
+        device = x.device.type
+        if torch.compiler.is_compiling() or not torch.is_autocast_enabled(device):
+            return None
+        if not (x.is_floating_point() and w.is_floating_point()) or torch.float64 in (x.dtype, w.dtype):
+            return None
+        if torch.is_grad_enabled() and (w.requires_grad or x.requires_grad):
+            return None
+        dtype = torch.get_autocast_dtype(device)
+        w, b = self._cast_params(dtype)
+        return x.to(dtype), w, b
+
+
+class CastConv2d(_AutocastCached):
+    """``conv(x)`` using a cached autocast-dtype copy of the weights (see ``_AutocastCached``)."""
+
+    def __init__(self, conv: nn.Conv2d) -> None:
+        super().__init__()
+        self.inner = conv
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ops = self._operands(x)
+        if ops is None:
+            return self.inner(x)
+        conv: nn.Conv2d = self.inner  # type: ignore[assignment]
+        return conv._conv_forward(*ops)
+
+
+class CastLinear(_AutocastCached):
+    """``linear(x)`` using a cached autocast-dtype copy of the weights (see ``_AutocastCached``)."""
+
+    def __init__(self, linear: nn.Linear) -> None:
+        super().__init__()
+        self.inner = linear
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ops = self._operands(x)
+        return self.inner(x) if ops is None else F.linear(*ops)
+
+
+class _FusedGelu(_CachedCast):
+    """Shared part of ``ConvGelu`` / ``LinearGelu``: the wrapped layer ``inner`` and the dtype rule.
+
+    Custom oneDNN ops are not covered by autocast, so ``_operands`` applies it by hand: under CPU
+    autocast the input, weight and bias run in the autocast dtype (the cast weight/bias are cached,
+    see ``_CachedCast``), otherwise in the weight's dtype. ``_operands`` returns None,
+    and the separate ops (``inner`` then exact GELU) run, when oneDNN is unusable or lacks that dtype,
+    gradients are needed (no autograd formula) or under ``torch.compile``.
+    """
+
+    def _operands(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None:
+        w = self.inner.weight
         if torch.compiler.is_compiling():  # inductor cannot lower these ops, and fuses conv+GELU itself
             return None
         if not onednn_usable(x) or (torch.is_grad_enabled() and (w.requires_grad or x.requires_grad)):
@@ -125,17 +202,8 @@ class _FusedGelu(nn.Module):
         dtype = torch.get_autocast_dtype("cpu") if autocast else w.dtype
         if not onednn_runs(dtype):
             return None
-        if dtype == w.dtype:
-            return x.to(dtype), w, b
-        key = (dtype, w.data_ptr(), w._version, None if b is None else (b.data_ptr(), b._version))
-        if self._cast is None or self._cast[0] != key:
-            with torch.no_grad():
-                self._cast = (key, w.detach().to(dtype), None if b is None else b.detach().to(dtype))
-        return x.to(dtype), self._cast[1], self._cast[2]
-
-    def _apply(self, fn, recurse=True):  # type: ignore[no-untyped-def]
-        self._cast = None
-        return super()._apply(fn, recurse)
+        w, b = self._cast_params(dtype)
+        return x.to(dtype), w, b
 
 
 class ConvGelu(_FusedGelu):
@@ -321,6 +389,67 @@ class Mlp(nn.Module):
         return self.fc2(then_gelu(self.fc1, self.act, self.norm(x)))
 
 
+_Index = tuple[slice | int, ...]
+
+
+def _window_parts(h: int, w: int, ws: int) -> list[tuple[_Index, _Index, tuple[int, ...]]]:
+    """The (map index, window-grid index, shape) blocks that tile an (H, W) map cut into ws x ws windows.
+
+    Map index: on (B, H, W, D). Grid index: on the (B, nh, ws, nw, ws, D) image-order view of the windows.
+    Shape: the block seen as (B, rows, cols, D) split like the grid index (an always-valid ``view``).
+    """
+    kh, rh = divmod(h, ws)
+    kw, rw = divmod(w, ws)
+    fh, fw = kh * ws, kw * ws
+    every = slice(None)
+    parts: list[tuple[_Index, _Index, tuple[int, ...]]] = [
+        ((every, slice(0, fh), slice(0, fw)), (every, slice(0, kh), every, slice(0, kw)), (kh, ws, kw, ws))
+    ]
+    if rh:
+        parts.append(((every, slice(fh, h), slice(0, fw)), (every, kh, slice(0, rh), slice(0, kw)), (rh, kw, ws)))
+    if rw:
+        parts.append(
+            ((every, slice(0, fh), slice(fw, w)), (every, slice(0, kh), every, kw, slice(0, rw)), (kh, ws, rw))
+        )
+    if rh and rw:
+        parts.append(((every, slice(fh, h), slice(fw, w)), (every, kh, slice(0, rh), kw, slice(0, rw)), (rh, rw)))
+    return parts
+
+
+def _to_windows(t: torch.Tensor, ws: int, pad_row: Callable[[], torch.Tensor]) -> torch.Tensor:
+    """(B, H, W, D) map -> (B * nh * nw, ws * ws, D) windows of it padded to a multiple of ``ws`` with
+    the row ``pad_row()`` (called only if padding is needed), in one pass over ``t``.
+
+    Same values as padding then ``view/transpose/reshape`` (pure data movement), without building the
+    padded map first: the windows are written through their (B, nh, ws, nw, ws, D) image-order view.
+    """
+    b, h, w, d = t.shape
+    nh, nw = -(-h // ws), -(-w // ws)
+    win = t.new_empty(b * nh * nw, ws * ws, d)
+    grid = win.view(b, nh, nw, ws, ws, d).transpose(2, 3)
+    if h % ws or w % ws:  # edge windows start as padding; their real tokens are written below
+        row = pad_row().to(t.dtype).view(d)
+        if h % ws:
+            grid[:, nh - 1] = row
+        if w % ws:
+            grid[:, :, :, nw - 1] = row
+    for src, dst, shape in _window_parts(h, w, ws):
+        grid[dst] = t[src].view(b, *shape, d)
+    return win
+
+
+def _from_windows(win: torch.Tensor, h: int, w: int, ws: int) -> torch.Tensor:
+    """Inverse of ``_to_windows``: (B * nh * nw, ws * ws, D) windows -> the contiguous (B, H, W, D) map
+    (padding dropped), in one pass."""
+    nh, nw, d = -(-h // ws), -(-w // ws), win.shape[2]
+    b = win.shape[0] // (nh * nw)
+    grid = win.view(b, nh, nw, ws, ws, d).transpose(2, 3)
+    out = win.new_empty(b, h, w, d)
+    for dst, src, shape in _window_parts(h, w, ws):
+        out[dst].view(b, *shape, d).copy_(grid[src])
+    return out
+
+
 class TinyViTBlock(nn.Module):
     """Window attention (+residual) -> 3x3 depthwise ``local_conv`` -> MLP (+residual); (B, H, W, C)."""
 
@@ -338,24 +467,16 @@ class TinyViTBlock(nn.Module):
         exactly the norm's bias, so every padded token projects to one constant qkv row; the per-token
         ``norm``/``qkv`` therefore run on the H x W real tokens only and the padding is added after
         them, and ``proj`` runs after cropping. Padded tokens still act as keys/values in edge windows.
+        Padding + window partition, and window merge + crop, are one copy each (``_to_windows`` /
+        ``_from_windows``); ``proj`` thus gets a contiguous map, so its bias is added inside the GEMM
+        (``addmm``, one rounding) rather than after it (a strided input takes ``matmul`` then ``add_``).
         """
-        b, h, w, c = x.shape
+        _, h, w, c = x.shape
         ws = self.window
         attn = self.attn
         qkv = attn.qkv(attn.norm(x))
-        pad_b, pad_r = (ws - h % ws) % ws, (ws - w % ws) % ws
-        if pad_b or pad_r:
-            pad_row = attn.qkv(attn.norm(x.new_zeros(1, c)))
-            padded = pad_row.view(1, 1, 1, 3 * c).expand(b, h + pad_b, w + pad_r, 3 * c).contiguous()
-            padded[:, :h, :w] = qkv
-            qkv = padded
-        ph, pw = h + pad_b, w + pad_r
-        nh, nw = ph // ws, pw // ws
-        win = qkv.view(b, nh, ws, nw, ws, 3 * c).transpose(2, 3).reshape(b * nh * nw, ws * ws, 3 * c)
-        out = attn.attend(win)
-        out = out.view(b, nh, nw, ws, ws, c).transpose(2, 3).reshape(b, ph, pw, c)
-        if pad_b or pad_r:
-            out = out[:, :h, :w]
+        win = _to_windows(qkv, ws, lambda: attn.qkv(attn.norm(x.new_zeros(1, c))))
+        out = _from_windows(attn.attend(win), h, w, ws)
         return attn.proj(out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -450,12 +571,37 @@ class TinyViT(nn.Module):
             raise RuntimeError("fuse_gelu needs fuse_conv_bn() first")
         count = 0
         for parent, name in convs:  # (``setattr(seq, "0", m)`` replaces a Sequential's first entry)
-            child = getattr(parent, name)
+            child = _uncast(getattr(parent, name))
             if isinstance(child, nn.Conv2d):
                 setattr(parent, name, ConvGelu(child))
                 count += 1
         for module in list(self.modules()) if linear else []:
-            if isinstance(module, Mlp) and isinstance(module.fc1, nn.Linear):
-                module.fc1 = LinearGelu(module.fc1)
+            fc1 = _uncast(module.fc1) if isinstance(module, Mlp) else None
+            if isinstance(module, Mlp) and isinstance(fc1, nn.Linear):
+                module.fc1 = LinearGelu(fc1)
                 count += 1
         return count
+
+    def cache_casts(self) -> int:
+        """Wrap every remaining plain ``nn.Conv2d`` / ``nn.Linear`` in ``CastConv2d`` / ``CastLinear``
+        (cached autocast-dtype weights: same result, no per-run weight casts); returns how many.
+        Needs ``fuse_conv_bn`` first (inference only); ``fuse_gelu`` may come before or after."""
+        if any(isinstance(m, Conv2d_BN) for m in self.modules()):
+            raise RuntimeError("cache_casts needs fuse_conv_bn() first")
+        count = 0
+        for module in list(self.modules()):
+            if isinstance(module, _CachedCast):
+                continue  # its ``inner`` already uses the cache
+            for name, child in list(module.named_children()):
+                if type(child) is nn.Conv2d:
+                    setattr(module, name, CastConv2d(child))
+                    count += 1
+                elif type(child) is nn.Linear:
+                    setattr(module, name, CastLinear(child))
+                    count += 1
+        return count
+
+
+def _uncast(layer: nn.Module) -> nn.Module:
+    """The plain layer inside a ``CastConv2d`` / ``CastLinear``; any other module as is."""
+    return layer.inner if isinstance(layer, _AutocastCached) else layer
