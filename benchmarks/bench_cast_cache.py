@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch.profiler import profile
 
-from benchmarks.bench_encoder_fusion import compact, compare_tables
+from benchmarks.bench_encoder_fusion import compact, compare_tables, interleaved_set_image
 from benchmarks.bench_latency import _pick_samples, cpu_name
 
 OUT = Path(__file__).resolve().parent / "results" / "cast_cache.json"
@@ -63,26 +63,7 @@ def speed(n_images: int, rounds: int, threads: int) -> dict[str, Any]:
             prof = {k: _profile_ms(p, images[0]) for k, p in preds.items()}
             embs = [p.get_image_embedding() for p in preds.values()]
             prof["bit_identical"] = bool(torch.equal(embs[0], embs[1]))  # type: ignore[assignment]
-        wall: dict[str, list[float]] = {k: [] for k in preds}
-        cpu: dict[str, list[float]] = {k: [] for k in preds}
-        for r in range(rounds):
-            for i, image in enumerate(images):
-                for k in list(preds) if (i + r) % 2 == 0 else list(preds)[::-1]:
-                    t0, c0 = time.perf_counter(), time.process_time()
-                    preds[k].set_image(image)
-                    wall[k].append(time.perf_counter() - t0)
-                    cpu[k].append(time.process_time() - c0)
-        for k in preds:
-            rows.append(
-                {
-                    "precision": precision,
-                    "encoder": k,
-                    "calls": len(wall[k]),
-                    "wall_s": {"p50": float(np.median(wall[k])), "p90": float(np.percentile(wall[k], 90))},
-                    "cpu_s_p50": float(np.median(cpu[k])),
-                }
-            )
-            print(f"  {precision} {k}: wall p50 {rows[-1]['wall_s']['p50']:.3f} s, CPU {rows[-1]['cpu_s_p50']:.3f} s")
+        rows.extend(interleaved_set_image(preds, images, rounds, precision))
     return {
         "threads": threads,
         "images": len(images),

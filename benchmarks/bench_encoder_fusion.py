@@ -93,6 +93,36 @@ def numerics(n_images: int) -> dict[str, Any]:
     }
 
 
+def interleaved_set_image(
+    preds: dict[str, Any], images: list[np.ndarray], rounds: int, precision: str
+) -> list[dict[str, Any]]:
+    """``set_image`` wall / CPU seconds of each predictor in ``preds`` (warmed up already), interleaved
+    per image with the order alternating, so a change in the machine's load hits every variant alike."""
+    wall: dict[str, list[float]] = {k: [] for k in preds}
+    cpu: dict[str, list[float]] = {k: [] for k in preds}
+    for r in range(rounds):
+        for i, image in enumerate(images):
+            order = list(preds) if (i + r) % 2 == 0 else list(preds)[::-1]  # alternate who goes first
+            for k in order:
+                t0, c0 = time.perf_counter(), time.process_time()
+                preds[k].set_image(image)
+                wall[k].append(time.perf_counter() - t0)
+                cpu[k].append(time.process_time() - c0)
+    rows = []
+    for k in preds:
+        rows.append(
+            {
+                "precision": precision,
+                "encoder": k,
+                "calls": len(wall[k]),
+                "wall_s": {"p50": float(np.median(wall[k])), "p90": float(np.percentile(wall[k], 90))},
+                "cpu_s_p50": float(np.median(cpu[k])),
+            }
+        )
+        print(f"  {precision} {k}: wall p50 {rows[-1]['wall_s']['p50']:.3f} s, CPU {rows[-1]['cpu_s_p50']:.3f} s")
+    return rows
+
+
 def speed(n_images: int, rounds: int, threads: int) -> dict[str, Any]:
     """``set_image`` wall / CPU seconds, unfused vs fused, interleaved per image."""
     from gt_widget.segment.mobilesam import SamPredictor
@@ -106,27 +136,7 @@ def speed(n_images: int, rounds: int, threads: int) -> dict[str, Any]:
         preds = {k: SamPredictor(models[k], precision=precision) for k in ("unfused", "conv_only", "fused")}
         for p in preds.values():  # warm-up (and the blank-embedding cache)
             p.set_image(images[0])
-        wall: dict[str, list[float]] = {k: [] for k in preds}
-        cpu: dict[str, list[float]] = {k: [] for k in preds}
-        for r in range(rounds):
-            for i, image in enumerate(images):
-                order = list(preds) if (i + r) % 2 == 0 else list(preds)[::-1]  # alternate who goes first
-                for k in order:
-                    t0, c0 = time.perf_counter(), time.process_time()
-                    preds[k].set_image(image)
-                    wall[k].append(time.perf_counter() - t0)
-                    cpu[k].append(time.process_time() - c0)
-        for k in preds:
-            rows.append(
-                {
-                    "precision": precision,
-                    "encoder": k,
-                    "calls": len(wall[k]),
-                    "wall_s": {"p50": float(np.median(wall[k])), "p90": float(np.percentile(wall[k], 90))},
-                    "cpu_s_p50": float(np.median(cpu[k])),
-                }
-            )
-            print(f"  {precision} {k}: wall p50 {rows[-1]['wall_s']['p50']:.3f} s, CPU {rows[-1]['cpu_s_p50']:.3f} s")
+        rows.extend(interleaved_set_image(preds, images, rounds, precision))
     return {
         "threads": threads,
         "images": len(images),
